@@ -1,0 +1,256 @@
+"""Acquire the raw ``twcs.csv`` into ``data/raw/`` atomically, from one of four sources.
+
+* ``sample`` (default): the real 5,000-row sample shipped in ``data/sample/`` (CC BY-NC-SA 4.0).
+* ``kaggle``: the real download of ``thoughtvector/customer-support-on-twitter`` with the ``kaggle``
+  package. Credentials come from ``~/.kaggle/kaggle.json`` (or ``$KAGGLE_CONFIG_DIR``) or the
+  ``KAGGLE_USERNAME``/``KAGGLE_KEY`` environment variables. ``kaggle`` is imported lazily here only
+  (importing it without credentials prints an auth banner), and its failures become a
+  :class:`~scrm.errors.FetchError` that says what to do and never contains the key.
+* ``file``: a user's own copy, validated the same way.
+* ``synthetic``: a generated file of the real file's shape (:mod:`scrm.data.synthetic`).
+
+Whatever the source, the file is written to a temp name beside the target and renamed into place only
+after its header has been checked, so an interrupted fetch never leaves a file a later stage trusts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import shutil
+import tempfile
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+from .. import io as sio
+from ..config import SAMPLE_CSV
+from ..errors import FetchError
+from .schema import EXPECTED_COLUMNS
+
+KAGGLE_DATASET = "thoughtvector/customer-support-on-twitter"
+FULL_FILE_BYTES = 516_508_641
+FULL_FILE_ROWS = 2_811_774
+SOURCES = ("sample", "kaggle", "file", "synthetic")
+
+_FALLBACK = ("Meanwhile everything runs on the embedded real sample: `scrm fetch --source sample` "
+             "(the default).")
+
+
+class KaggleClient(Protocol):
+    """The part of ``kaggle.api.KaggleApi`` we use (a stand-in implements it in tests)."""
+
+    def authenticate(self) -> None: ...
+
+    def dataset_download_files(self, dataset: str, path: str | None = None, force: bool = False,
+                               quiet: bool = True, unzip: bool = False) -> Any: ...
+
+
+def check_header(path: Path) -> list[str]:
+    """The CSV must carry every expected column; returns the header."""
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 20)
+    if first[:2] == b"\x1f\x8b":
+        raise FetchError(f"{path}: this is a gzip file, not a CSV; decompress it first.")
+    header = next(csv.reader([first.decode("utf-8-sig", errors="replace").rstrip("\r\n")]), [])
+    header = [h.strip() for h in header]
+    missing = [c for c in EXPECTED_COLUMNS if c not in header]
+    if missing:
+        raise FetchError(f"{path}, line 1: not a twcs.csv file; header lacks "
+                         f"{', '.join(missing)} (expected {','.join(EXPECTED_COLUMNS)}).")
+    return header
+
+
+def count_rows(path: Path) -> int:
+    """Number of CSV records (quoted newlines inside text do not count)."""
+    import polars as pl
+
+    try:
+        return int(pl.scan_csv(path, infer_schema=False, encoding="utf8-lossy")
+                   .select(pl.len()).collect().item())
+    except Exception:  # noqa: BLE001 - a malformed file still gets a count from the csv module
+        with path.open(encoding="utf-8", errors="replace", newline="") as fh:
+            return max(0, sum(1 for _ in csv.reader(fh)) - 1)
+
+
+def install(src: Path, target: Path, *, copy: Callable[[Path, Path], Any] = shutil.copyfile) -> Path:
+    """Copy ``src`` to ``target`` atomically (temp name + rename) after checking its header."""
+    check_header(src)
+    with sio.atomic_path(target) as tmp:
+        copy(src, tmp)
+        check_header(tmp)
+    return target
+
+
+# --------------------------------------------------------------------------------------------------
+# kaggle
+# --------------------------------------------------------------------------------------------------
+def kaggle_credentials_present(env: dict[str, str] | None = None) -> bool:
+    env = dict(os.environ) if env is None else env
+    if env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"):
+        return True
+    cfg = Path(env.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle") / "kaggle.json"
+    if not cfg.exists():
+        return False
+    try:
+        data = json.loads(cfg.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return bool(data.get("username") and data.get("key"))
+
+
+def _secrets() -> list[str]:
+    out = [os.environ.get("KAGGLE_KEY", "")]
+    cfg = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle") / "kaggle.json"
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        out.append(str(json.loads(cfg.read_text(encoding="utf-8")).get("key", "")))
+    return [s for s in out if s and len(s) >= 4]
+
+
+def redact(text: str) -> str:
+    for s in _secrets():
+        text = text.replace(s, "***")
+    return text
+
+
+def default_kaggle_client() -> KaggleClient:
+    """Import kaggle lazily, swallowing the banner it prints, and return an authenticated API."""
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+        from kaggle.api.kaggle_api_extended import KaggleApi  # noqa: PLC0415
+
+        api = KaggleApi()
+    return api
+
+
+def _no_credentials() -> FetchError:
+    return FetchError(
+        "Kaggle credentials not found. Create an API token on kaggle.com (Account -> API -> Create "
+        "New Token) and save it as ~/.kaggle/kaggle.json (chmod 600), or set KAGGLE_USERNAME and "
+        "KAGGLE_KEY in the environment; you must also accept the dataset's terms on its Kaggle page "
+        f"({KAGGLE_DATASET}). " + _FALLBACK)
+
+
+def _classify(exc: BaseException) -> FetchError:
+    msg = redact(f"{type(exc).__name__}: {exc}")[:300]
+    low = msg.lower()
+    if any(w in low for w in ("401", "403", "unauthorized", "forbidden", "credential", "auth")):
+        return FetchError(
+            f"Kaggle refused the credentials or the dataset ({msg}). Check the username/key in "
+            "~/.kaggle/kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY, and that you accepted the "
+            f"dataset's terms on kaggle.com/datasets/{KAGGLE_DATASET}. " + _FALLBACK)
+    return FetchError(
+        f"Could not download {KAGGLE_DATASET} from Kaggle ({msg}). Check the network connection "
+        "(and any proxy: HTTPS_PROXY) and retry; or download the zip in a browser and run "
+        "`scrm fetch --source file --path twcs.csv`. " + _FALLBACK)
+
+
+def extract_twcs(archive: Path, workdir: Path) -> Path:
+    """Find and extract ``twcs.csv`` from the Kaggle archive into ``workdir``."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            names = [n for n in zf.namelist() if n.rsplit("/", 1)[-1] == "twcs.csv"]
+            if not names:
+                raise FetchError(f"{archive}: the Kaggle archive has no twcs.csv (members: "
+                                 f"{', '.join(zf.namelist()[:5])}). Retry the download; if it "
+                                 "persists, download it by hand and use --source file. " + _FALLBACK)
+            bad = zf.testzip()
+            if bad is not None:
+                raise FetchError(f"{archive}: corrupt member {bad} in the Kaggle archive (CRC "
+                                 "mismatch): the download was damaged. Retry. " + _FALLBACK)
+            out = workdir / "twcs.csv"
+            with zf.open(names[0]) as src, out.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+            return out
+    except zipfile.BadZipFile as exc:
+        raise FetchError(f"{archive}: the downloaded file is not a valid zip archive ({exc}); the "
+                         "download was truncated or damaged. Retry. " + _FALLBACK) from None
+
+
+def fetch_kaggle(target: Path, dataset: str = KAGGLE_DATASET,
+                 client_factory: Callable[[], KaggleClient] | None = None,
+                 check_credentials: bool = True) -> dict[str, Any]:
+    """Download, unzip, check and atomically install the full ``twcs.csv``."""
+    if check_credentials and not kaggle_credentials_present():
+        raise _no_credentials()
+    factory = client_factory or default_kaggle_client
+    with tempfile.TemporaryDirectory(prefix=".kaggle-", dir=target.parent) as tmpdir:
+        work = Path(tmpdir)
+        buf = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buf):
+                api = factory()
+                api.authenticate()
+                api.dataset_download_files(dataset, path=str(work), force=True, quiet=True,
+                                           unzip=False)
+        except FetchError:
+            raise
+        except (SystemExit, Exception) as exc:  # kaggle raises many types; it may sys.exit on auth
+            raise _classify(exc) from None
+        zips = sorted(work.glob("*.zip"))
+        csvs = sorted(work.glob("**/twcs.csv"))
+        if zips:
+            src = extract_twcs(zips[0], work)
+        elif csvs:
+            src = csvs[0]
+        else:
+            raise FetchError(f"Kaggle reported success but no archive arrived in {work}. Retry. "
+                             + _FALLBACK)
+        size = src.stat().st_size
+        install(src, target, copy=lambda a, b: os.replace(a, b))
+    return {"source": "kaggle", "dataset": dataset, "bytes": size,
+            "expected_full_bytes": FULL_FILE_BYTES, "size_matches_published": size == FULL_FILE_BYTES}
+
+
+# --------------------------------------------------------------------------------------------------
+# stage
+# --------------------------------------------------------------------------------------------------
+def fetch(target: Path, source: str = "sample", path: Path | str | None = None,
+          rows: int | None = None, seed: int = 42, dataset: str = KAGGLE_DATASET,
+          client_factory: Callable[[], KaggleClient] | None = None) -> dict[str, Any]:
+    """Put a checked ``twcs.csv`` at ``target``; returns facts about it for the metrics file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    sio.cleanup_stale_tmp(target.parent)
+    if source == "sample":
+        install(SAMPLE_CSV, target)
+        info: dict[str, Any] = {"source": "sample", "file": SAMPLE_CSV.name}
+    elif source == "file":
+        if not path:
+            raise FetchError("--source file needs --path PATH_TO/twcs.csv (or fetch.path in "
+                             "params.yaml).")
+        src = Path(path).expanduser()
+        if not src.exists():
+            raise FetchError(f"{src}: file not found.")
+        install(src, target)
+        info = {"source": "file", "file": src.name}
+    elif source == "kaggle":
+        info = fetch_kaggle(target, dataset=dataset, client_factory=client_factory)
+    elif source == "synthetic":
+        from .synthetic import generate  # noqa: PLC0415
+
+        n = int(rows or FULL_FILE_ROWS)
+        with sio.atomic_path(target) as tmp:
+            generate(tmp, rows=n, seed=seed)
+            check_header(tmp)
+        info = {"source": "synthetic", "rows_requested": n, "seed": seed}
+    else:
+        raise FetchError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}.")
+    info["bytes"] = target.stat().st_size
+    info["rows"] = count_rows(target)
+    info["sha256"] = sio.sha256_file(target)
+    return info
+
+
+def run(paths: Any, params: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """DVC stage ``fetch``: params.yaml ``fetch`` section, CLI options override it."""
+    sec = {**(params.get("fetch") or {}), **{k: v for k, v in overrides.items() if v is not None}}
+    paths.ensure()
+    info = fetch(paths.raw_csv, source=sec.get("source", "sample"), path=sec.get("path"),
+                 rows=sec.get("rows"), seed=int(sec.get("seed", params.get("seed", 42))),
+                 dataset=sec.get("dataset", KAGGLE_DATASET))
+    sio.write_json(paths.metrics / "fetch.json", info)
+    return info

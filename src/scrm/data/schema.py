@@ -1,0 +1,96 @@
+"""The data contract, written down once.
+
+Raw file (``data/raw/twcs.csv``)
+    CSV with header ``tweet_id,author_id,inbound,created_at,text,response_tweet_id,
+    in_response_to_tweet_id`` (any column order; extra columns are ignored and reported).
+
+Clean tweets (``data/interim/tweets.parquet``), one row per usable tweet:
+
+=========================  =====================  =================================================
+column                     dtype                  meaning
+=========================  =====================  =================================================
+tweet_id                   Int64                  unique id
+author_id                  Utf8                   brand handle (brand tweets) or anonymised number
+inbound                    Boolean                True = written by a customer (to a brand)
+created_at                 Datetime(us, UTC)      parsed from ``Tue Oct 31 22:10:47 +0000 2017``
+text                       Utf8                   non-empty tweet text, unchanged
+response_tweet_ids         List(Int64)            ids listed in ``response_tweet_id`` (may be [])
+in_response_to_tweet_id    Int64 (nullable)       parent id as written in the file
+line_no                    Int64                  physical line of the record's start in the raw file
+role                       Utf8                   ``customer`` (inbound) or ``brand``
+parent_id                  Int64 (nullable)       parent used for threading: the written parent if it
+                                                  is in the file, not the tweet itself and not a link
+                                                  cut to break a cycle; else null
+parent_dangling            Boolean                the written parent is not in the file
+thread_id                  Int64                  tweet_id of the thread's root (tweet with no parent)
+depth                      Int32                  0 for the root, parent's depth + 1 otherwise
+turn                       Int32                  0-based position in the thread by (created_at, id)
+=========================  =====================  =================================================
+
+Threads (``data/processed/threads.parquet``), one row per connected conversation: see
+:data:`THREAD_COLUMNS`.
+
+Definitions used by every research question
+    *Opening*: a thread root written by a customer (inbound) that references no parent at all: the
+    customer starting a conversation. Roots whose written parent is missing from the file
+    (``root_dangling``) are threads but not openings: their start is not observed.
+    *Answered opening*: an opening with at least one brand tweet replying to it directly.
+"""
+
+from __future__ import annotations
+
+EXPECTED_COLUMNS: tuple[str, ...] = (
+    "tweet_id",
+    "author_id",
+    "inbound",
+    "created_at",
+    "text",
+    "response_tweet_id",
+    "in_response_to_tweet_id",
+)
+
+DATE_FORMAT = "%a %b %d %H:%M:%S %z %Y"
+
+# Quarantine reasons, checked in this order (a row gets the first rule it breaks).
+QUARANTINE_REASONS: dict[str, str] = {
+    "wrong_column_count": "the record does not have exactly one field per header column",
+    "bad_tweet_id": "tweet_id is empty or not a non-negative integer",
+    "bad_author_id": "author_id is empty",
+    "bad_inbound": "inbound is neither True nor False",
+    "bad_created_at": "created_at does not parse as 'Tue Oct 31 22:10:47 +0000 2017'",
+    "empty_text": "text is empty",
+    "bad_response_tweet_id": "response_tweet_id is not a comma-separated list of integers",
+    "bad_in_response_to_tweet_id": "in_response_to_tweet_id is not an integer",
+    "duplicate_tweet_id": "tweet_id already seen on an earlier line (the first one is kept)",
+}
+
+QUARANTINE_COLUMNS: tuple[str, ...] = ("line_no", "reason", "detail", *EXPECTED_COLUMNS)
+
+TWEET_COLUMNS: tuple[str, ...] = (
+    "tweet_id", "author_id", "inbound", "created_at", "text", "response_tweet_ids",
+    "in_response_to_tweet_id", "line_no", "role", "parent_id", "parent_dangling", "thread_id",
+    "depth", "turn",
+)
+
+THREAD_COLUMNS: dict[str, str] = {
+    "thread_id": "tweet_id of the root",
+    "brand": "brand account replying in the thread (most tweets; ties -> first to reply); null if none",
+    "n_brands": "number of distinct brand accounts in the thread",
+    "multi_brand": "several brands reply in the thread (kept, flagged)",
+    "customer_id": "author of the thread's first customer tweet (null if none)",
+    "opening_tweet_id": "root tweet id (= thread_id)",
+    "opening_author_id": "author of the root",
+    "opening_text": "text of the root",
+    "opening_at": "created_at of the root",
+    "root_inbound": "root written by a customer",
+    "root_dangling": "root references a parent that is not in the file",
+    "is_opening": "root is a customer opening (inbound, no parent reference)",
+    "opening_answered": "a brand tweet replies directly to the root (meaningful when is_opening)",
+    "first_at": "earliest created_at in the thread",
+    "last_at": "latest created_at in the thread",
+    "n_tweets": "tweets in the thread",
+    "n_customer_turns": "customer tweets in the thread",
+    "n_brand_turns": "brand tweets in the thread",
+    "max_depth": "deepest reply level",
+    "has_branch": "some tweet in the thread has two or more replies in the file",
+}

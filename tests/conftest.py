@@ -1,0 +1,97 @@
+"""Shared fixtures: the real sample, a prepared run root, and tiny hand-made threads."""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from scrm.config import KAGGLE_SAMPLE_CSV, PROJECT_ROOT, SAMPLE_CSV, Paths
+from scrm.data.schema import EXPECTED_COLUMNS
+
+T0 = datetime(2017, 10, 31, 12, 0, 0, tzinfo=timezone.utc)
+
+
+def twitter_date(dt: datetime) -> str:
+    return dt.strftime("%a %b %d %H:%M:%S +0000 %Y")
+
+
+@pytest.fixture(scope="session")
+def sample_csv() -> Path:
+    return SAMPLE_CSV
+
+
+@pytest.fixture(scope="session")
+def kaggle_sample_csv() -> Path:
+    return KAGGLE_SAMPLE_CSV
+
+
+@pytest.fixture(scope="session")
+def sample_rows() -> list[dict[str, str]]:
+    """The real sample read with the stdlib csv module (an independent reader for checks)."""
+    with SAMPLE_CSV.open(encoding="utf-8", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def make_root(tmp: Path) -> Paths:
+    """A fresh run root with the project's params.yaml."""
+    shutil.copy(PROJECT_ROOT / "params.yaml", tmp / "params.yaml")
+    return Paths(tmp).ensure()
+
+
+@pytest.fixture(scope="session")
+def prepared_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """fetch(sample) + prepare run once per session in a temp root; read-only for tests."""
+    from scrm.config import load_params
+    from scrm.data import fetch, prepare
+
+    paths = make_root(tmp_path_factory.mktemp("prepared"))
+    params = load_params(paths.root)
+    fetch.run(paths, params)
+    prepare.run(paths, params)
+    return paths
+
+
+def write_twcs(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write hand-made tweets as a twcs.csv (missing keys -> empty)."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(EXPECTED_COLUMNS))
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: r.get(k, "") for k in EXPECTED_COLUMNS})
+    return path
+
+
+def tweet(tid: int, author: str, minutes: float, text: str = "hello", parent: int | None = None,
+          replies: list[int] | None = None) -> dict[str, Any]:
+    """One hand-made tweet, ``minutes`` after T0; inbound iff the author is numeric (a customer)."""
+    return {
+        "tweet_id": tid,
+        "author_id": author,
+        "inbound": "True" if author.isdigit() else "False",
+        "created_at": twitter_date(T0 + timedelta(minutes=minutes)),
+        "text": text,
+        "response_tweet_id": ",".join(str(r) for r in (replies or [])),
+        "in_response_to_tweet_id": "" if parent is None else parent,
+    }
+
+
+@pytest.fixture
+def tiny_root(tmp_path: Path) -> Callable[[list[dict[str, Any]]], Paths]:
+    """Build a run root whose raw file holds the given hand-made tweets, then run prepare."""
+
+    def build(rows: list[dict[str, Any]]) -> Paths:
+        from scrm.config import load_params
+        from scrm.data import prepare
+
+        paths = make_root(tmp_path)
+        write_twcs(paths.raw_csv, rows)
+        prepare.run(paths, load_params(paths.root))
+        return paths
+
+    return build
