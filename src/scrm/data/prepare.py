@@ -22,7 +22,7 @@ from typing import Any
 import polars as pl
 
 from ..errors import DataError
-from .schema import DATE_FORMAT, EXPECTED_COLUMNS, QUARANTINE_COLUMNS
+from .schema import DATE_FORMAT, EXPECTED_COLUMNS, QUARANTINE_COLUMNS, TWEET_COLUMNS
 
 _ID_RE = r"^\d+(\.0+)?$"  # ids are integers; pandas-written copies of the file have "3.0"
 
@@ -283,7 +283,7 @@ def run(paths: Any, params: dict[str, Any]) -> dict[str, Any]:
     check_counts(rows_in, clean.height, quarantine.height, paths.raw_csv)
     tweets, graph_stats = assign_threads(clean)
     threads = summarise_threads(tweets)
-    tweets = tweets.sort("tweet_id")
+    tweets = tweets.select(TWEET_COLUMNS).sort("tweet_id")
     sio.write_csv(quarantine, paths.quarantine)
     sio.write_parquet(tweets, paths.tweets)
     sio.write_parquet(threads, paths.threads)
