@@ -95,3 +95,53 @@ def tiny_root(tmp_path: Path) -> Callable[[list[dict[str, Any]]], Paths]:
         return paths
 
     return build
+
+
+# --------------------------------------------------------------------------------------------------
+# the whole DVC pipeline on the sample, once per session, in a copy of the project
+# --------------------------------------------------------------------------------------------------
+def copy_project(dest: Path) -> Path:
+    """Copy the project's source files (tracked + untracked, not ignored) into ``dest`` as a git repo."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
+                           cwd=PROJECT_ROOT, capture_output=True, check=True).stdout.split(b"\0")
+    for f in files:
+        if not f:
+            continue
+        rel = f.decode()
+        src = PROJECT_ROOT / rel
+        if not src.is_file():
+            continue
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(src, dest / rel)
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
+    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
+    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
+    return dest
+
+
+def dvc(root: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedProcess[str]":
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
+           "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DVC_NO_ANALYTICS": "1",
+           "MPLBACKEND": "Agg"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("SCRM_ROOT", None)
+    r = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True,
+                       text=True, env=env, timeout=timeout)
+    if r.returncode != 0:
+        raise AssertionError(f"dvc {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+@pytest.fixture(scope="session")
+def pipeline_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """`dvc repro` of the whole pipeline on the embedded sample, in a fresh copy of the project."""
+    root = copy_project(tmp_path_factory.mktemp("pipeline"))
+    dvc(root, "repro")
+    return Paths(root)
