@@ -121,7 +121,7 @@ def test_kaggle_failures_are_clear_and_secret_free(tmp_path, creds, failure, wor
     for w in words:
         assert w in msg
     assert "--source sample" in msg and FAKE_KEY not in msg
-    assert not target.exists() and not list(tmp_path.glob(".kaggle-*"))
+    assert not target.exists() and not list(tmp_path.glob(".tmp-kaggle-*"))
 
 
 def test_kaggle_bad_archive(tmp_path, creds):

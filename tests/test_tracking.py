@@ -59,3 +59,35 @@ def test_run_records_provenance_and_model(store):
     con = sqlite3.connect(root / "mlflow.db")
     assert con.execute("select count(*) from runs").fetchone()[0] == 1
     con.close()
+
+
+def test_secret_values_are_not_logged_whatever_their_key(monkeypatch):
+    monkeypatch.setenv("KAGGLE_USERNAME", "someone")
+    monkeypatch.setenv("KAGGLE_KEY", "k3y-that-must-not-leak-0123")
+    flat = tracking.flatten({"fetch": {"auth": "k3y-that-must-not-leak-0123", "source": "kaggle"}})
+    assert flat == {"fetch.source": "kaggle"}
+
+
+def test_load_model_refuses_foreign_locations(store):
+    from scrm.errors import ScrmError
+
+    root, _ = store
+    for uri in ("/tmp/model.pkl", "s3://bucket/model", "http://evil.example/model"):
+        with pytest.raises(ScrmError, match="only from this project's"):
+            tracking.load_model(uri, root)
+
+
+def test_gradient_boosting_pipeline_logs_and_loads_without_pickle(store):
+    """skops (not pickle) stores the model; the library types it needs are declared trusted."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import make_pipeline
+
+    root, inp = store
+    X = np.array([[0.0, 1.0], [1.0, np.nan], [0.5, 0.5], [0.9, 0.1]] * 10)
+    y = np.array([0, 1, 0, 1] * 10)
+    model = make_pipeline(SimpleImputer(), HistGradientBoostingClassifier(random_state=0)).fit(X, y)
+    with tracking.start_run("unit", "hgb", seed=0, inputs=[inp], root=root):
+        info = tracking.log_sklearn_model(model, X, registered_name="scrm-unit-hgb")
+    loaded = tracking.load_model(info.model_uri, root)
+    assert (loaded.predict(X) == model.predict(X)).all()

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from .config import get_paths, load_params
 from .errors import ScrmError
@@ -47,7 +48,7 @@ def _stage(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             result = fn(*args, **kwargs)
         except ScrmError as exc:
-            err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: no partial output was kept (writes are atomic).")
@@ -56,7 +57,7 @@ def _stage(fn: Callable[..., Any]) -> Callable[..., Any]:
             if os.environ.get("SCRM_DEBUG"):
                 raise
             err.print(f"[bold red]unexpected error[/] in `scrm {fn.__name__.replace('_', '-')}`: "
-                      f"{type(exc).__name__}: {exc}\nRerun with SCRM_DEBUG=1 for the traceback "
+                      f"{type(exc).__name__}: {escape(str(exc))}\nRerun with SCRM_DEBUG=1 for the traceback "
                       "and please report it.", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
         err.print(f"[dim]{fn.__name__.replace('_', '-')} finished in "
@@ -114,11 +115,30 @@ def prepare(root: RootOpt = None) -> None:
 @app.command("response-time")
 @_stage
 def response_time(root: RootOpt = None) -> None:
-    """Latency of brand replies: service table, Kaplan-Meier curves, drivers models (MLflow)."""
+    """Latency of brand replies: service table, Kaplan-Meier curves, drivers models (MLflow).
+
+    Writes data/processed/response_time.parquet (one row per opening: features, latency,
+    censoring), data/processed/service_table.parquet (per brand), reports/metrics/response_time.json,
+    reports/plots/{latency_by_brand,km_curves}.csv (`dvc plots show`) and
+    reports/figures/response_time_importance.png; runs go to the MLflow experiment response_time.
+    """
     from . import response_time as rt
 
-    m = rt.run(get_paths(root), load_params(root))
-    _summary("response time", m.get("overall", m))
+    paths = get_paths(root)
+    with err.status("measuring response times, fitting survival curves and models..."):
+        m = rt.run(paths, load_params(root))
+    _summary("response time", m["overall"],
+             ["n_openings", "answered_share", "median_latency_min", "km_median_latency_s",
+              "p90_latency_s", "share_within_15m", "share_within_1h", "share_within_24h",
+              "later_turns"])
+    models = {f"{task}/{name}": {k: v.get(k) for k in ("auc", "brier", "mae_minutes", "r2_log",
+                                                       "c_index", "reason") if k in v}
+              for task, group in m["models"].items() if task != "cox"
+              for name, v in group.items()}
+    models["cox"] = {k: m["models"]["cox"].get(k) for k in ("c_index", "reason")
+                     if k in m["models"]["cox"]}
+    _summary("models (test split)", models)
+    out.print(f"  service table: {paths.processed / 'service_table.parquet'}")
 
 
 @app.command()
@@ -127,8 +147,17 @@ def outcome(root: RootOpt = None) -> None:
     """Sentiment trajectories, the unhappy->happy label and what in replies predicts recovery."""
     from . import outcome as oc
 
-    m = oc.run(get_paths(root), load_params(root))
-    _summary("outcome", m, ["threads", "labels", "model"])
+    paths = get_paths(root)
+    with err.status("scoring sentiment, labelling threads, fitting recovery models..."):
+        m = oc.run(paths, load_params(root))
+    model = m.get("model", {})
+    aucs = {k: v.get("oof_auc") for k, v in model.get("models", {}).items()}
+    _summary("outcome", {**m, "recovery_model": {"n": model.get("n"), "n_positive":
+                                                 model.get("n_positive"), "oof_auc": aucs,
+                                                 "skipped": model.get("skipped")}},
+             ["threads", "labels", "recovery_rate", "recovery_model"])
+    out.print(f"  per thread: {paths.processed / 'outcome.parquet'}; findings: "
+              f"{paths.processed / 'outcome_findings.parquet'}")
 
 
 @app.command()
@@ -137,8 +166,15 @@ def complaints(root: RootOpt = None) -> None:
     """Weak complaint labels from the taxonomy's labelling functions, scored on the gold set."""
     from .complaints import labels
 
-    m = labels.run(get_paths(root), load_params(root))
-    _summary("complaint labels", m, ["openings", "coverage", "gold"])
+    paths = get_paths(root)
+    m = labels.run(paths, load_params(root))
+    g = m.get("gold") or {}
+    _summary("complaint labels", {**m, **{f"gold_{k}": v for k, v in g.items() if k != "file"}},
+             ["openings", "n_lfs", "coverage", "abstained", "conflict_rate", "label_source",
+              "gold_n", "gold_coverage", "gold_accuracy_covered", "gold_accuracy_overall",
+              "gold_macro_f1"])
+    out.print(f"  per-LF coverage/overlaps/conflicts/precision: {paths.processed / 'lf_summary.csv'}",
+              highlight=False)
 
 
 @app.command()
@@ -158,17 +194,38 @@ def topics(root: RootOpt = None) -> None:
     from .complaints import topics as tp
 
     m = tp.run(get_paths(root), load_params(root))
-    _summary("topics", m, ["n_topics", "outlier_share", "diversity", "coherence_npmi"])
+    _summary("topics", m, ["backend", "docs", "n_topics", "outlier_share_raw", "outlier_share",
+                           "diversity", "coherence_npmi", "taxonomy", "figures"])
 
 
 @app.command()
 @_stage
-def benchmark(root: RootOpt = None) -> None:
-    """Text-classifier benchmark: every model x split x label source, tracked in MLflow."""
+def benchmark(
+    models: Annotated[str | None, typer.Option(help="comma-separated zoo names, e.g. logreg,linsvc "
+                                               "(default: params benchmark.models, else all)")]
+    = None,
+    splits: Annotated[str | None, typer.Option(help="comma-separated: stratified,time,brand "
+                                               "(default: params benchmark.splits)")] = None,
+    labels: Annotated[str | None, typer.Option(help="comma-separated label sources: weak,gold "
+                                               "(default: params benchmark.labels)")] = None,
+    log_models: Annotated[str | None, typer.Option(help="log fitted pipelines to MLflow: all, best "
+                                                   "or none (default: params)")] = None,
+    mlflow: Annotated[bool | None, typer.Option("--mlflow/--no-mlflow", help="track runs in MLflow "
+                                                "(default: params benchmark.mlflow.enabled)")]
+    = None,
+    root: RootOpt = None,
+) -> None:
+    """Text-classifier benchmark: every model x split x label source, tracked in MLflow.
+
+    Options override params.yaml for an ad-hoc run (outputs are rewritten for that selection)."""
     from .complaints import benchmark as bm
 
-    m = bm.run(get_paths(root), load_params(root))
-    _summary("benchmark", m, ["runs", "best"])
+    def _csv(v: str | None) -> list[str] | None:
+        return [x.strip() for x in v.split(",") if x.strip()] if v else None
+
+    m = bm.run(get_paths(root), load_params(root), models=_csv(models), splits=_csv(splits),
+               labels=_csv(labels), log_models=log_models, mlflow=mlflow)
+    _summary("benchmark", m, ["runs", "best", "skipped"])
 
 
 @app.command()
@@ -177,8 +234,10 @@ def report(root: RootOpt = None) -> None:
     """Assemble reports/index.html (self-contained, opens offline) from the pipeline outputs."""
     from . import report as rp
 
-    path = rp.run(get_paths(root), load_params(root))
-    out.print(f"report: {path}")
+    paths = get_paths(root)
+    path = rp.run(paths, load_params(root))
+    out.print(f"report: {path} (open it in a browser; it works offline)", highlight=False)
+    out.print(f"  one HTML per figure: {paths.figures / rp.STANDALONE_DIR}", highlight=False)
 
 
 @app.command()
@@ -210,7 +269,7 @@ def ui(host: Annotated[str, typer.Option(help="interface to bind; 127.0.0.1 keep
     from . import tracking
 
     if host not in ("127.0.0.1", "localhost", "::1"):
-        err.print(f"[yellow]warning:[/] binding {host} exposes the MLflow UI beyond this machine.")
+        err.print(f"[yellow]warning:[/] binding {escape(host)} exposes the MLflow UI beyond this machine.")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(root),
            "--host", host, "--port", str(port)]
     raise typer.Exit(subprocess.call(cmd))

@@ -13,20 +13,36 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator
+from glob import escape as glob_escape
 from pathlib import Path
 from typing import Any
 
 TMP_PREFIX = ".tmp-"
 
 
+def _current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by their owner only; outputs get the usual permissions instead
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
+def _mkstemp_beside(target: Path) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent)
+    os.close(fd)
+    os.chmod(tmp, _FILE_MODE)
+    return Path(tmp)
+
+
 @contextlib.contextmanager
 def atomic_path(target: Path | str) -> Iterator[Path]:
     """Yield a temp path beside ``target``; on success rename it over ``target``, else delete it."""
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX + target.name + ".", dir=target.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = _mkstemp_beside(target)
     try:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
@@ -38,6 +54,41 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
         raise
 
 
+@contextlib.contextmanager
+def atomic_paths(*targets: Path | str) -> Iterator[list[Path]]:
+    """Temp paths for outputs that must change together (one stage's outputs).
+
+    On success every old target is removed before the first new one is renamed in, in the order
+    given (put the metrics file last): a run killed at any moment leaves the complete old set, or a
+    subset of the new set (a missing file, which the next stage reports), never old and new mixed.
+    On error all temp files are deleted and the old targets are left as they were.
+    """
+    paths = [Path(t) for t in targets]
+    tmps: list[Path] = []
+    try:
+        for target in paths:
+            tmps.append(_mkstemp_beside(target))
+        yield tmps
+        for tmp in tmps:
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+        for target in paths:
+            with contextlib.suppress(FileNotFoundError):
+                target.unlink()
+        for tmp, target in zip(tmps, paths):
+            os.replace(tmp, target)
+    except BaseException:
+        for tmp in tmps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+        raise
+
+
+def json_text(obj: Any) -> str:
+    """Deterministic JSON (sorted keys, fixed float repr): identical runs give identical bytes."""
+    return json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n"
+
+
 def write_text(target: Path | str, text: str) -> Path:
     with atomic_path(target) as tmp:
         tmp.write_text(text, encoding="utf-8")
@@ -46,7 +97,7 @@ def write_text(target: Path | str, text: str) -> Path:
 
 def write_json(target: Path | str, obj: Any) -> Path:
     """Deterministic JSON (sorted keys, fixed float repr) so identical runs give identical bytes."""
-    return write_text(target, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+    return write_text(target, json_text(obj))
 
 
 def _json_default(o: Any) -> Any:
@@ -92,13 +143,22 @@ def sha256_file(path: Path | str, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def cleanup_stale_tmp(folder: Path | str) -> int:
-    """Delete temp files left by a killed run (they are never read by any stage)."""
+def cleanup_stale_tmp(folder: Path | str, name: str | None = None) -> int:
+    """Delete temp files and folders left by a killed run (no stage ever reads them).
+
+    ``name`` limits it to the temp files of one target (e.g. ``prepare.json`` in a folder that other
+    stages write to as well).
+    """
+    import shutil
+
     n = 0
     folder = Path(folder)
     if folder.exists():
-        for p in folder.glob(TMP_PREFIX + "*"):
+        for p in folder.glob(TMP_PREFIX + (f"{glob_escape(name)}.*" if name else "*")):
             with contextlib.suppress(OSError):
-                p.unlink()
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
                 n += 1
     return n

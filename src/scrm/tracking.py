@@ -66,17 +66,29 @@ def git_commit() -> str:
         return "unknown"
 
 
-def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Nested params -> ``a.b.c`` keys, with credential-like keys dropped."""
+def _known_secrets() -> list[str]:
+    from .data.fetch import _secrets  # the one place that knows where credentials live
+
+    return _secrets()
+
+
+def flatten(d: Mapping[str, Any], prefix: str = "", _secrets: list[str] | None = None
+            ) -> dict[str, Any]:
+    """Nested params -> ``a.b.c`` keys. Credential-like keys are dropped, and so is any value that
+    contains a credential the Kaggle client could use (whatever its key is called)."""
+    secrets = _known_secrets() if _secrets is None else _secrets
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"
         if _SECRET_KEY.search(str(k)):
             continue
         if isinstance(v, Mapping):
-            out.update(flatten(v, key + "."))
-        else:
-            out[key] = v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+            out.update(flatten(v, key + ".", secrets))
+            continue
+        value = v if isinstance(v, (int, float, str, bool)) or v is None else str(v)
+        if isinstance(value, str) and any(sec in value for sec in secrets):
+            continue
+        out[key] = value
     return out
 
 
@@ -110,7 +122,8 @@ def start_run(experiment: str, run_name: str, *, params: Mapping[str, Any] | Non
     """Open an MLflow run with the provenance every run must carry (params, seed, data hash, commit)."""
     mlflow = setup(root)
     exp_id = _experiment(mlflow, experiment, root)
-    all_tags = {"scrm.git_commit": git_commit(), **(dict(tags) if tags else {})}
+    all_tags = {"scrm.git_commit": git_commit(), **flatten(dict(tags) if tags else {})}
+    all_tags = {k: str(v) for k, v in all_tags.items()}
     if inputs:
         all_tags["scrm.data_sha256"] = data_hash(inputs)
         all_tags["scrm.inputs"] = ",".join(Path(p).name for p in inputs)
@@ -163,7 +176,22 @@ def log_sklearn_model(model: Any, X_example: Any, registered_name: str | None = 
         warnings.simplefilter("ignore")
         return mlflow.sklearn.log_model(model, name=name, signature=signature,
                                         input_example=example,
-                                        registered_model_name=registered_name)
+                                        registered_model_name=registered_name,
+                                        skops_trusted_types=trusted_types(model))
+
+
+# Libraries whose types a model of ours may hold. MLflow saves sklearn models with skops (no pickle),
+# which refuses any type not declared trusted; we trust these namespaces, nothing else.
+_TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lightgbm.", "scrm.", "builtins.",
+                     "functools.partial", "collections.", "re.Pattern", "_operator.")
+
+
+def trusted_types(model: Any) -> list[str]:
+    """The types of ``model`` that skops would refuse, restricted to the libraries we use."""
+    import skops.io as skio
+
+    untrusted = skio.get_untrusted_types(data=skio.dumps(model))
+    return sorted(t for t in untrusted if t.startswith(_TRUSTED_PREFIXES))
 
 
 def log_artifact(path: Path | str, artifact_path: str | None = None) -> None:
@@ -176,6 +204,22 @@ def log_dict(obj: Any, artifact_file: str) -> None:
     import mlflow
 
     mlflow.log_dict(obj, artifact_file)
+
+
+def load_model(model_uri: str, root: Path | str | None = None) -> Any:
+    """Load a logged sklearn model, but only from this project's own tracking store.
+
+    Pickled models run code when loaded, so a ``models:/`` or ``runs:/`` URI is resolved against the
+    project's store and any other scheme (a path, http, s3 ...) is refused.
+    """
+    from .errors import ScrmError
+
+    if not (model_uri.startswith("models:/") or model_uri.startswith("runs:/")):
+        raise ScrmError(f"refusing to load {model_uri!r}: models are loaded only from this project's "
+                        "MLflow store (models:/NAME/VERSION or runs:/RUN_ID/model); pickled models "
+                        "run code when loaded.")
+    mlflow = setup(root)
+    return mlflow.sklearn.load_model(model_uri)
 
 
 def list_runs(experiment: str, root: Path | str | None = None) -> Any:

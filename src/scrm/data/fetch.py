@@ -19,11 +19,13 @@ import contextlib
 import csv
 import io
 import json
+import logging
 import os
+import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -56,7 +58,16 @@ def check_header(path: Path) -> list[str]:
         first = fh.readline(1 << 20)
     if first[:2] == b"\x1f\x8b":
         raise FetchError(f"{path}: this is a gzip file, not a CSV; decompress it first.")
-    header = next(csv.reader([first.decode("utf-8-sig", errors="replace").rstrip("\r\n")]), [])
+    if first[:4] == b"PK\x03\x04":
+        raise FetchError(f"{path}: this is a zip archive, not a CSV; unzip it and pass twcs.csv.")
+    line = first.decode("utf-8-sig", errors="replace").rstrip("\r\n")
+    if "\r" in line:
+        raise FetchError(f"{path}, line 1: lines end in a bare carriage return (classic Mac line "
+                         "endings); convert them to \\n first (e.g. `tr '\\r' '\\n'`).")
+    try:
+        header = next(csv.reader([line]), [])
+    except csv.Error as exc:
+        raise FetchError(f"{path}, line 1: the header is not valid CSV ({exc}).") from None
     header = [h.strip() for h in header]
     missing = [c for c in EXPECTED_COLUMNS if c not in header]
     if missing:
@@ -89,29 +100,79 @@ def install(src: Path, target: Path, *, copy: Callable[[Path, Path], Any] = shut
 # --------------------------------------------------------------------------------------------------
 # kaggle
 # --------------------------------------------------------------------------------------------------
+def _config_dirs(env: dict[str, str]) -> list[Path]:
+    dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
+    return [*dirs, Path.home() / ".kaggle"]
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError):
+        return ""
+
+
+def _kaggle_json(env: dict[str, str]) -> dict[str, Any]:
+    """kaggle.json of $KAGGLE_CONFIG_DIR, else of ~/.kaggle (kaggle's own order)."""
+    first = _config_dirs(env)[0] / "kaggle.json"
+    try:
+        data = json.loads(_read(first) or "{}")
+    except ValueError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _access_token(env: dict[str, str]) -> str:
+    """kaggle >= 1.8 API token: $KAGGLE_API_TOKEN (the token, or a file holding it) or a file
+    ``access_token`` beside kaggle.json."""
+    tok = env.get("KAGGLE_API_TOKEN", "").strip()
+    if tok:
+        with contextlib.suppress(OSError, ValueError):
+            if len(tok) < 4096 and Path(tok).is_file():
+                return _read(Path(tok))
+        return tok
+    for d in _config_dirs(env):
+        for name in ("access_token", "access_token.txt"):
+            tok = _read(d / name)
+            if tok:
+                return tok
+    return ""
+
+
 def kaggle_credentials_present(env: dict[str, str] | None = None) -> bool:
     env = dict(os.environ) if env is None else env
     if env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"):
         return True
-    cfg = Path(env.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle") / "kaggle.json"
-    if not cfg.exists():
-        return False
-    try:
-        data = json.loads(cfg.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
+    if _access_token(env):
+        return True
+    data = _kaggle_json(env)
     return bool(data.get("username") and data.get("key"))
 
 
 def _secrets() -> list[str]:
-    out = [os.environ.get("KAGGLE_KEY", "")]
-    cfg = Path(os.environ.get("KAGGLE_CONFIG_DIR") or Path.home() / ".kaggle") / "kaggle.json"
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        out.append(str(json.loads(cfg.read_text(encoding="utf-8")).get("key", "")))
-    return [s for s in out if s and len(s) >= 4]
+    """Every credential the kaggle client could use, in the forms it may show up in a message
+    (plain, and base64 of ``user:key`` as in an HTTP basic-auth header)."""
+    import base64
+
+    env = dict(os.environ)
+    files = []
+    for d in _config_dirs(env):
+        with contextlib.suppress(ValueError):
+            data = json.loads(_read(d / "kaggle.json") or "{}")
+            files.append(data if isinstance(data, dict) else {})
+    users = [env.get("KAGGLE_USERNAME", ""), *(str(f.get("username") or "") for f in files)]
+    keys = [env.get("KAGGLE_KEY", ""), *(str(f.get("key") or "") for f in files),
+            _access_token(env)]
+    keys = [k for k in keys if k and len(k) >= 4]
+    out = list(keys)
+    for u in users:
+        for k in keys:
+            out.append(base64.b64encode(f"{u}:{k}".encode()).decode())
+    return sorted(set(out), key=len, reverse=True)
 
 
 def redact(text: str) -> str:
+    """Replace every known credential in ``text`` by ``***``."""
     for s in _secrets():
         text = text.replace(s, "***")
     return text
@@ -131,14 +192,28 @@ def _no_credentials() -> FetchError:
     return FetchError(
         "Kaggle credentials not found. Create an API token on kaggle.com (Account -> API -> Create "
         "New Token) and save it as ~/.kaggle/kaggle.json (chmod 600), or set KAGGLE_USERNAME and "
-        "KAGGLE_KEY in the environment; you must also accept the dataset's terms on its Kaggle page "
+        "KAGGLE_KEY (or KAGGLE_API_TOKEN, or ~/.kaggle/access_token for the newer tokens) in the "
+        "environment; you must also accept the dataset's terms on its Kaggle page "
         f"({KAGGLE_DATASET}). " + _FALLBACK)
 
 
-def _classify(exc: BaseException) -> FetchError:
+_AUTH_WORDS = re.compile(r"\b(401|403|unauthori[sz]ed|forbidden|invalid credentials|"
+                         r"authentication (failed|required)|permission denied)\b", re.I)
+
+
+def _classify(exc: BaseException, during_auth: bool = False) -> FetchError:
+    """Turn whatever the kaggle client raised into one clear, credential-free message.
+
+    By status code or exception type first, then by whole words of the (redacted) message: a
+    message that merely echoes an ``Authorization:`` header is not an auth failure.
+    """
     msg = redact(f"{type(exc).__name__}: {exc}")[:300]
-    low = msg.lower()
-    if any(w in low for w in ("401", "403", "unauthorized", "forbidden", "credential", "auth")):
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(exc, ImportError):
+        return FetchError(f"The kaggle package could not be imported ({msg}). Install it with "
+                          "`pip install kaggle` (it is in requirements.txt). " + _FALLBACK)
+    network = isinstance(exc, (ConnectionError, TimeoutError, OSError)) and status is None
+    if status in (401, 403) or (not network and (_AUTH_WORDS.search(msg) or during_auth)):
         return FetchError(
             f"Kaggle refused the credentials or the dataset ({msg}). Check the username/key in "
             "~/.kaggle/kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY, and that you accepted the "
@@ -147,6 +222,20 @@ def _classify(exc: BaseException) -> FetchError:
         f"Could not download {KAGGLE_DATASET} from Kaggle ({msg}). Check the network connection "
         "(and any proxy: HTTPS_PROXY) and retry; or download the zip in a browser and run "
         "`scrm fetch --source file --path twcs.csv`. " + _FALLBACK)
+
+
+@contextlib.contextmanager
+def _silenced() -> Iterator[None]:
+    """Run the kaggle client with its prints and log records dropped: they may echo a credential
+    (debug output, request dumps). Our own message, redacted, replaces them."""
+    buf = io.StringIO()
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
+    try:
+        with contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
+            yield
+    finally:
+        logging.disable(previous)
 
 
 def extract_twcs(archive: Path, workdir: Path) -> Path:
@@ -178,30 +267,37 @@ def fetch_kaggle(target: Path, dataset: str = KAGGLE_DATASET,
     if check_credentials and not kaggle_credentials_present():
         raise _no_credentials()
     factory = client_factory or default_kaggle_client
-    with tempfile.TemporaryDirectory(prefix=".kaggle-", dir=target.parent) as tmpdir:
+    # a temp folder named like every temp output, so that a killed download (hundreds of MB) is
+    # removed by the next fetch (scrm.io.cleanup_stale_tmp)
+    tmp_prefix = sio.TMP_PREFIX + "kaggle-"
+    with tempfile.TemporaryDirectory(prefix=tmp_prefix, dir=target.parent) as tmpdir:
         work = Path(tmpdir)
-        buf = io.StringIO()
+        during_auth = True
         try:
-            with contextlib.redirect_stdout(buf):
+            with _silenced():
                 api = factory()
                 api.authenticate()
+                during_auth = False
                 api.dataset_download_files(dataset, path=str(work), force=True, quiet=True,
                                            unzip=False)
-        except FetchError:
-            raise
+        except FetchError as exc:
+            raise FetchError(redact(str(exc))) from None
         except (SystemExit, Exception) as exc:  # kaggle raises many types; it may sys.exit on auth
-            raise _classify(exc) from None
-        zips = sorted(work.glob("*.zip"))
-        csvs = sorted(work.glob("**/twcs.csv"))
-        if zips:
-            src = extract_twcs(zips[0], work)
-        elif csvs:
-            src = csvs[0]
-        else:
-            raise FetchError(f"Kaggle reported success but no archive arrived in {work}. Retry. "
-                             + _FALLBACK)
-        size = src.stat().st_size
-        install(src, target, copy=lambda a, b: os.replace(a, b))
+            raise _classify(exc, during_auth) from None
+        try:
+            zips = sorted(work.glob("*.zip"))
+            csvs = sorted(work.glob("**/twcs.csv"))
+            if zips:
+                src = extract_twcs(zips[0], work)
+            elif csvs:
+                src = csvs[0]
+            else:
+                raise FetchError(f"Kaggle reported success but no archive arrived in {work}. "
+                                 "Retry. " + _FALLBACK)
+            size = src.stat().st_size
+            install(src, target, copy=lambda a, b: os.replace(a, b))
+        except FetchError as exc:  # names of archive members etc.: redacted like the rest
+            raise FetchError(redact(str(exc))) from None
     return {"source": "kaggle", "dataset": dataset, "bytes": size,
             "expected_full_bytes": FULL_FILE_BYTES, "size_matches_published": size == FULL_FILE_BYTES}
 

@@ -5,15 +5,20 @@ text, followed by a file-level integrity check: the number of field-separating c
 breaks in the file must equal what the parsed records imply. Only when polars refuses the file, or the
 check finds a record with a wrong field count (a short row, a truncated last line, an unbalanced
 quote), the careful path re-reads it with Python's ``csv`` module to locate each bad record by line.
+Bytes that are not valid UTF-8 are located by line in one extra pass (only when polars reports them)
+and the records holding them are quarantined, never silently altered.
 Either way every record ends up clean or in the quarantine file with its line number and reason, and
-``rows_in == rows_clean + rows_quarantined`` is asserted.
+``rows_in == rows_clean + rows_quarantined`` is asserted. The outputs are replaced as one group
+(:func:`scrm.io.atomic_paths`): a killed run leaves the previous outputs or none, never a mix.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import mmap
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,16 +30,23 @@ from ..errors import DataError
 from .schema import DATE_FORMAT, EXPECTED_COLUMNS, QUARANTINE_COLUMNS, TWEET_COLUMNS
 
 _ID_RE = r"^\d+(\.0+)?$"  # ids are integers; pandas-written copies of the file have "3.0"
+_UTF8_BLOCK = 1 << 24
+_BARE_CR = re.compile(r"\r(?!\n)")
+# polars errors (and panics, which are BaseException) that mean "let the careful path look at it"
+_POLARS_REFUSED = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 
 
 @dataclass
 class RawRead:
-    """Raw records as text, one column per expected field plus ``line_no`` and ``n_fields``."""
+    """Raw records as text, one column per expected field plus ``line_no`` (first physical line),
+    ``line_end`` (last physical line), ``n_fields``, ``expected_fields`` and ``utf8_error`` (why the
+    record's bytes are not UTF-8, else null)."""
 
     frame: pl.DataFrame
     path: Path
     extra_columns: list[str] = field(default_factory=list)
     careful_path: bool = False
+    ends_with_newline: bool = True
 
 
 # --------------------------------------------------------------------------------------------------
@@ -44,6 +56,8 @@ def _check_file(path: Path) -> list[str]:
     """Fail early with a clear message on a missing/empty/compressed file or a bad header."""
     if not path.exists():
         raise DataError("file not found. Run `scrm fetch` first (or pass --path).", path)
+    if not path.is_file():
+        raise DataError("not a regular file (a folder?): expected twcs.csv.", path)
     if path.stat().st_size == 0:
         raise DataError("the file is empty (0 bytes): expected a twcs.csv header and rows.", path, 1)
     with path.open("rb") as fh:
@@ -55,21 +69,41 @@ def _check_file(path: Path) -> list[str]:
         raise DataError("this is a zip archive, not a CSV. Unzip it and pass twcs.csv.", path, 1)
     if b"\x00" in head:
         raise DataError("this looks like a binary file (NUL bytes), not a CSV.", path, 1)
-    first = head.split(b"\n", 1)[0].decode("utf-8-sig", errors="replace").rstrip("\r")
-    header = [h.strip() for h in next(csv.reader([first]), [])]
+    first_raw = head.split(b"\n", 1)[0]
+    if first_raw.endswith(b"\r"):
+        first_raw = first_raw[:-1]
+    if b"\r" in first_raw:
+        raise DataError("lines end in a bare carriage return (classic Mac line endings), so the file "
+                        "reads as one line. Convert them to \\n first (e.g. `tr '\\r' '\\n'`).",
+                        path, 1)
+    first = first_raw.decode("utf-8-sig", errors="replace")
+    try:
+        header = [h.strip() for h in next(csv.reader([first], strict=True), [])]
+    except csv.Error as exc:
+        raise DataError(f"the header line is not valid CSV ({exc}).", path, 1) from None
     missing = [c for c in EXPECTED_COLUMNS if c not in header]
     if missing:
         raise DataError(
             f"header is missing column(s) {', '.join(missing)}; expected "
             f"{','.join(EXPECTED_COLUMNS)} (found {','.join(header) or 'nothing'}).", path, 1)
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise DataError(f"header repeats column(s) {', '.join(repeated)}: each column must appear "
+                        "once, or it is ambiguous which one to read.", path, 1)
     return header
 
 
-def _line_numbers(frame: pl.DataFrame, columns: list[str]) -> pl.Expr:
-    """Physical start line of each record: header is line 1, records advance by 1 + inner newlines."""
-    inner = pl.sum_horizontal([pl.col(c).fill_null("").str.count_matches("\n", literal=True)
-                               for c in columns])
-    return (2 + (1 + inner).cum_sum().shift(1, fill_value=0)).cast(pl.Int64)
+def _inner_newlines(columns: list[str]) -> pl.Expr:
+    """Line breaks inside a record's (quoted) fields."""
+    return pl.sum_horizontal([pl.col(c).fill_null("").str.count_matches("\n", literal=True)
+                              for c in columns]).cast(pl.Int64)
+
+
+def _line_numbers(inner: pl.Expr) -> tuple[pl.Expr, pl.Expr]:
+    """First and last physical line of each record from its inner newlines: the header is line 1,
+    a record spans 1 + inner lines (the fast path only accepts files without blank lines)."""
+    start = 2 + (1 + inner).cum_sum().shift(1, fill_value=0)
+    return start.cast(pl.Int64), (start + inner).cast(pl.Int64)
 
 
 def _count_bytes(path: Path) -> tuple[int, int, bool]:
@@ -86,22 +120,91 @@ def _count_bytes(path: Path) -> tuple[int, int, bool]:
     return commas, newlines, ends_nl
 
 
-def _fast_read(path: Path, header: list[str]) -> pl.DataFrame | None:
-    """polars read + integrity check; ``None`` when the careful path is needed."""
+_utf8_errors: list[tuple[int, int]] = []
+
+
+def _record_utf8_error(exc: UnicodeError) -> tuple[str, int]:
+    assert isinstance(exc, UnicodeDecodeError)
+    _utf8_errors.append((exc.start, exc.end))
+    return "\ufffd", exc.end
+
+
+codecs.register_error("scrm-locate-utf8", _record_utf8_error)
+
+
+def invalid_utf8_lines(path: Path) -> pl.DataFrame:
+    """Physical lines holding bytes that are not valid UTF-8: ``line`` and the first bad ``bytes``.
+
+    Runs only when the file is known not to be UTF-8: one C-speed decode pass over 16 MB blocks of
+    the memory-mapped file; an error handler records where each invalid sequence starts.
+    """
+    found: list[tuple[int, bytes]] = []
+    with path.open("rb") as fh, mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        n = len(mm)
+        pos = 0
+        while pos < n:
+            end = min(pos + _UTF8_BLOCK, n)
+            block = mm[pos:end]
+            _utf8_errors.clear()
+            _, used = codecs.utf_8_decode(block, "scrm-locate-utf8", end == n)
+            found.extend((pos + s, block[s:e]) for s, e in _utf8_errors)
+            # a multi-byte character cut by the block end is decoded with the next block
+            pos = end if end == n or used == 0 else pos + used
+        _utf8_errors.clear()
+        lines: list[int] = []
+        line = 1
+        prev = 0
+        for off, _bad in found:
+            line += mm[prev:off].count(b"\n")
+            prev = off
+            lines.append(line)
+    return (pl.DataFrame({"line": lines,
+                          "bytes": [" ".join(f"0x{b:02x}" for b in bad) for _, bad in found]},
+                         schema={"line": pl.Int64, "bytes": pl.String})
+            .unique("line", keep="first", maintain_order=True))
+
+
+def _mark_invalid_utf8(df: pl.DataFrame, bad_lines: pl.DataFrame | None) -> pl.DataFrame:
+    """Add ``utf8_error``: the first invalid byte(s) and their line, for records spanning them."""
+    if bad_lines is None or bad_lines.height == 0:
+        return df.with_columns(utf8_error=pl.lit(None, dtype=pl.String))
+    spans = df.select("line_no", "line_end").sort("line_no")
+    hits = (
+        bad_lines.sort("line")
+        .join_asof(spans, left_on="line", right_on="line_no", strategy="backward")
+        .filter(pl.col("line_no").is_not_null() & (pl.col("line") <= pl.col("line_end")))
+        .group_by("line_no").agg(pl.col("bytes").first(), pl.col("line").first())
+        .select("line_no", utf8_error=pl.format("invalid UTF-8 byte(s) {} on line {}",
+                                                pl.col("bytes"), pl.col("line")))
+    )
+    return df.join(hits, on="line_no", how="left")
+
+
+def _fast_read(path: Path, header: list[str]) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+    """polars read + integrity check -> (records or ``None`` when the careful path is needed,
+    invalid-UTF-8 lines or ``None`` when the file is valid UTF-8)."""
+    bad_lines: pl.DataFrame | None = None
+    kwargs: dict[str, Any] = dict(infer_schema=False, has_header=True, quote_char='"',
+                                  raise_if_empty=False, truncate_ragged_lines=False)
     try:
-        df = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy", has_header=True,
-                         quote_char='"', raise_if_empty=False, truncate_ragged_lines=False)
-    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, pl.exceptions.ShapeError):
-        return None
+        df = pl.read_csv(path, encoding="utf8", **kwargs)
+    except _POLARS_REFUSED as exc:
+        if "utf-8" not in str(exc).lower() and "utf8" not in str(exc).lower():
+            return None, None
+        bad_lines = invalid_utf8_lines(path)
+        try:
+            df = pl.read_csv(path, encoding="utf8-lossy", **kwargs)
+        except _POLARS_REFUSED:
+            return None, bad_lines
     df = df.rename({c: c.strip().lstrip("\ufeff") for c in df.columns})
     if df.width != len(header):
-        return None
+        return None, bad_lines
     cols = df.columns
+    df = df.with_columns(_nl=_inner_newlines(cols))  # counted once: integrity check + line numbers
     inner = df.select(
         commas=pl.sum_horizontal([pl.col(c).fill_null("").str.count_matches(",", literal=True)
                                   for c in cols]).sum(),
-        newlines=pl.sum_horizontal([pl.col(c).fill_null("").str.count_matches("\n", literal=True)
-                                    for c in cols]).sum(),
+        newlines=pl.col("_nl").sum(),
     ).row(0)
     inner_commas = int(inner[0] or 0)
     inner_newlines = int(inner[1] or 0)
@@ -109,23 +212,43 @@ def _fast_read(path: Path, header: list[str]) -> pl.DataFrame | None:
     commas, newlines, ends_nl = _count_bytes(path)
     n = df.height
     if commas != header_commas + n * (len(header) - 1) + inner_commas:
-        return None
+        return None, bad_lines
     expected_newlines = 1 + n + inner_newlines - (0 if ends_nl else 1)
     if n and newlines != expected_newlines:
-        return None
-    return df.with_columns(line_no=_line_numbers(df, cols),
-                           n_fields=pl.lit(len(header), dtype=pl.Int32))
+        return None, bad_lines
+    start, end = _line_numbers(pl.col("_nl"))
+    return df.with_columns(line_no=start, line_end=end,
+                           n_fields=pl.lit(len(header), dtype=pl.Int32)).drop("_nl"), bad_lines
+
+
+def _absent_char(text: str) -> str:
+    """A private-use code point that does not occur in ``text`` (a placeholder for bare CRs)."""
+    for cp in range(0xE000, 0xF900):
+        ch = chr(cp)
+        if ch not in text:
+            return ch
+    raise DataError("the file uses every private-use code point; cannot parse it safely.")
 
 
 def _careful_read(path: Path, header: list[str]) -> pl.DataFrame:
-    """Record-by-record read that keeps line numbers and field counts of malformed records."""
+    """Record-by-record read that keeps line numbers and field counts of malformed records.
+
+    Lines are split at ``\\n`` only, so ``line_no``/``line_end`` are physical lines as an editor
+    shows them. Python's csv module would end a record at a bare ``\\r`` inside a field, which
+    polars (the fast path) keeps as text: bare CRs hide behind a placeholder while parsing.
+    """
     csv.field_size_limit(sys.maxsize)
     text = path.read_bytes().decode("utf-8-sig", errors="replace")
-    reader = csv.reader(io.StringIO(text, newline=""), strict=False)
+    placeholder = None
+    if "\r" in text and _BARE_CR.search(text):
+        placeholder = _absent_char(text)
+        text = _BARE_CR.sub(placeholder, text)
+    reader = csv.reader(io.StringIO(text, newline="\n"), strict=False)
     next(reader, None)
     width = len(header)
     records: list[list[str | None]] = []
     line_no: list[int] = []
+    line_end: list[int] = []
     n_fields: list[int] = []
     start = reader.line_num + 1
     for rec in reader:
@@ -133,30 +256,41 @@ def _careful_read(path: Path, header: list[str]) -> pl.DataFrame:
             start = reader.line_num + 1
             continue
         line_no.append(start)
+        line_end.append(reader.line_num)
         n_fields.append(len(rec))
         records.append((rec + [None] * width)[:width])
         start = reader.line_num + 1
     cols = {h: [r[i] for r in records] for i, h in enumerate(header)}
     df = pl.DataFrame(cols, schema={h: pl.String for h in header})
+    if placeholder is not None:
+        df = df.with_columns(pl.col(h).str.replace_all(placeholder, "\r", literal=True)
+                             for h in header)
     return df.with_columns(line_no=pl.Series(line_no, dtype=pl.Int64),
+                           line_end=pl.Series(line_end, dtype=pl.Int64),
                            n_fields=pl.Series(n_fields, dtype=pl.Int32))
 
 
 def read_raw(path: Path | str) -> RawRead:
-    """Read every record of the raw CSV as text, with its physical line number and field count."""
+    """Every record of the raw CSV as text, with its physical lines, field count and encoding."""
     path = Path(path)
     header = _check_file(path)
-    df = _fast_read(path, header)
+    df, bad_lines = _fast_read(path, header)
     careful = df is None
     if df is None:
         df = _careful_read(path, header)
+        if bad_lines is None:  # polars may have refused the file before checking its encoding
+            bad_lines = invalid_utf8_lines(path)
     if df.height == 0:
         raise DataError("the file has a header but no data rows.", path, 2)
     extra = [c for c in header if c not in EXPECTED_COLUMNS]
-    df = df.select([*EXPECTED_COLUMNS, "line_no", "n_fields"])
-    if "n_fields" in df.columns:
-        df = df.with_columns(expected_fields=pl.lit(len(header), dtype=pl.Int32))
-    return RawRead(frame=df, path=path, extra_columns=extra, careful_path=careful)
+    df = df.select([*EXPECTED_COLUMNS, "line_no", "line_end", "n_fields"]).with_columns(
+        expected_fields=pl.lit(len(header), dtype=pl.Int32))
+    df = _mark_invalid_utf8(df, bad_lines)
+    with path.open("rb") as fh:
+        fh.seek(-1, 2)
+        ends_nl = fh.read(1) == b"\n"
+    return RawRead(frame=df, path=path, extra_columns=extra, careful_path=careful,
+                   ends_with_newline=ends_nl)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -174,7 +308,13 @@ def _blank(col: str) -> pl.Expr:
 
 def validate(raw: RawRead, require_text: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split raw records into (clean typed tweets, quarantined records with reason and detail)."""
-    df = raw.frame.lazy()
+    frame = raw.frame
+    if "line_end" not in frame.columns:
+        frame = frame.with_columns(line_end=pl.col("line_no"))
+    if "utf8_error" not in frame.columns:
+        frame = frame.with_columns(utf8_error=pl.lit(None, dtype=pl.String))
+    last_line = frame["line_no"].max()
+    df = frame.lazy()
     inbound_s = pl.col("inbound").str.strip_chars().str.to_lowercase()
     resp_items = (pl.col("response_tweet_id").fill_null("").str.strip_chars()
                   .str.split(",").list.eval(pl.element().str.strip_chars())
@@ -195,6 +335,7 @@ def validate(raw: RawRead, require_text: bool = True) -> tuple[pl.DataFrame, pl.
     )
     reason = (
         pl.when(pl.col("n_fields") != pl.col("expected_fields")).then(pl.lit("wrong_column_count"))
+        .when(pl.col("utf8_error").is_not_null()).then(pl.lit("invalid_utf8"))
         .when(pl.col("_tweet_id").is_null()).then(pl.lit("bad_tweet_id"))
         .when(_blank("author_id")).then(pl.lit("bad_author_id"))
         .when(pl.col("_inbound").is_null()).then(pl.lit("bad_inbound"))
@@ -208,7 +349,15 @@ def validate(raw: RawRead, require_text: bool = True) -> tuple[pl.DataFrame, pl.
     )
     detail = (
         pl.when(pl.col("_reason") == "wrong_column_count")
-        .then(pl.format("{} fields, expected {}", pl.col("n_fields"), pl.col("expected_fields")))
+        .then(pl.concat_str(
+            pl.format("{} fields, expected {}", pl.col("n_fields"), pl.col("expected_fields")),
+            pl.when(pl.col("line_end") > pl.col("line_no"))
+            .then(pl.format("; the record runs over lines {}-{} (an unclosed quote?)",
+                            pl.col("line_no"), pl.col("line_end"))).otherwise(pl.lit("")),
+            pl.when(pl.lit(not raw.ends_with_newline) & (pl.col("line_no") == last_line))
+            .then(pl.lit("; the file ends inside this record (truncated?)")).otherwise(pl.lit("")),
+        ))
+        .when(pl.col("_reason") == "invalid_utf8").then(pl.col("utf8_error"))
         .when(pl.col("_reason") == "bad_tweet_id").then(pl.format("tweet_id={}", pl.col("tweet_id")))
         .when(pl.col("_reason") == "bad_inbound").then(pl.format("inbound={}", pl.col("inbound")))
         .when(pl.col("_reason") == "bad_created_at")
@@ -277,6 +426,7 @@ def run(paths: Any, params: dict[str, Any]) -> dict[str, Any]:
     paths.ensure()
     for folder in (paths.interim, paths.processed):
         sio.cleanup_stale_tmp(folder)
+    sio.cleanup_stale_tmp(paths.metrics, "prepare.json")
     raw = read_raw(paths.raw_csv)
     clean, quarantine = validate(raw, require_text=bool(sec.get("require_text", True)))
     rows_in = raw.frame.height
@@ -284,9 +434,6 @@ def run(paths: Any, params: dict[str, Any]) -> dict[str, Any]:
     tweets, graph_stats = assign_threads(clean)
     threads = summarise_threads(tweets)
     tweets = tweets.select(TWEET_COLUMNS).sort("tweet_id")
-    sio.write_csv(quarantine, paths.quarantine)
-    sio.write_parquet(tweets, paths.tweets)
-    sio.write_parquet(threads, paths.threads)
     metrics: dict[str, Any] = {
         "rows_in": rows_in,
         "rows_clean": clean.height,
@@ -297,5 +444,12 @@ def run(paths: Any, params: dict[str, Any]) -> dict[str, Any]:
         **graph_stats,
         **thread_metrics(tweets, threads),
     }
-    sio.write_json(paths.metrics / "prepare.json", metrics)
+    # one group: a killed run leaves the old outputs or none, never a mix; metrics are renamed last
+    with sio.atomic_paths(paths.quarantine, paths.tweets, paths.threads,
+                          paths.metrics / "prepare.json") as (t_quarantine, t_tweets, t_threads,
+                                                             t_metrics):
+        quarantine.write_csv(t_quarantine)
+        tweets.write_parquet(t_tweets)
+        threads.write_parquet(t_threads)
+        t_metrics.write_text(sio.json_text(metrics), encoding="utf-8")
     return metrics

@@ -54,6 +54,7 @@ DATE_FORMAT = "%a %b %d %H:%M:%S %z %Y"
 # Quarantine reasons, checked in this order (a row gets the first rule it breaks).
 QUARANTINE_REASONS: dict[str, str] = {
     "wrong_column_count": "the record does not have exactly one field per header column",
+    "invalid_utf8": "the record holds bytes that are not valid UTF-8 (shown as U+FFFD in the quarantine file)",
     "bad_tweet_id": "tweet_id is empty or not a non-negative integer",
     "bad_author_id": "author_id is empty",
     "bad_inbound": "inbound is neither True nor False",
