@@ -1,0 +1,98 @@
+"""The exploration notebooks: committed without outputs, thin (they call the package), and they run.
+
+The fast checks read the .ipynb files; the slow one executes every notebook with nbclient against a run
+root in which the pipeline's stages have run (SCRM_ROOT points the notebooks at it).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from scrm.config import PROJECT_ROOT, Paths
+
+NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
+EXPECTED = ("01-data-overview", "02-threads", "03-response-time", "04-outcome",
+            "05-complaint-topics", "06-classifier-benchmark")
+# what a notebook reads, relative to the run root (a missing file = that stage has not run)
+NEEDS = {
+    "01-data-overview": ["reports/metrics/prepare.json"],
+    "02-threads": ["data/processed/threads.parquet"],
+    "03-response-time": ["reports/metrics/response_time.json", "reports/plots/km_curves.csv"],
+    "04-outcome": ["reports/metrics/outcome.json", "data/processed/outcome_findings.parquet"],
+    "05-complaint-topics": ["reports/metrics/complaints.json", "reports/metrics/topics.json"],
+    "06-classifier-benchmark": ["reports/metrics/benchmark.json", "reports/benchmark.csv"],
+}
+# notebooks hold no logic of their own: no functions, classes, loops or lambdas (picking a few keys of
+# a metrics dict for display is fine)
+LOGIC = re.compile(r"^\s*(def|class|for|while|async|with|try)\b|\blambda\b")
+
+
+def _notebooks() -> list[Path]:
+    return sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+
+def test_the_six_notebooks_exist() -> None:
+    assert [p.stem for p in _notebooks()] == list(EXPECTED)
+
+
+@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.stem)
+def test_committed_without_outputs(path: Path) -> None:
+    """Outputs are stripped (`nbstripout --install`, see .gitattributes / README)."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{path.name} cell {i} has outputs: run `make strip`"
+            assert cell.execution_count is None, f"{path.name} cell {i} has an execution count"
+    assert "widgets" not in nb.metadata
+
+
+@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.stem)
+def test_notebook_is_a_thin_story_over_the_package(path: Path) -> None:
+    nb = nbformat.read(path, as_version=4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert re.search(r"^from scrm\b|^import scrm\b", code, re.M), "must import the package"
+    assert "from scrm import figures" in code, "figures come from scrm.figures"
+    offending = [ln for ln in code.splitlines() if LOGIC.search(ln)]
+    assert not offending, f"logic belongs in src/scrm, not in the notebook: {offending}"
+    assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
+    for word in ("Question", "Method"):
+        assert f"**{word}.**" in prose, f"the story needs its {word.lower()}"
+    assert re.search(r"how to read", prose, re.I), "tell the reader how to read the plots"
+
+
+@pytest.fixture(scope="session")
+def notebook_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    from test_report import full_root
+
+    return full_root(tmp_path_factory)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", EXPECTED)
+def test_notebook_runs_against_a_run_root(name: str, notebook_root: Paths,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from nbclient import NotebookClient
+
+    missing = [f for f in NEEDS[name] if not (notebook_root.root / f).exists()]
+    if missing:
+        pytest.skip(f"stage output missing in this checkout: {missing}")
+    monkeypatch.setenv("SCRM_ROOT", str(notebook_root.root))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, kernel_name="python3",
+                   resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert f"reading pipeline outputs from {notebook_root.root}" in text
+    figures = [o for o in outputs if "application/vnd.plotly.v1+json" in o.get("data", {})]
+    assert figures, "every notebook draws at least one figure"
+    for o in figures:
+        assert o["data"]["application/vnd.plotly.v1+json"]["data"], "a figure without traces"

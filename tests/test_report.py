@@ -1,0 +1,402 @@
+"""The HTML report (scrm.report) and the figure builders (scrm.figures), without a browser.
+
+Fast tests build the report from the prepared real sample (only the dataset overview has data; every
+other section must say its stage has not run) and from hand-made tweets with known answers. The slow
+test runs every stage on the sample and checks that each section renders from the real outputs.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import json
+import re
+import shutil
+from collections import Counter
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import yaml
+
+from conftest import T0, make_root, tweet, twitter_date
+from scrm import figures as F
+from scrm import report as R
+from scrm.config import SAMPLE_CSV, Paths, load_params
+from scrm.data.schema import DATE_FORMAT
+from scrm.errors import DataError
+
+SECTION_IDS = [sid for sid, _ in R.SECTIONS]
+XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+XSS_TEXT = f"{XSS} @AppleSupport my phone & my laptop both died"
+
+
+# --------------------------------------------------------------------------------------------------
+# run roots
+# --------------------------------------------------------------------------------------------------
+def copy_run(src: Paths, dest: Path) -> Paths:
+    """A writable copy of a run root (the session's prepared root is read-only for tests)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src.root / "params.yaml", dest / "params.yaml")
+    for sub in ("data", "reports"):
+        if (src.root / sub).exists():
+            shutil.copytree(src.root / sub, dest / sub, dirs_exist_ok=True)
+    return Paths(dest).ensure()
+
+
+@pytest.fixture
+def overview_root(prepared_root: Paths, tmp_path: Path) -> Paths:
+    return copy_run(prepared_root, tmp_path / "run")
+
+
+def xss_thread(tid: int = 9_000_001) -> list[dict[str, Any]]:
+    """A customer opening whose text is an XSS attempt, answered by a brand: written after the
+    sample's last tweet so it is the latest opening (shown in the overview's table)."""
+    when = datetime(2017, 12, 4, 9, 0, tzinfo=timezone.utc)
+    return [
+        {"tweet_id": tid, "author_id": "999001", "inbound": "True", "created_at": twitter_date(when),
+         "text": XSS_TEXT, "response_tweet_id": str(tid + 1), "in_response_to_tweet_id": ""},
+        {"tweet_id": tid + 1, "author_id": "AppleSupport", "inbound": "False",
+         "created_at": twitter_date(when + timedelta(minutes=7)),
+         "text": "@999001 Sorry to hear that <b>&</b> we'd like to help. DM us?",
+         "response_tweet_id": "", "in_response_to_tweet_id": str(tid)},
+    ]
+
+
+# Stages in DVC order; a module that does not exist yet is skipped (its section then says so).
+STAGES = (("response_time", "scrm.response_time"), ("outcome", "scrm.outcome"),
+          ("complaints", "scrm.complaints.labels"), ("embed", "scrm.complaints.embeddings"),
+          ("topics", "scrm.complaints.topics"), ("benchmark", "scrm.complaints.benchmark"))
+
+# Test-time settings: the same code paths, less work (no model logging, fewer bootstrap rounds, the
+# fast embedding backend, three benchmark models).
+FAST_PARAMS = {
+    ("response_time", "log_models"): False,
+    ("outcome", "model", "n_boot"): 20,
+    ("outcome", "model", "log_models"): False,
+    ("complaints", "track"): False,
+    ("embed", "backend"): "tfidf_svd",
+    ("embed", "progress"): False,
+    ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
+    ("benchmark", "mlflow", "enabled"): False,
+}
+
+_FULL: dict[str, Paths] = {}
+
+
+def build_full_root(dest: Path) -> Paths:
+    """fetch (sample + the XSS thread) -> prepare -> every stage that exists -> a run root."""
+    import importlib
+
+    from scrm.data import fetch, prepare
+
+    paths = make_root(dest)
+    params = yaml.safe_load((paths.root / "params.yaml").read_text())
+    for keys, value in FAST_PARAMS.items():
+        node = params
+        for k in keys[:-1]:
+            node = node.setdefault(k, {}) or {}
+        node[keys[-1]] = value
+    (paths.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    src = dest / "twcs_with_xss.csv"
+    shutil.copy(SAMPLE_CSV, src)
+    with src.open("a", encoding="utf-8", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(xss_thread()[0]))
+        w.writerows(xss_thread())
+    params = load_params(paths.root)
+    fetch.run(paths, params, source="file", path=str(src))
+    prepare.run(paths, params)
+    for _stage, module in STAGES:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name == module:
+                continue
+            raise
+        mod.run(paths, params)
+    return paths
+
+
+def full_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """One full run per session, shared by this file, test_browser.py and test_notebooks.py."""
+    if "root" not in _FULL:
+        _FULL["root"] = build_full_root(tmp_path_factory.mktemp("report_full"))
+    return _FULL["root"]
+
+
+# --------------------------------------------------------------------------------------------------
+# the page
+# --------------------------------------------------------------------------------------------------
+def test_page_has_every_section_a_toc_and_plotly_once(overview_root: Paths) -> None:
+    index = R.run(overview_root, load_params(overview_root.root))
+    page = index.read_text(encoding="utf-8")
+    report = R.build(overview_root, load_params(overview_root.root))
+    toc = re.search(r'<nav id="toc">(.*?)</nav>', page, re.S)
+    assert toc, "no table of contents"
+    for sid in SECTION_IDS:
+        assert f'<section id="{sid}">' in page, sid
+        assert f'href="#{sid}"' in toc.group(1), sid
+    assert page.count("plotly.js v") == 1, "plotly.js must be embedded exactly once"
+    assert "<script src" not in page, "the page must not load scripts from anywhere"
+    assert page.count("<script") == 1 + len(report.figures)
+    assert page.count("Plotly.newPlot(") == len(report.figures) >= 3
+    # only prepare has run: every other section says so instead of crashing
+    for sid in ("brands", "outcomes", "complaints", "benchmark"):
+        sec = next(s for s in report.sections if s.id == sid)
+        assert sec.missing and "has not run" in sec.missing[0] and not sec.figures, sid
+
+
+def test_overview_numbers_come_from_the_outputs(overview_root: Paths,
+                                                sample_rows: list[dict[str, str]]) -> None:
+    page = R.render(R.build(overview_root, load_params(overview_root.root)))
+    prep = json.loads((overview_root.metrics / "prepare.json").read_text())
+    cards = dict((k, v) for v, k in re.findall(
+        r'<span class="v">([^<]*)</span><span class="k">([^<]*)</span>', page))
+    assert cards["tweets"] == f"{prep['tweets']:,}"
+    assert cards["brands"] == str(prep["brands"])
+    assert cards["conversations"] == f"{prep['threads']:,}"
+    assert cards["answered openings"] == f"{prep['answered_openings']:,}"
+    # date range, independently from the raw sample rows
+    stamps = [datetime.strptime(r["created_at"], DATE_FORMAT) for r in sample_rows]
+    assert cards["first tweet"] == min(stamps).strftime("%Y-%m-%d %H:%M UTC")
+    assert cards["last tweet"] == max(stamps).strftime("%Y-%m-%d %H:%M UTC")
+    assert prep["tweets"] == len(sample_rows)
+
+
+def test_daily_volume_matches_an_independent_count(prepared_root: Paths,
+                                                   sample_rows: list[dict[str, str]]) -> None:
+    daily = R.daily_volume(pl.scan_parquet(prepared_root.tweets))
+    expected = Counter((datetime.strptime(r["created_at"], DATE_FORMAT).date().isoformat(),
+                        "customer" if r["inbound"] == "True" else "brand") for r in sample_rows)
+    got = {(d.isoformat(), role): n for d, role, n in daily.iter_rows()}
+    assert got == dict(expected)
+    fig = F.volume_over_time(daily)
+    assert sum(sum(t.y) for t in fig.data) == len(sample_rows)
+
+
+def test_brand_view_on_hand_made_threads(tiny_root) -> None:
+    paths = tiny_root([
+        tweet(1, "101", 0, "@AcmeHelp my order is late"),               # answered directly
+        tweet(2, "AcmeHelp", 5, "@101 sorry, DM us", parent=1),
+        tweet(3, "102", 10, "@AcmeHelp hello?"),                        # brand answers a follow-up
+        tweet(4, "102", 20, "@AcmeHelp anyone there?", parent=3),
+        tweet(5, "AcmeHelp", 30, "@102 here now", parent=4),
+        tweet(6, "103", 40, "@OtherCo nobody answers me"),              # no brand: no row
+    ])
+    got = R.brand_threads(pl.read_parquet(paths.threads)).to_dicts()
+    assert got == [{"brand": "AcmeHelp", "threads": 2, "openings": 2, "answered_openings": 1,
+                    "answered_share": 0.5}]
+    latest = R.latest_openings(pl.read_parquet(paths.threads), 2)
+    assert latest["opening_text"].to_list() == ["@OtherCo nobody answers me", "@AcmeHelp hello?"]
+
+
+def test_tweet_text_is_escaped_in_tables_and_hover(tiny_root) -> None:
+    paths = tiny_root([tweet(1, "101", 0, XSS_TEXT), tweet(2, "AppleSupport", 3, "@101 hi", 1)])
+    report = R.build(paths, load_params(paths.root))
+    page = R.render(report)
+    assert XSS not in page and "<img src=x" not in page
+    assert html.escape(XSS, quote=True) in page  # the table cell, as text
+    scatter = next(f.figure for f in report.figures if f.id == "fig-conversations")
+    hover = " ".join(h for t in scatter.data for h in (t.hovertext or ()))
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in hover
+    assert "<script" not in hover and "<img" not in hover
+    # the figure JSON embedded in the page carries no raw tag either
+    assert not re.search(r"<(script|img)[^>]*pwned", page)
+
+
+def test_missing_stages_give_notes_not_crashes(tmp_path: Path) -> None:
+    paths = make_root(tmp_path)
+    index = R.run(paths, load_params(paths.root))
+    page = index.read_text(encoding="utf-8")
+    assert page.count("has not run") == len(SECTION_IDS)
+    assert "scrm prepare" in page and "scrm response-time" in page
+    assert "Plotly.newPlot(" not in page
+
+
+def test_corrupt_metrics_file_is_a_clear_error(overview_root: Paths) -> None:
+    bad = overview_root.metrics / "prepare.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(DataError, match=r"prepare\.json.*not valid JSON"):
+        R.build(overview_root, load_params(overview_root.root))
+
+
+def test_render_is_deterministic(overview_root: Paths) -> None:
+    params = load_params(overview_root.root)
+    assert R.render(R.build(overview_root, params)) == R.render(R.build(overview_root, params))
+
+
+def test_standalone_figures_open_offline(overview_root: Paths) -> None:
+    params = load_params(overview_root.root)
+    R.run(overview_root, params)
+    folder = overview_root.figures / R.STANDALONE_DIR
+    ids = {f.id for f in R.build(overview_root, params).figures}
+    assert {p.stem for p in folder.glob("*.html")} == ids
+    assert (folder / "plotly.min.js").read_text(encoding="utf-8").count("plotly.js v") == 1
+    for p in folder.glob("*.html"):
+        text = p.read_text(encoding="utf-8")
+        assert '<script charset="utf-8" src="plotly.min.js">' in text, p.name
+        assert "cdn.plot.ly" not in text, p.name
+    # a stale figure from an earlier run is removed
+    (folder / "fig-gone.html").write_text("old", encoding="utf-8")
+    R.run(overview_root, params)
+    assert not (folder / "fig-gone.html").exists()
+
+
+def test_overview_figures_have_data(overview_root: Paths) -> None:
+    report = R.build(overview_root, load_params(overview_root.root))
+    ids = [f.id for f in report.figures]
+    assert ids == ["fig-volume", "fig-brand-volume", "fig-conversations"]
+    for f in report.figures:
+        assert f.figure.data and all(len(t.x) > 0 for t in f.figure.data), f.id
+    brand_fig = report.figures[1].figure
+    assert len(brand_fig.data[0].y) == load_params(overview_root.root)["report"]["top_brands"]
+
+
+# --------------------------------------------------------------------------------------------------
+# figure builders and helpers (known answers)
+# --------------------------------------------------------------------------------------------------
+def test_escape_expr_escapes_like_html_and_wraps() -> None:
+    texts = [XSS, "a & b \"c\" 'd' &amp;", None]
+    got = pl.DataFrame({"t": texts}).select(F.escape_expr("t", max_chars=None, wrap=None))["t"]
+    assert got.to_list() == [F.escape_text(t) for t in texts]
+    assert got[1] == "a &amp; b &#34;c&#34; &#39;d&#39; &amp;amp;"
+    for raw, esc in zip(texts[:2], got.to_list()[:2]):
+        assert html.unescape(esc) == raw and not re.search(r"[<>\"']", esc)
+    wrapped = pl.DataFrame({"t": ["word " * 40]}).select(F.escape_expr("t", wrap=30))["t"][0]
+    lines = wrapped.split("<br>")
+    assert len(lines) > 3 and all(len(x) <= 36 for x in lines)
+    cut = pl.DataFrame({"t": ["x" * 400]}).select(F.escape_expr("t", max_chars=280))["t"][0]
+    assert cut == "x" * 280 + "…"
+
+
+def test_html_table_escapes_every_cell_and_header() -> None:
+    df = pl.DataFrame({"<b>h</b>": ["<i>x</i>"], "n": [1234567], "share": [0.25]})
+    out = R.html_table(df, pct=["share"])
+    assert "<b>h</b>" not in out and "&lt;b&gt;h&lt;/b&gt;" in out
+    assert "&lt;i&gt;x&lt;/i&gt;" in out and "1,234,567" in out and "25.0%" in out
+
+
+def test_focus_range_holds_the_central_mass() -> None:
+    days = [T0.date() - timedelta(days=2000)] + [T0.date() + timedelta(days=i) for i in range(10)]
+    lo, hi = F.focus_range(days, [1] + [100] * 10, share=0.99)
+    assert lo == T0.date() - timedelta(days=1) and hi == T0.date() + timedelta(days=10)
+
+
+def test_label_shares_orders_groups_and_labels() -> None:
+    shares = pl.DataFrame({"brand": ["A", "A", "B", "B"], "label": ["recovered", "unanswered"] * 2,
+                           "share": [0.25, 0.75, 1.0, 0.0], "n": [1, 3, 2, 0]})
+    fig = F.label_shares(shares, group_order=["B", "A"], colors=F.OUTCOME_COLORS, n_col="n")
+    assert [t.name for t in fig.data] == ["recovered", "unanswered"]
+    assert list(fig.data[0].y) == ["A", "B"]  # bottom to top: B is drawn on top
+    assert list(fig.data[0].x) == [0.25, 1.0] and list(fig.data[1].customdata) == [3, 0]
+
+
+def test_sankey_links_sources_to_targets() -> None:
+    tr = R.transitions_from_matrix({"negative": {"positive": 3, "negative": 0},
+                                    "neutral": {"no_follow_up": 5}})
+    fig = F.sentiment_sankey(tr)
+    node = list(fig.data[0].node.label)
+    link = fig.data[0].link
+    pairs = {(node[s], node[t]): v for s, t, v in zip(link.source, link.target, link.value)}
+    assert pairs == {("negative (start)", "positive (end)"): 3,
+                     ("neutral (start)", "no_follow_up (end)"): 5}
+
+
+def test_leaderboard_puts_the_best_model_on_top() -> None:
+    lb = pl.DataFrame({"model": ["dummy", "logreg", "dummy", "logreg"],
+                       "split": ["stratified", "stratified", "time", "time"],
+                       "macro_f1": [0.1, 0.8, 0.05, 0.6]})
+    fig = F.leaderboard(lb)
+    assert [t.name for t in fig.data] == ["stratified", "time"]
+    assert list(fig.data[0].y) == ["dummy", "logreg"]  # horizontal bars: last is on top
+    assert list(fig.data[1].x) == [0.05, 0.6]
+
+
+def test_km_curves_highlight_pool_and_drop_zero_on_log_axis() -> None:
+    km = pl.DataFrame({"brand": ["(all)"] * 3 + ["B"] * 3, "minutes": [0.0, 1.0, 10.0] * 2,
+                       "still_waiting": [1.0, 0.5, 0.2, 1.0, 0.9, 0.1]})
+    fig = F.km_curves(km)
+    assert [t.name for t in fig.data] == ["(all)", "B"]
+    assert fig.data[0].line.width > fig.data[1].line.width
+    assert list(fig.data[1].x) == [1.0, 10.0] and fig.layout.xaxis.type == "log"
+
+
+def test_category_heatmap_cells() -> None:
+    cats = R.category_shares(pl.DataFrame({"brand": ["A", "A", "A", "B"],
+                                           "label": ["x", "x", None, "y"]}))
+    assert cats.sort(["brand", "label"]).to_dicts() == [
+        {"brand": "A", "label": "(no label)", "n": 1, "share": 1 / 3},
+        {"brand": "A", "label": "x", "n": 2, "share": 2 / 3},
+        {"brand": "B", "label": "y", "n": 1, "share": 1.0}]
+    fig = F.category_heatmap(cats)
+    hm = fig.data[0]
+    assert list(hm.x) == ["(no label)", "x", "y"] and list(hm.y) == ["B", "A"]
+    assert [list(r) for r in hm.z] == [[0.0, 0.0, 1.0], [1 / 3, 2 / 3, 0.0]]
+
+
+def test_per_class_f1_reads_the_leaderboard_columns() -> None:
+    lb = pl.DataFrame({"labels": ["gold", "gold", "weak"], "split": ["time"] * 3,
+                       "model": ["a", "b", "a"], "f1.billing": [0.5, None, 0.9],
+                       "f1.login": [0.25, 1.0, 0.1]})
+    got = R.per_class_f1(lb, "gold", "time").sort(["model", "class"]).rows()
+    assert got == [("a", "billing", 0.5), ("a", "login", 0.25), ("b", "login", 1.0)]
+    assert R.per_class_f1(lb.drop("f1.billing", "f1.login"), "gold", "time").is_empty()
+
+
+def test_builders_name_missing_columns() -> None:
+    with pytest.raises(ValueError, match="brand_volume: missing column.*threads"):
+        F.brand_volume(pl.DataFrame({"brand": ["a"]}))
+
+
+def test_empty_inputs_give_a_labelled_empty_figure() -> None:
+    fig = F.volume_over_time(pl.DataFrame(schema={"date": pl.Date, "role": pl.String,
+                                                  "tweets": pl.Int64}))
+    assert fig.data[0].mode == "text" and fig.data[0].text == ("no tweets",)
+
+
+def n_points(trace: Any) -> int:
+    """How many data points a trace draws, whatever its type."""
+    if trace.type == "sankey":
+        return len(trace.link.value or ())
+    if trace.type == "heatmap":
+        return sum(len(r) for r in (trace.z or ()))
+    return max(len(trace.x or ()), len(trace.y or ()))
+
+
+# --------------------------------------------------------------------------------------------------
+# every section from real stage outputs
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def report_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    return full_root(tmp_path_factory)
+
+
+@pytest.mark.slow
+def test_every_section_renders_from_the_stage_outputs(report_root: Paths) -> None:
+    params = load_params(report_root.root)
+    report = R.build(report_root, params)
+    built = {s.id: s for s in report.sections}
+    present = {stage for stage, module in STAGES
+               if (report_root.metrics / f"{stage}.json").exists()
+               or (stage == "embed" and (report_root.processed / "embeddings.npz").exists())}
+    expected_missing = {"brands": "response_time" not in present,
+                        "outcomes": "outcome" not in present,
+                        "complaints": not {"complaints", "topics"} <= present,
+                        "benchmark": "benchmark" not in present}
+    for sid, missing in expected_missing.items():
+        assert bool(built[sid].missing) == missing, (sid, built[sid].missing)
+    for f in report.figures:
+        assert f.figure.data and any(n_points(t) > 0 for t in f.figure.data), f.id
+    page = R.render(report)
+    assert XSS not in page and html.escape(XSS, quote=True) in page
+    if "response_time" in present:
+        rt = json.loads((report_root.metrics / "response_time.json").read_text())
+        cards = dict((k, v) for v, k in re.findall(
+            r'<span class="v">([^<]*)</span><span class="k">([^<]*)</span>', page))
+        assert cards["answered share"] == f"{rt['overall']['answered_share']:.1%}"
+    if "benchmark" in present:
+        lb = pl.read_csv(report_root.reports / "benchmark.csv")
+        for src in lb["labels"].unique().to_list():
+            assert f"fig-leaderboard-{src}" in {f.id for f in report.figures}
