@@ -177,7 +177,22 @@ def log_sklearn_model(model: Any, X_example: Any, registered_name: str | None = 
         return mlflow.sklearn.log_model(model, name=name, signature=signature,
                                         input_example=example,
                                         registered_model_name=registered_name,
-                                        skops_trusted_types=trusted_types(model))
+                                        skops_trusted_types=trusted_types(model),
+                                        pip_requirements=model_requirements())
+
+
+def model_requirements() -> list[str]:
+    """Pinned requirements of a logged model, given explicitly: MLflow's own inference starts a
+    subprocess that imports the whole environment (torch included), ~20 s per model."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = []
+    for dist in ("scikit-learn", "numpy", "scipy", "pandas", "skops", "lightgbm"):
+        try:
+            out.append(f"{dist}=={version(dist)}")
+        except PackageNotFoundError:
+            continue
+    return out
 
 
 # Libraries whose types a model of ours may hold. MLflow saves sklearn models with skops (no pickle),

@@ -1,0 +1,316 @@
+"""Response time: definitions checked against an independent computation, hand-made threads with
+known answers, and the stage end to end (outputs, MLflow runs, determinism)."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import statistics
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from scrm import response_time as rt
+from scrm.config import Paths, load_params
+from scrm.errors import ScrmError
+
+from conftest import make_root, tweet
+
+DATE = "%a %b %d %H:%M:%S %z %Y"
+
+
+# --------------------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------------------
+def _params(root: Path, **overrides: Any) -> dict[str, Any]:
+    params = copy.deepcopy(load_params(root))
+    params.setdefault("response_time", {}).update(overrides)
+    return params
+
+
+def _openings(paths: Paths, **overrides: Any) -> tuple[pl.DataFrame, dict[str, Any]]:
+    settings = rt.Settings.from_params(_params(paths.root, **overrides))
+    return rt.build_openings(pl.read_parquet(paths.tweets), pl.read_parquet(paths.threads),
+                             settings)
+
+
+def _copy_prepared(src: Paths, tmp: Path) -> Paths:
+    """A fresh run root holding the prepared sample (so MLflow writes land in tmp only)."""
+    paths = make_root(tmp)
+    for p in (src.tweets, src.threads):
+        dst = paths.root / p.relative_to(src.root)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, dst)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def _mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return f"sqlite:///{tmp_path_factory.mktemp('rt_mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture(autouse=True)
+def _shared_mlflow(monkeypatch: pytest.MonkeyPatch, _mlflow_db: str) -> None:
+    """One temp tracking store for this module (as a team's shared server would be): the stage
+    tests never touch prepared_root's store, and the database is created once, not per test."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", _mlflow_db)
+
+
+def _runs_of(paths: Paths) -> Any:
+    """This root's runs in the shared store (matched by the content hash of its inputs)."""
+    from scrm import tracking
+
+    runs = tracking.list_runs(rt.EXPERIMENT, paths.root)
+    return runs[runs["tags.scrm.data_sha256"] == tracking.data_hash([paths.tweets, paths.threads])]
+
+
+# --------------------------------------------------------------------------------------------------
+# (a) the real sample against an independent computation over the CSV
+# --------------------------------------------------------------------------------------------------
+def _independent_latencies(rows: list[dict[str, str]]) -> tuple[int, dict[int, float]]:
+    """Plain Python: opening = inbound tweet with no in_response_to_tweet_id; first response =
+    earliest non-inbound tweet whose in_response_to_tweet_id is the opening."""
+    opened = {int(r["tweet_id"]): datetime.strptime(r["created_at"], DATE)
+              for r in rows if r["inbound"] == "True" and r["in_response_to_tweet_id"] == ""}
+    first: dict[int, datetime] = {}
+    for r in rows:
+        parent = r["in_response_to_tweet_id"]
+        if r["inbound"] == "False" and parent and int(float(parent)) in opened:
+            t = datetime.strptime(r["created_at"], DATE)
+            p = int(float(parent))
+            if p not in first or t < first[p]:
+                first[p] = t
+    return len(opened), {o: (t - opened[o]).total_seconds() for o, t in first.items()}
+
+
+def test_sample_matches_independent_computation(prepared_root: Paths,
+                                                sample_rows: list[dict[str, str]]) -> None:
+    n_open, latency = _independent_latencies(sample_rows)
+    op, info = _openings(prepared_root)
+    tweets = pl.read_parquet(prepared_root.tweets)
+    replies = rt.reply_latencies(tweets, op["opening_tweet_id"])
+    settings = rt.Settings.from_params(load_params(prepared_root.root))
+    overall = rt.overall_summary(op, replies, settings, info)
+
+    assert n_open > 1000 and 0.5 < len(latency) / n_open < 1.0  # the sample is what we think
+    assert overall["n_openings"] == op.height == n_open
+    assert overall["n_answered"] == len(latency)
+    assert overall["answered_share"] == round(len(latency) / n_open, 6)
+    assert overall["median_latency_s"] == statistics.median(latency.values())
+    # not only the summary: every opening's latency agrees
+    mine = dict(op.filter(pl.col("answered")).select("opening_tweet_id", "latency_s").iter_rows())
+    assert mine == latency
+    # censoring: unanswered openings run to the end of the data, nothing is dropped
+    end = max(datetime.strptime(r["created_at"], DATE) for r in sample_rows)
+    un = op.filter(~pl.col("answered"))
+    assert un.height == n_open - len(latency) and not un["event"].any()
+    assert un["censor_at"].max() == end
+    assert overall["km_median_latency_s"] >= overall["median_latency_s"]  # censored = slower
+
+
+def test_sample_time_split_has_no_future_leak(prepared_root: Paths) -> None:
+    op, _ = _openings(prepared_root)
+    train, test = op.filter(pl.col("split") == "train"), op.filter(pl.col("split") == "test")
+    assert train["opening_at"].max() < test["opening_at"].min()
+    assert abs(train.height / op.height - 0.7) < 0.02
+
+
+# --------------------------------------------------------------------------------------------------
+# (b) hand-made threads with known answers
+# --------------------------------------------------------------------------------------------------
+HAND_MADE = [
+    tweet(1, "101", 0, "@BrandA help?"),
+    tweet(2, "BrandA", 10, "@101 hi", parent=1),            # first response: 600 s
+    tweet(3, "BrandA", 12, "@101 DM us", parent=1),         # a second reply, not the first
+    tweet(4, "101", 30, "@BrandA still broken", parent=2),
+    tweet(5, "BrandA", 50, "@101 sorry", parent=4),         # later turn: 1200 s
+    tweet(6, "102", 20, "@BrandA hi"),
+    tweet(7, "BrandA", 140, "@102 hello", parent=6),        # 7200 s: answered, not within 1 h
+    tweet(8, "101", 90, "@BrandA again!"),                  # customer 101 opens a second time
+    tweet(9, "BrandA", 95, "@101 on it", parent=8),         # 300 s
+    tweet(10, "103", 100, "@brandb anyone?"),               # never answered: brand from mention
+    tweet(11, "101", 105, "@BrandB hello"),                 # 101's third opening, other brand
+    tweet(12, "BrandB", 200, "@101 hey", parent=11),        # 5700 s
+    tweet(15, "106", 100, "@someone @BrandA ?"),
+    tweet(16, "BrandA", 135, "@106 yes", parent=15),        # 2100 s
+    tweet(17, "107", 130, "@BrandA waiting"),               # never answered
+    tweet(13, "104", 300, "@BrandA last one"),              # never answered
+    tweet(14, "105", 400, "@nobody hi"),                    # no known brand; the last tweet
+]
+
+EXPECTED = {  # opening -> brand, source, latency_s, within_1h, known, duration_s, event
+    1: ("BrandA", "thread", 600.0, True, True, 600.0, True),
+    6: ("BrandA", "thread", 7200.0, False, True, 7200.0, True),
+    8: ("BrandA", "thread", 300.0, True, True, 300.0, True),
+    10: ("BrandB", "mention", None, False, True, 300 * 60.0, False),
+    11: ("BrandB", "thread", 5700.0, False, True, 5700.0, True),
+    13: ("BrandA", "mention", None, False, True, 100 * 60.0, False),
+    14: (rt.UNKNOWN_BRAND, "none", None, False, False, 0.0, False),
+    15: ("BrandA", "thread", 2100.0, True, True, 2100.0, True),
+    17: ("BrandA", "mention", None, False, True, 270 * 60.0, False),
+}
+FEATURES = {  # opening -> prior_any, prior_brand, inbound_load (60 min), backlog (24 h)
+    1: (0, 0, 0, 0),
+    6: (0, 0, 1, 0),    # load: tweet 1 at t-20
+    8: (1, 1, 1, 1),    # load: tweet 4 exactly 60 min before (window is [t-60, t)); 6 pending
+    10: (0, 0, 0, 0),
+    11: (2, 0, 1, 1),   # 101's third opening, first to BrandB; 10 pending at BrandB
+    13: (0, 0, 0, 1),   # 17 still pending (opened 170 min before, inside 24 h)
+    14: (0, 0, 0, 0),
+    15: (0, 0, 1, 1),   # 8 answered at 95 before 100; 6 still pending
+    17: (0, 0, 2, 2),   # load: 8 and 15; pending: 6 (answered at 140) and 15 (at 135)
+}
+
+
+@pytest.fixture
+def hand_made(tiny_root: Any) -> Paths:
+    return tiny_root(HAND_MADE)
+
+
+def test_hand_made_targets_and_features(hand_made: Paths) -> None:
+    op, info = _openings(hand_made)
+    assert sorted(op["opening_tweet_id"].to_list()) == sorted(EXPECTED)
+    rows = {r["opening_tweet_id"]: r for r in op.to_dicts()}
+    for oid, (brand, source, lat, w1h, known, dur, event) in EXPECTED.items():
+        r = rows[oid]
+        got = (r["brand"], r["brand_source"], r["latency_s"], r["answered_within_1h"],
+               r["within_1h_known"], r["duration_s"], r["event"])
+        assert got == (brand, source, lat, w1h, known, dur, event), oid
+        assert r["answered"] is (lat is not None)
+    for oid, want in FEATURES.items():
+        r = rows[oid]
+        got = (r["prior_openings_any"], r["prior_openings_brand"], r["inbound_load"],
+               r["backlog"])
+        assert got == want, oid
+    assert rows[1]["first_response_id"] == 2 and rows[1]["responder"] == "BrandA"
+    assert (rows[1]["hour_utc"], rows[1]["weekday_utc"]) == (12, 2)  # Tue 31 Oct 2017 12:00 UTC
+    assert rows[13]["hour_utc"] == 17
+    assert (rows[15]["n_mentions"], rows[15]["n_questions"], rows[15]["len_chars"]) == (2, 1, 18)
+    assert all(-1.0 <= r["sentiment"] <= 1.0 for r in rows.values())
+    assert info["negative_latency_clipped"] == 0
+
+
+def test_hand_made_windows_and_horizon(hand_made: Paths) -> None:
+    short, _ = _openings(hand_made, backlog_window_hours=2)
+    backlog = dict(short.select("opening_tweet_id", "backlog").iter_rows())
+    assert backlog[13] == 0       # 17 was opened 170 min before: outside a 2 h backlog window
+    assert backlog[17] == 2 and backlog[11] == 1
+    wide, _ = _openings(hand_made, load_window_minutes=120)
+    load = dict(wide.select("opening_tweet_id", "inbound_load").iter_rows())
+    assert load[17] == 4          # tweets 1 at 0 is outside [10, 130); 4, 6, 8, 15 inside
+    capped, _ = _openings(hand_made, horizon_hours=1)
+    r = {x["opening_tweet_id"]: x for x in capped.to_dicts()}
+    assert (r[6]["event"], r[6]["duration_s"], r[6]["answered"]) == (False, 3600.0, True)
+    assert (r[10]["event"], r[10]["duration_s"]) == (False, 3600.0)
+    assert (r[1]["event"], r[1]["duration_s"]) == (True, 600.0)
+    assert r[14]["duration_s"] == 0.0
+
+
+def test_hand_made_service_table_and_replies(hand_made: Paths) -> None:
+    op, info = _openings(hand_made)
+    tweets = pl.read_parquet(hand_made.tweets)
+    replies = rt.reply_latencies(tweets, op["opening_tweet_id"])
+    assert dict(replies.select("reply_id", "latency_s").iter_rows()) == {
+        2: 600.0, 3: 720.0, 5: 1200.0, 7: 7200.0, 9: 300.0, 12: 5700.0, 16: 2100.0}
+    assert replies.filter(~pl.col("to_opening"))["reply_id"].to_list() == [5]
+    settings = rt.Settings.from_params(load_params(hand_made.root))
+    table = {r["brand"]: r for r in rt.service_table(op, replies, settings).to_dicts()}
+    a = table["BrandA"]
+    assert (a["n_openings"], a["n_answered"]) == (6, 4)
+    assert a["answered_share"] == pytest.approx(4 / 6)
+    assert a["median_latency_s"] == 1350.0          # median of 300, 600, 2100, 7200
+    assert (a["share_within_15m"], a["share_within_1h"], a["share_within_24h"]) == \
+        pytest.approx((2 / 6, 3 / 6, 4 / 6))
+    assert (a["n_replies"], a["n_later_replies"], a["later_median_latency_s"]) == (6, 1, 1200.0)
+    overall = rt.overall_summary(op, replies, settings, info)
+    assert overall["later_turns"] == {"n": 1, "median_latency_s": 1200.0, "p90_latency_s": 1200.0}
+    assert overall["end_of_data"] == "2017-10-31T18:40:00+00:00"
+
+
+def test_stage_on_tiny_data_skips_models_with_reasons(hand_made: Paths) -> None:
+    m = rt.run(hand_made, _params(hand_made.root, log_models=False))
+    assert m["overall"]["n_openings"] == 9
+    for task in ("within_1h", "log_latency"):
+        for v in m["models"][task].values():
+            assert v["status"] == "skipped" and "min_train_rows" in v["reason"]
+    assert m["models"]["cox"]["status"] == "skipped"
+    assert (hand_made.processed / "response_time.parquet").exists()
+    assert (hand_made.figures / "response_time_importance.png").exists()  # says why it is empty
+    runs = _runs_of(hand_made)
+    assert list(runs["tags.mlflow.runName"]) == ["service_levels"]  # no model was fitted
+    assert runs["metrics.n_openings"].iloc[0] == 9
+
+
+def test_bad_params_are_named() -> None:
+    with pytest.raises(ScrmError, match="unknown key.*horizon_hour\\b"):
+        rt.Settings.from_params({"response_time": {"horizon_hour": 3}})
+    with pytest.raises(ScrmError, match="train_fraction"):
+        rt.Settings.from_params({"response_time": {"train_fraction": 1.5}})
+
+
+# --------------------------------------------------------------------------------------------------
+# (c) the stage end to end on the real sample
+# --------------------------------------------------------------------------------------------------
+def test_stage_writes_outputs_and_mlflow_runs(prepared_root: Paths, tmp_path: Path,
+                                              sample_rows: list[dict[str, str]]) -> None:
+    paths = _copy_prepared(prepared_root, tmp_path)
+    m = rt.run(paths, _params(paths.root, log_models=False))
+    metrics_file = paths.metrics / "response_time.json"
+    first_bytes = metrics_file.read_bytes()
+    assert json.loads(first_bytes) == json.loads(json.dumps(m))
+
+    n_open, latency = _independent_latencies(sample_rows)
+    assert m["overall"]["n_openings"] == n_open
+    assert m["overall"]["median_latency_s"] == statistics.median(latency.values())
+    assert len(m["brands"]) == 10 and "AmazonHelp" in m["brands"]
+    assert m["logrank"]["df"] == 4 and m["logrank"]["p_value"] is not None
+    cls, reg = m["models"]["within_1h"], m["models"]["log_latency"]
+    assert set(cls) == {"dummy", "brand_rate", "logistic", "hgb"}
+    assert set(reg) == {"brand_median", "ridge", "hgb"}
+    assert cls["dummy"]["auc"] == 0.5 and cls["logistic"]["auc"] > 0.6
+    assert all(0 <= v["brier"] <= 1 for v in cls.values())
+    assert set(m["importance"]) == {"within_1h", "log_latency"}
+
+    op = pl.read_parquet(paths.processed / "response_time.parquet")
+    assert op.height == n_open and set(rt.FEATURES) <= set(op.columns)
+    table = pl.read_parquet(paths.processed / "service_table.parquet")
+    assert table["n_openings"].sum() == n_open
+    km = pl.read_csv(paths.plots / "km_curves.csv")
+    assert {"brand", "minutes", "still_waiting", "at_risk"} <= set(km.columns)
+    assert km.group_by("brand").agg(pl.col("still_waiting").diff().max())["still_waiting"] \
+        .max() <= 0  # survival curves never go up
+    lat = pl.read_csv(paths.plots / "latency_by_brand.csv")
+    assert (lat["p25_min"] <= lat["median_min"]).all() and (lat["median_min"]
+                                                           <= lat["p75_min"]).all()
+    assert (paths.figures / "response_time_importance.png").stat().st_size > 10_000
+
+    runs = _runs_of(paths)
+    names = set(runs["tags.mlflow.runName"])
+    assert {"service_levels", "within_1h/logistic", "log_latency/hgb", "cox/phreg"} <= names
+    logistic = runs[runs["tags.mlflow.runName"] == "within_1h/logistic"].iloc[0]
+    assert logistic["metrics.auc"] == cls["logistic"]["auc"]
+    assert logistic["params.seed"] == "42" and len(logistic["tags.scrm.data_sha256"]) == 64
+
+    # deterministic: the same params give the same metrics file, byte for byte
+    rt.run(paths, _params(paths.root, log_models=False))
+    assert metrics_file.read_bytes() == first_bytes
+
+
+@pytest.mark.slow
+def test_stage_registers_models(prepared_root: Paths, tmp_path: Path) -> None:
+    from scrm import tracking
+
+    paths = _copy_prepared(prepared_root, tmp_path)
+    rt.run(paths, _params(paths.root, log_models=["logistic"], cox=False, importance_repeats=1))
+    mlflow = tracking.setup(paths.root)
+    client = mlflow.MlflowClient()
+    model = client.get_registered_model("scrm-response-time-within1h-logistic")
+    assert model.latest_versions
+    loaded = mlflow.sklearn.load_model(f"models:/{model.name}/{model.latest_versions[0].version}")
+    X = rt.model_frame(pl.read_parquet(paths.processed / "response_time.parquet").head(5))
+    p = loaded.predict_proba(X)[:, 1]
+    assert ((0 <= p) & (p <= 1)).all()
