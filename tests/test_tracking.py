@@ -91,3 +91,15 @@ def test_gradient_boosting_pipeline_logs_and_loads_without_pickle(store):
         info = tracking.log_sklearn_model(model, X, registered_name="scrm-unit-hgb")
     loaded = tracking.load_model(info.model_uri, root)
     assert (loaded.predict(X) == model.predict(X)).all()
+
+
+def test_two_roots_in_one_process_keep_separate_stores(tmp_path, monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    a, b = tmp_path / "a", tmp_path / "b"
+    for root in (a, b):
+        root.mkdir()
+        (root / "params.yaml").write_text("seed: 1\n")
+        with tracking.start_run("unit", "r", seed=1, root=root):
+            tracking.log_metrics({"m": 1.0})
+    assert (a / "mlflow.db").exists() and (b / "mlflow.db").exists()
+    assert len(tracking.list_runs("unit", a)) == 1 and len(tracking.list_runs("unit", b)) == 1

@@ -27,9 +27,15 @@ from .io import sha256_file
 _SECRET_KEY = re.compile(r"(key|secret|token|password|passwd|credential)", re.I)
 
 
+# mlflow.set_tracking_uri() also exports MLFLOW_TRACKING_URI; remember what we set so that a later
+# call for another run root (tests, notebooks) is not mistaken for the user's own choice.
+_SET_BY_US: str | None = None
+
+
 def tracking_uri(root: Path | str | None = None) -> str:
+    """The user's MLFLOW_TRACKING_URI if they set one, else SQLite ``mlflow.db`` in the run root."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env:
+    if env and env != _SET_BY_US:
         return env
     base = Path(root).resolve() if root else default_root()
     return f"sqlite:///{base / 'mlflow.db'}"
@@ -47,7 +53,10 @@ def setup(root: Path | str | None = None) -> Any:
     _quiet()
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri(root))
+    global _SET_BY_US
+    uri = tracking_uri(root)
+    mlflow.set_tracking_uri(uri)
+    _SET_BY_US = os.environ.get("MLFLOW_TRACKING_URI")
     return mlflow
 
 

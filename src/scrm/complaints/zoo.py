@@ -1,0 +1,204 @@
+"""The benchmark's model zoo: every model is an sklearn Pipeline built from a params.yaml entry.
+
+A zoo entry names an estimator by dotted path, so a researcher adds a model by editing params, not
+code::
+
+    benchmark:
+      zoo:
+        logreg:                                   # an sklearn class: put after the shared features
+          estimator: sklearn.linear_model.LogisticRegression
+          kwargs: {C: 4.0, max_iter: 2000}
+        mine:                                     # a factory: returns a whole Pipeline
+          estimator: mypkg.models:make_model
+          kwargs: {alpha: 0.1}
+
+Every model reads the same input: a one-column pandas frame ``text`` (see :func:`text_frame`), which
+is also what a logged model receives when MLflow serves it.
+
+Why a shared feature block: the comparison is about classifiers, so every class-path model sees the
+same TF-IDF features (word 1-2 grams + char_wb 2-5 grams), built fresh (unfitted) for each model.
+``features`` picks the block: ``tfidf`` (default for classes), ``tfidf_svd`` (dense SVD components,
+for models that want dense input such as gradient boosting) or ``none`` (the estimator reads the
+frame itself; default for factories). A factory whose signature has a ``features`` argument gets the
+shared block (unfitted) to build on. Seeds (``random_state``/``seed``) and ``n_jobs=1`` are injected
+where accepted and not set in the entry, so the same params give the same models.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+from sklearn.base import BaseEstimator
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.pipeline import Pipeline
+from sklearn.compose import ColumnTransformer
+
+from ..errors import ScrmError
+
+FEATURE_KINDS = ("tfidf", "tfidf_svd", "none")
+TEXT = "text"  # the one column of the frame every model reads
+
+DEFAULT_FEATURES: dict[str, Any] = {
+    "word_ngram": [1, 2],
+    "char_ngram": [2, 5],
+    "min_df": 2,
+    "max_df": 1.0,
+    "max_features": None,
+    "sublinear_tf": True,
+    "lowercase": True,
+    "svd_components": 50,
+}
+
+
+def text_frame(texts: Any) -> Any:
+    """Texts -> the one-column pandas frame ``text`` every zoo model reads.
+
+    Why a frame and not a list of strings: it is what MLflow's pyfunc passes when a logged model is
+    served, and the feature block selects the column with a ColumnTransformer, so the logged
+    pipeline holds only sklearn types (MLflow saves sklearn models with skops, which refuses custom
+    functions). Null texts become "".
+    """
+    import numpy as np
+    import pandas as pd
+
+    s = pd.Series(np.asarray(texts, dtype=object).reshape(-1), dtype=object)
+    return pd.DataFrame({TEXT: s.where(s.notna(), "").astype(str)})
+
+
+def resolve(dotted: str) -> Any:
+    """Import ``pkg.mod:attr`` or ``pkg.mod.attr`` (the last dot splits module from attribute)."""
+    if not isinstance(dotted, str) or not dotted.strip():
+        raise ScrmError(f"model path must be a dotted path string, got {dotted!r}")
+    if ":" in dotted:
+        module_name, _, attr = dotted.partition(":")
+    else:
+        module_name, _, attr = dotted.rpartition(".")
+    if not module_name or not attr:
+        raise ScrmError(f"model path {dotted!r} is not of the form 'package.module:name' "
+                        "or 'package.module.Name'")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ScrmError(f"cannot import module {module_name!r} of model path {dotted!r}: {exc}") \
+            from exc
+    obj: Any = module
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError as exc:
+            raise ScrmError(f"module {module_name!r} has no attribute {attr!r} "
+                            f"(model path {dotted!r})") from exc
+    return obj
+
+
+def feature_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Feature settings with defaults filled in (unknown keys are an error: typos must not pass)."""
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - set(DEFAULT_FEATURES))
+    if unknown:
+        raise ScrmError(f"benchmark.features: unknown key(s) {unknown}; known: "
+                        f"{sorted(DEFAULT_FEATURES)}")
+    return {**DEFAULT_FEATURES, **raw}
+
+
+def tfidf_features(fp: Mapping[str, Any]) -> ColumnTransformer:
+    """Word 1-2 grams + char_wb 2-5 grams TF-IDF of the ``text`` column, stacked (a feature union):
+    words carry the topic, char n-grams survive typos and hashtags. Output stays sparse."""
+    common = {"min_df": fp["min_df"], "max_df": fp["max_df"], "max_features": fp["max_features"],
+              "sublinear_tf": fp["sublinear_tf"], "lowercase": fp["lowercase"]}
+    return ColumnTransformer([
+        ("word", TfidfVectorizer(analyzer="word", ngram_range=tuple(fp["word_ngram"]),
+                                 token_pattern=r"(?u)\b\w\w+\b", **common), TEXT),
+        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(fp["char_ngram"]), **common),
+         TEXT),
+    ], sparse_threshold=1.0, n_jobs=1)
+
+
+def _inject(accepts: set[str], kwargs: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Add the seed and a single thread where accepted and not set by the user."""
+    out = dict(kwargs)
+    if "random_state" in accepts and "random_state" not in out:
+        out["random_state"] = seed
+    if "seed" in accepts and "seed" not in out and "random_state" not in out:
+        out["seed"] = seed
+    if "n_jobs" in accepts and "n_jobs" not in out:
+        out["n_jobs"] = 1
+    return out
+
+
+def _signature_params(obj: Any) -> set[str]:
+    try:
+        return set(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):
+        return set()
+
+
+def _check_estimator(est: Any, name: str, path: str) -> None:
+    if not (hasattr(est, "fit") and hasattr(est, "predict")):
+        raise ScrmError(f"benchmark.zoo.{name}: {path!r} gave a {type(est).__name__}, which has "
+                        "no fit/predict; a zoo entry must name an sklearn classifier class or a "
+                        "factory returning one")
+
+
+def build_model(name: str, spec: Mapping[str, Any], features: Mapping[str, Any],
+                seed: int) -> Pipeline:
+    """One zoo entry -> an unfitted Pipeline mapping a `text` frame to labels."""
+    if not isinstance(spec, Mapping) or "estimator" not in spec:
+        raise ScrmError(f"benchmark.zoo.{name}: needs an 'estimator' dotted path "
+                        f"(e.g. sklearn.linear_model.LogisticRegression), got {spec!r}")
+    unknown = sorted(set(spec) - {"estimator", "kwargs", "features"})
+    if unknown:
+        raise ScrmError(f"benchmark.zoo.{name}: unknown key(s) {unknown}; known: estimator, "
+                        "kwargs, features")
+    path = spec["estimator"]
+    kwargs = dict(spec.get("kwargs") or {})
+    target = resolve(path)
+    is_class = inspect.isclass(target)
+    if not is_class and not callable(target):
+        raise ScrmError(f"benchmark.zoo.{name}: {path!r} is neither a class nor a factory function")
+    kind = spec.get("features") or ("tfidf" if is_class else "none")
+    if kind not in FEATURE_KINDS:
+        raise ScrmError(f"benchmark.zoo.{name}: features={kind!r}; choose one of {FEATURE_KINDS}")
+    fp = feature_params(features)
+
+    accepts = _signature_params(target)
+    if is_class and issubclass(target, BaseEstimator):
+        accepts |= set(target._get_param_names())
+    call_kwargs = _inject(accepts, kwargs, seed)
+    if not is_class and "features" in accepts and "features" not in call_kwargs:
+        # a factory may reuse the shared (unfitted) feature block for a like-for-like comparison
+        call_kwargs["features"] = tfidf_features(fp)
+    try:
+        est = target(**call_kwargs)
+    except TypeError as exc:
+        raise ScrmError(f"benchmark.zoo.{name}: cannot build {path!r} with kwargs "
+                        f"{sorted(call_kwargs)}: {exc}") from exc
+    _check_estimator(est, name, path)
+
+    steps: list[tuple[str, Any]] = []
+    if kind in ("tfidf", "tfidf_svd"):
+        steps.append(("features", tfidf_features(fp)))
+    if kind == "tfidf_svd":
+        steps.append(("svd", TruncatedSVD(n_components=int(fp["svd_components"]),
+                                          random_state=seed)))
+    if not steps and isinstance(est, Pipeline):
+        return est
+    steps.append(("clf", est))
+    return Pipeline(steps)
+
+
+def build_zoo(zoo: Mapping[str, Any], names: list[str] | None, features: Mapping[str, Any],
+              seed: int) -> dict[str, Pipeline]:
+    """The selected zoo entries (all, in params order, when ``names`` is None), unfitted."""
+    if not zoo:
+        raise ScrmError("benchmark.zoo is empty: list at least one model (name -> estimator path)")
+    selected = list(zoo) if not names else list(names)
+    missing = [n for n in selected if n not in zoo]
+    if missing:
+        raise ScrmError(f"benchmark: unknown model(s) {missing}; the zoo in params.yaml has "
+                        f"{list(zoo)}")
+    return {n: build_model(n, zoo[n], features, seed) for n in selected}
