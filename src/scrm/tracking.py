@@ -54,9 +54,11 @@ def setup(root: Path | str | None = None) -> Any:
     import mlflow
 
     global _SET_BY_US
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    users = bool(before) and before != _SET_BY_US
     uri = tracking_uri(root)
     mlflow.set_tracking_uri(uri)
-    _SET_BY_US = os.environ.get("MLFLOW_TRACKING_URI")
+    _SET_BY_US = None if users else os.environ.get("MLFLOW_TRACKING_URI")
     return mlflow
 
 
