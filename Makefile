@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: all run venv test test-fast ui lab bench bench-prepare bench-pipeline full strip clean-outputs help
+.PHONY: all run venv test test-fast ui lab bench-prepare bench-pipeline bench-embeddings full strip help
 
 all: run
 
@@ -46,6 +46,11 @@ bench-prepare: venv  ## prepare benchmark on 2,811,774 synthetic rows -> bench/r
 
 bench-pipeline: venv  ## full-scale pipeline benchmark -> bench/results/pipeline.md
 	python bench/pipeline.py
+
+full: bench-pipeline  ## the whole pipeline on 2,811,774 synthetic rows in runs/full (own root)
+
+bench-embeddings: venv  ## embedding throughput per backend/device -> bench/results/embeddings.md
+	python bench/embeddings.py
 
 strip: venv  ## strip outputs from notebooks
 	nbstripout notebooks/*.ipynb
