@@ -103,3 +103,16 @@ def test_two_roots_in_one_process_keep_separate_stores(tmp_path, monkeypatch):
             tracking.log_metrics({"m": 1.0})
     assert (a / "mlflow.db").exists() and (b / "mlflow.db").exists()
     assert len(tracking.list_runs("unit", a)) == 1 and len(tracking.list_runs("unit", b)) == 1
+
+
+def test_setup_leaves_the_environment_as_it_found_it(tmp_path, monkeypatch):
+    """A user's MLFLOW_TRACKING_URI is honoured; ours is never exported to later callers."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    mlflow = tracking.setup(tmp_path)
+    assert mlflow.get_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert "MLFLOW_TRACKING_URI" not in __import__("os").environ
+    user = f"sqlite:///{tmp_path / 'team.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", user)
+    assert tracking.setup(tmp_path / "elsewhere").get_tracking_uri() == user
+    assert __import__("os").environ["MLFLOW_TRACKING_URI"] == user

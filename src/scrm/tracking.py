@@ -27,15 +27,10 @@ from .io import sha256_file
 _SECRET_KEY = re.compile(r"(key|secret|token|password|passwd|credential)", re.I)
 
 
-# mlflow.set_tracking_uri() also exports MLFLOW_TRACKING_URI; remember what we set so that a later
-# call for another run root (tests, notebooks) is not mistaken for the user's own choice.
-_SET_BY_US: str | None = None
-
-
 def tracking_uri(root: Path | str | None = None) -> str:
     """The user's MLFLOW_TRACKING_URI if they set one, else SQLite ``mlflow.db`` in the run root."""
     env = os.environ.get("MLFLOW_TRACKING_URI")
-    if env and env != _SET_BY_US:
+    if env:
         return env
     base = Path(root).resolve() if root else default_root()
     return f"sqlite:///{base / 'mlflow.db'}"
@@ -53,12 +48,14 @@ def setup(root: Path | str | None = None) -> Any:
     _quiet()
     import mlflow
 
-    global _SET_BY_US
     before = os.environ.get("MLFLOW_TRACKING_URI")
-    users = bool(before) and before != _SET_BY_US
-    uri = tracking_uri(root)
-    mlflow.set_tracking_uri(uri)
-    _SET_BY_US = None if users else os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(tracking_uri(root))
+    # set_tracking_uri() also exports MLFLOW_TRACKING_URI; put the environment back so that a later
+    # call for another run root (tests, notebooks) is not mistaken for the user's own choice.
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     return mlflow
 
 
