@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -124,35 +125,29 @@ def test_kaggle_failures_are_clear_and_secret_free(tmp_path, creds, failure, wor
     assert not target.exists() and not list(tmp_path.glob(".tmp-kaggle-*"))
 
 
-def test_kaggle_bad_archive(tmp_path, creds):
-    bad = tmp_path / "bad.zip"
-    bad.write_bytes(b"PK\x03\x04 this is not really a zip")
+def _not_a_zip(path: Path) -> None:
+    path.write_bytes(b"PK\x03\x04 this is not really a zip")
+
+
+def _zip_with(member: str, text: str) -> Callable[[Path], None]:
+    def build(path: Path) -> None:
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr(member, text)
+    return build
+
+
+@pytest.mark.parametrize("build_archive, message", [
+    (_not_a_zip, "not a valid zip"),
+    (_zip_with("readme.txt", "nothing here"), "no twcs.csv"),
+    (_zip_with("twcs/twcs.csv", "a,b,c\n1,2,3\n"), "header lacks"),
+], ids=["bad_archive", "archive_without_twcs", "archive_with_wrong_header"])
+def test_kaggle_unusable_archive_leaves_nothing(tmp_path, creds, build_archive, message):
+    archive = tmp_path / "download.zip"
+    build_archive(archive)
     target = tmp_path / "out" / "twcs.csv"
     target.parent.mkdir()
-    with pytest.raises(FetchError, match="not a valid zip"):
-        fetch.fetch(target, source="kaggle", client_factory=lambda: FakeKaggle(bad))
-    assert list(target.parent.iterdir()) == []
-
-
-def test_kaggle_archive_without_twcs(tmp_path, creds):
-    z = tmp_path / "other.zip"
-    with zipfile.ZipFile(z, "w") as zf:
-        zf.writestr("readme.txt", "nothing here")
-    target = tmp_path / "out" / "twcs.csv"
-    target.parent.mkdir()
-    with pytest.raises(FetchError, match="no twcs.csv"):
-        fetch.fetch(target, source="kaggle", client_factory=lambda: FakeKaggle(z))
-    assert list(target.parent.iterdir()) == []
-
-
-def test_kaggle_archive_with_wrong_header(tmp_path, creds):
-    z = tmp_path / "wrong.zip"
-    with zipfile.ZipFile(z, "w") as zf:
-        zf.writestr("twcs/twcs.csv", "a,b,c\n1,2,3\n")
-    target = tmp_path / "out" / "twcs.csv"
-    target.parent.mkdir()
-    with pytest.raises(FetchError, match="header lacks"):
-        fetch.fetch(target, source="kaggle", client_factory=lambda: FakeKaggle(z))
+    with pytest.raises(FetchError, match=message):
+        fetch.fetch(target, source="kaggle", client_factory=lambda: FakeKaggle(archive))
     assert list(target.parent.iterdir()) == []
 
 
