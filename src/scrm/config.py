@@ -1,85 +1,332 @@
-"""Paths and params: the one place that knows where things live.
+"""params.yaml -> one frozen, validated settings object per section: the only place settings are defined.
 
-Every path of the pipeline hangs off a *root* folder (the project root by default). A full-scale run
-points ``SCRM_ROOT`` (or ``--root``) at another folder so that it never clobbers the sample run.
+Why one module: a definition that can be changed in two places drifts (a threshold once read 0.4 in
+params.yaml and 0.5 in code). Here every key of params.yaml is a typed field of a frozen dataclass;
+stages receive their section's object, never the raw dict, and no other module holds a fallback.
+
+Rules (the machinery is in :mod:`scrm.configbase`)
+* Every field is **required**: params.yaml states every value, and a missing key is an error that
+  names it (``outcome.template_threshold``). One stated exception: a stage section's ``seed`` may be
+  left out and then takes the global ``seed``.
+* An unknown key is an error that names it and lists the known keys.
+* A field's check (range, choice) names the key, the value and the rule.
+* params.yaml is read with YAML 1.2 booleans (only true/false): ``dvc exp run -S`` rewrites the file
+  without quotes, and YAML 1.1 would read ``yes``/``no``/``on`` as booleans.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import yaml
+from .configbase import (FRACTION, NON_NEGATIVE, POSITIVE, ConfigError, Section, between, each,
+                         read_yaml, regexes, req)
+from .paths import KAGGLE_SAMPLE_CSV, PROJECT_ROOT, SAMPLE_CSV, SAMPLE_DIR, Paths
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SAMPLE_DIR = PROJECT_ROOT / "data" / "sample"
-SAMPLE_CSV = SAMPLE_DIR / "twcs_head5000.csv"
-KAGGLE_SAMPLE_CSV = SAMPLE_DIR / "kaggle_sample.csv"
+__all__ = ["ConfigError", "Params", "Paths", "PROJECT_ROOT", "SAMPLE_CSV", "SAMPLE_DIR",
+           "KAGGLE_SAMPLE_CSV", "default_root", "get_paths", "load_params", "load_settings",
+           "settings_from_dict"]
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class FetchSettings(Section):
+    source: Literal["sample", "kaggle", "file", "synthetic"] = req()
+    path: str | None = req()
+    dataset: str = req()
+    rows: int = req(POSITIVE)
+    seed: int = req()
+
+    def validate(self, where: str) -> None:
+        if self.source == "file" and not self.path:
+            raise ConfigError(f"params.yaml: {where}.path is required when {where}.source is file")
 
 
 @dataclass(frozen=True)
-class Paths:
-    """Folder layout of one pipeline run (cookiecutter-data-science v2)."""
-
-    root: Path
-
-    @property
-    def raw(self) -> Path:
-        return self.root / "data" / "raw"
-
-    @property
-    def interim(self) -> Path:
-        return self.root / "data" / "interim"
-
-    @property
-    def processed(self) -> Path:
-        return self.root / "data" / "processed"
-
-    @property
-    def models(self) -> Path:
-        return self.root / "models"
-
-    @property
-    def reports(self) -> Path:
-        return self.root / "reports"
-
-    @property
-    def figures(self) -> Path:
-        return self.root / "reports" / "figures"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "reports" / "metrics"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "reports" / "plots"
-
-    @property
-    def raw_csv(self) -> Path:
-        return self.raw / "twcs.csv"
-
-    @property
-    def tweets(self) -> Path:
-        return self.interim / "tweets.parquet"
-
-    @property
-    def quarantine(self) -> Path:
-        return self.interim / "quarantine.csv"
-
-    @property
-    def threads(self) -> Path:
-        return self.processed / "threads.parquet"
-
-    def ensure(self) -> "Paths":
-        for p in (self.raw, self.interim, self.processed, self.models, self.figures, self.metrics,
-                  self.plots):
-            p.mkdir(parents=True, exist_ok=True)
-        return self
+class PrepareSettings(Section):
+    require_text: bool = req()
 
 
+@dataclass(frozen=True)
+class SentimentSettings(Section):
+    scorer: str = req()
+
+
+# ---------------------------------------------------------------------------------------------
+# response time
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ResponseTimeSettings(Section):
+    seed: int = req()
+    horizon_hours: float | None = req(POSITIVE)
+    sla_minutes: tuple[int, ...] = req(each(POSITIVE))
+    load_window_minutes: int = req(POSITIVE)
+    backlog_window_hours: float | None = req(POSITIVE)
+    train_fraction: float = req(FRACTION)
+    min_train_rows: int = req(between(2))
+    min_brand_openings: int = req(between(1))
+    headline_brands: int = req(NON_NEGATIVE)
+    logrank_brands: int = req(between(2))
+    km_plot_brands: int = req(NON_NEGATIVE)
+    km_grid_points: int = req(between(2))
+    km_max_hours: float = req(POSITIVE)
+    baseline_smoothing: float = req(NON_NEGATIVE)
+    logistic_c: float = req(POSITIVE)
+    ridge_alpha: float = req(NON_NEGATIVE)
+    gbm: dict[str, Any] = req()
+    cox: bool = req()
+    cox_max_rows: int = req(between(10))
+    cox_concordance_max_rows: int = req(between(10))
+    importance_repeats: int = req(between(1))
+    importance_max_rows: int = req(between(10))
+    n_threads: int = req(between(1))
+    log_models: bool | tuple[str, ...] = req()
+
+    def validate(self, where: str) -> None:
+        if not self.sla_minutes:
+            raise ConfigError(f"params.yaml: {where}.sla_minutes must list at least one limit")
+
+    def logs_model(self, task: str, name: str) -> bool:
+        """``log_models``: true (all), false (none) or a list of names (``hgb``, ``task/name``)."""
+        if isinstance(self.log_models, bool):
+            return self.log_models
+        return name in self.log_models or f"{task}/{name}" in self.log_models
+
+
+# ---------------------------------------------------------------------------------------------
+# outcome
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TemplateSettings(Section):
+    max_features: int = req(between(1))
+    ngram_max: int = req(between(1, 3))
+    min_df: int = req(between(1))
+
+
+@dataclass(frozen=True)
+class OutcomeModelSettings(Section):
+    cv_folds: int = req(between(2))
+    min_per_class: int = req(between(1))
+    C: float = req(POSITIVE)
+    brand_min_frequency: int = req(between(1))
+    brand_prior_alpha: float = req(NON_NEGATIVE)
+    n_boot: int = req(between(10))
+    log_models: bool = req()
+    hgb: dict[str, Any] = req()
+
+
+@dataclass(frozen=True)
+class MarkerSettings(Section):
+    apology: tuple[str, ...] = req(regexes)
+    empathy: tuple[str, ...] = req(regexes)
+    thanks: tuple[str, ...] = req(regexes)
+    off_social: tuple[str, ...] = req(regexes)
+
+
+@dataclass(frozen=True)
+class OutcomeSettings(Section):
+    seed: int = req()
+    negative_threshold: float = req(between(-1, 1))
+    positive_threshold: float = req(between(-1, 1))
+    score_roles: tuple[Literal["customer", "brand"], ...] = req()
+    fast_reply_minutes: float = req(POSITIVE)
+    template_threshold: float = req(between(0, 1))
+    template: TemplateSettings = req()
+    top_brands: int = req(NON_NEGATIVE)
+    ci_level: float = req(FRACTION)
+    findings_features: tuple[str, ...] = req()
+    model: OutcomeModelSettings = req()
+    markers: MarkerSettings = req()
+    name_patterns: tuple[str, ...] = req(regexes)
+    name_stopwords: tuple[str, ...] = req()
+    signoff_patterns: tuple[str, ...] = req(regexes)
+
+    def validate(self, where: str) -> None:
+        if not self.negative_threshold < self.positive_threshold:
+            raise ConfigError(f"params.yaml: {where}.negative_threshold ({self.negative_threshold}) "
+                              f"must be below {where}.positive_threshold ({self.positive_threshold})")
+
+
+# ---------------------------------------------------------------------------------------------
+# complaints
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ComplaintsSettings(Section):
+    taxonomy: str | None = req()
+    min_votes: int = req(between(1))
+    gold_file: str | None = req()
+    labels_file: str | None = req()
+    labels_unknown_ids: Literal["error", "ignore"] = req()
+    labels_fill: Literal["weak"] | None = req()
+    track: bool = req()
+
+
+@dataclass(frozen=True)
+class TfidfSvdSettings(Section):
+    n_components: int = req(between(2))
+    min_df: int | float = req(POSITIVE)
+    max_df: int | float = req(POSITIVE)
+    max_features: int | None = req(between(1))
+    ngram_max: int = req(between(1, 3))
+    sublinear_tf: bool = req()
+    stop_words: str | None = req()
+    n_iter: int = req(between(1))
+
+
+@dataclass(frozen=True)
+class EmbedSettings(Section):
+    seed: int = req()
+    backend: Literal["minilm", "tfidf_svd"] = req()
+    device: Literal["cpu", "cuda", "auto"] = req()
+    max_docs: int | None = req(between(1))
+    batch_size: int = req(between(1))
+    batch_size_cuda: int = req(between(1))
+    fp16: bool = req()
+    cpu_threads: int = req(between(1))
+    tokenize_workers: int = req(between(1))
+    prefetch_batches: int = req(between(1))
+    max_seq_length: int = req(between(8, 512))
+    progress: bool = req()
+    tfidf_svd: TfidfSvdSettings = req()
+
+
+@dataclass(frozen=True)
+class TopicsSettings(Section):
+    seed: int = req()
+    min_cluster_size: int = req(between(2))
+    min_samples: int | None = req(between(1))
+    cluster_selection_method: Literal["eom", "leaf"] = req()
+    umap_n_neighbors: int = req(between(2))
+    umap_n_components: int = req(between(1))
+    umap_min_dist: float = req(between(0, 1))
+    umap_metric: str = req()
+    umap_init: Literal["spectral", "pca", "random", "auto"] = req()
+    umap_spectral_max_docs: int = req(between(1))
+    nr_topics: int | Literal["auto"] | None = req(between(2))
+    top_n_words: int = req(between(1))
+    ngram_max: int = req(between(1, 3))
+    min_df: int = req(between(1))
+    token_pattern: str = req()
+    extra_stop_words: tuple[str, ...] = req()
+    reduce_frequent_words: bool = req()
+    outliers_strategy: Literal["embeddings", "c-tf-idf", "none"] = req()
+    outliers_threshold: float = req(between(0, 1))
+    n_representative: int = req(between(1))
+    time_every: str = req()
+    time_min_docs: int = req(NON_NEGATIVE)
+    barchart_topics: int = req(between(1))
+    barchart_words: int = req(between(1))
+
+
+@dataclass(frozen=True)
+class FeatureSettings(Section):
+    word_ngram: tuple[int, ...] = req(each(between(1, 3)))
+    char_ngram: tuple[int, ...] = req(each(between(1, 8)))
+    min_df: int | float = req(POSITIVE)
+    max_df: int | float = req(POSITIVE)
+    max_features: int | None = req(between(1))
+    sublinear_tf: bool = req()
+    lowercase: bool = req()
+    svd_components: int = req(between(2))
+
+
+@dataclass(frozen=True)
+class BenchmarkMlflowSettings(Section):
+    enabled: bool = req()
+    log_models: Literal["all", "best", "none"] = req()
+    register: Literal["all", "best", "none"] = req()
+
+
+@dataclass(frozen=True)
+class ZooEntry(Section):
+    estimator: str = req()
+    features: Literal["tfidf", "tfidf_svd", "none"] = req()
+    kwargs: dict[str, Any] = req()
+
+
+@dataclass(frozen=True)
+class BenchmarkSettings(Section):
+    seed: int = req()
+    splits: tuple[Literal["stratified", "time", "brand"], ...] = req()
+    labels: tuple[Literal["weak", "gold"], ...] = req()
+    models: tuple[str, ...] | None = req()
+    text_col: str = req()
+    test_size: float = req(FRACTION)
+    cv_folds: int = req(between(2))
+    min_class_count: int = req(between(2))
+    rare_classes: Literal["merge", "drop"] = req()
+    merge_into: str = req()
+    max_rows: int | None = req(between(10))
+    n_threads: int = req(between(1))
+    features: FeatureSettings = req()
+    mlflow: BenchmarkMlflowSettings = req()
+    zoo: dict[str, ZooEntry] = req()
+
+    def validate(self, where: str) -> None:
+        unknown = [m for m in self.models or () if m not in self.zoo]
+        if unknown:
+            raise ConfigError(f"params.yaml: {where}.models names {unknown}, not in {where}.zoo "
+                              f"({', '.join(self.zoo)})")
+
+
+# ---------------------------------------------------------------------------------------------
+# report, full scale, the whole file
+# ---------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class ReportSettings(Section):
+    seed: int = req()
+    title: str = req()
+    top_brands: int = req(between(1))
+    max_points: int = req(between(1))
+    n_examples: int = req(NON_NEGATIVE)
+    top_topics: int = req(between(1))
+
+
+@dataclass(frozen=True)
+class FullscaleSettings(Section):
+    overrides: dict[str, Any] = req()
+
+
+STAGE_SECTIONS = ("response_time", "outcome", "embed", "topics", "benchmark", "report")
+
+
+@dataclass(frozen=True)
+class Params(Section):
+    """The whole params.yaml."""
+
+    seed: int = req()
+    fetch: FetchSettings = req()
+    prepare: PrepareSettings = req()
+    sentiment: SentimentSettings = req()
+    response_time: ResponseTimeSettings = req()
+    outcome: OutcomeSettings = req()
+    complaints: ComplaintsSettings = req()
+    embed: EmbedSettings = req()
+    topics: TopicsSettings = req()
+    benchmark: BenchmarkSettings = req()
+    report: ReportSettings = req()
+    fullscale: FullscaleSettings = req()
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any] | None, where: str = "",
+                     fallback: Mapping[str, Any] | None = None) -> Params:
+        """Fold the global seed into stage sections that state none, then validate everything."""
+        data = dict(data or {})
+        if "seed" in data:
+            for name in STAGE_SECTIONS:
+                if isinstance(data.get(name), Mapping) and "seed" not in data[name]:
+                    data[name] = {**data[name], "seed": data["seed"]}
+        return super().from_mapping(data, where, fallback)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading params.yaml
+# ---------------------------------------------------------------------------------------------
 def default_root() -> Path:
     """``SCRM_ROOT`` if set, else the current directory when it holds a params.yaml, else the project."""
     env = os.environ.get("SCRM_ROOT")
@@ -95,19 +342,34 @@ def get_paths(root: Path | str | None = None) -> Paths:
     return Paths(Path(root).resolve() if root else default_root())
 
 
-def load_params(root: Path | str | None = None) -> dict[str, Any]:
-    """Read ``params.yaml`` of the run root (falling back to the project's own)."""
+def params_file(root: Path | str | None = None) -> Path:
     base = Path(root).resolve() if root else default_root()
     path = base / "params.yaml"
-    if not path.exists():
-        path = PROJECT_ROOT / "params.yaml"
-    with path.open(encoding="utf-8") as fh:
-        params = yaml.safe_load(fh) or {}
-    return params
+    return path if path.exists() else PROJECT_ROOT / "params.yaml"
 
 
-def section(params: dict[str, Any], name: str) -> dict[str, Any]:
-    """A stage's params section, with the global seed folded in when the stage sets none."""
+def load_params(root: Path | str | None = None) -> dict[str, Any]:
+    """The raw params dict of the run root (provenance logging and overrides only)."""
+    return read_yaml(params_file(root)) or {}
+
+
+def settings_from_dict(params: Mapping[str, Any]) -> Params:
+    """Validate a whole params dict (tests and notebooks build variants this way)."""
+    return Params.from_mapping(params)
+
+
+def load_settings(root: Path | str | None = None) -> Params:
+    """Read and validate ``params.yaml`` of the run root: the one entry point of every stage."""
+    path = params_file(root)
+    try:
+        return settings_from_dict(load_params(root))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (in {path})") from None
+
+
+def section(params: Mapping[str, Any], name: str) -> dict[str, Any]:
+    """Transitional: a raw section dict with the global seed folded in (removed once every stage
+    takes its settings object)."""
     sec = dict(params.get(name) or {})
     sec.setdefault("seed", params.get("seed", 42))
     return sec
