@@ -170,7 +170,10 @@ def compare_topics(cfg_embed: dict[str, Any], params: dict[str, Any]) -> list[di
     with tempfile.TemporaryDirectory() as tmp:
         paths = Paths(Path(tmp)).ensure()
         fetch.run(paths, params, source="sample")
-        prepare.run(paths, params)
+        from scrm.config import settings_from_dict
+
+        settings = settings_from_dict(params)
+        prepare.run(paths, settings.prepare, settings.openings)
         frame = (pl.read_parquet(paths.threads).filter(pl.col("is_opening"))
                  .select(pl.col("opening_tweet_id").alias("tweet_id"),
                          clean_for_topics("opening_text").alias("text_clean"))

@@ -77,13 +77,13 @@ def _prepare_root(csv: Path, root: Path):
 
 
 def _child_prepare(csv: Path, root: Path) -> dict[str, Any]:
-    from scrm.config import load_params
+    from scrm.config import load_settings
     from scrm.data import prepare
 
     paths = _prepare_root(csv, root)
-    params = load_params(root)
+    settings = load_settings(root)
     t0 = time.perf_counter()
-    m = prepare.run(paths, params)
+    m = prepare.run(paths, settings.prepare, settings.openings)
     return {"wall_s": time.perf_counter() - t0, "metrics": m}
 
 
@@ -101,7 +101,7 @@ def _child_pandas(csv: Path, root: Path) -> dict[str, Any]:
 def _child_profile(csv: Path, root: Path) -> dict[str, Any]:
     """prepare.run with its phases timed by wrapping the functions it calls (inclusive times)."""
     from scrm import io as sio
-    from scrm.config import load_params
+    from scrm.config import load_params, load_settings
     from scrm.data import prepare, threads
 
     spans: list[tuple[str, float, int]] = []   # (name, seconds, nesting depth)
@@ -134,9 +134,9 @@ def _child_profile(csv: Path, root: Path) -> dict[str, Any]:
     for n in ("write_parquet", "write_csv"):
         setattr(pl.DataFrame, n, timed(f"polars.DataFrame.{n}", getattr(pl.DataFrame, n)))
     paths = _prepare_root(csv, root)
-    params = load_params(root)
+    settings = load_settings(root)
     t0 = time.perf_counter()
-    prepare.run(paths, params)
+    prepare.run(paths, settings.prepare, settings.openings)
     total = time.perf_counter() - t0
     agg: dict[str, list[float]] = {}
     for name, sec, d in spans:

@@ -47,13 +47,13 @@ def make_root(tmp: Path) -> Paths:
 @pytest.fixture(scope="session")
 def prepared_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     """fetch(sample) + prepare run once per session in a temp root; read-only for tests."""
-    from scrm.config import load_params
+    from scrm.config import load_params, load_settings
     from scrm.data import fetch, prepare
 
     paths = make_root(tmp_path_factory.mktemp("prepared"))
-    params = load_params(paths.root)
-    fetch.run(paths, params)
-    prepare.run(paths, params)
+    settings = load_settings(paths.root)
+    fetch.run(paths, load_params(paths.root))
+    prepare.run(paths, settings.prepare, settings.openings)
     return paths
 
 
@@ -86,12 +86,13 @@ def tiny_root(tmp_path: Path) -> Callable[[list[dict[str, Any]]], Paths]:
     """Build a run root whose raw file holds the given hand-made tweets, then run prepare."""
 
     def build(rows: list[dict[str, Any]]) -> Paths:
-        from scrm.config import load_params
+        from scrm.config import load_params, load_settings
         from scrm.data import prepare
 
         paths = make_root(tmp_path)
         write_twcs(paths.raw_csv, rows)
-        prepare.run(paths, load_params(paths.root))
+        settings = load_settings(paths.root)
+        prepare.run(paths, settings.prepare, settings.openings)
         return paths
 
     return build

@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 
 from conftest import make_root
-from scrm.config import SAMPLE_CSV, load_params
+from scrm.config import SAMPLE_CSV, load_params, load_settings
 from scrm.data import fetch, prepare
 from scrm.errors import DataError, FetchError
 
@@ -88,7 +88,7 @@ def run_prepare(tmp_path: Path, case: str) -> tuple[Any, dict[str, Any]]:
     tmp_path.mkdir(parents=True, exist_ok=True)
     paths = make_root(tmp_path)
     shutil.copy(BAD / case, paths.raw_csv)
-    return paths, prepare.run(paths, load_params(paths.root))
+    return paths, prepare.run(paths, load_settings(paths.root).prepare, load_settings(paths.root).openings)
 
 
 def read_outputs(paths: Any) -> tuple[pl.DataFrame, pl.DataFrame, dict[str, Any]]:
@@ -124,7 +124,7 @@ def test_unusable_file_is_a_clear_error(tmp_path, case):
     paths = make_root(tmp_path)
     shutil.copy(BAD / case, paths.raw_csv)
     with pytest.raises(DataError) as e:
-        prepare.run(paths, load_params(paths.root))
+        prepare.run(paths, load_settings(paths.root).prepare, load_settings(paths.root).openings)
     msg = str(e.value)
     assert e.value.path == paths.raw_csv and e.value.line == line
     assert msg.startswith(f"{paths.raw_csv}, line {line}: ")

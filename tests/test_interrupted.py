@@ -26,7 +26,7 @@ import pytest
 
 from conftest import make_root
 from scrm import io as sio
-from scrm.config import SAMPLE_CSV, Paths, load_params
+from scrm.config import SAMPLE_CSV, Paths, load_params, load_settings
 from scrm.data import fetch, prepare
 
 BAD = Path(__file__).parent / "data" / "bad"
@@ -52,7 +52,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, b
     for name, src in {"sample": SAMPLE_CSV, "bad_date": BAD / "bad_date.csv"}.items():
         paths = make_root(tmp_path_factory.mktemp(f"ref-{name}"))
         shutil.copy(src, paths.raw_csv)
-        prepare.run(paths, load_params(paths.root))
+        prepare.run(paths, load_settings(paths.root).prepare, load_settings(paths.root).openings)
         out[name] = snapshot(prepare_outputs(paths))
     return out
 
@@ -84,9 +84,9 @@ CHILD = textwrap.dedent("""
             os.kill(os.getpid(), signal.SIGKILL)
         os.replace = replace_then_die
     if mode.startswith("prepare"):
-        from scrm.config import Paths, load_params
+        from scrm.config import Paths, load_settings
         from scrm.data import prepare
-        prepare.run(Paths(root), load_params(root))
+        prepare.run(Paths(root), load_settings(root).prepare, load_settings(root).openings)
     elif mode == "fetch-slow-copy":
         from scrm.data import fetch
         def slow_copy(src, dst):
@@ -141,7 +141,7 @@ def test_prepare_killed_mid_write_leaves_no_output_then_rerun_matches(tmp_path, 
     assert all(v is None for v in snapshot(prepare_outputs(paths)).values())
     with pytest.raises(FileNotFoundError):  # what the next stage would get: no file, no half file
         pl.read_parquet(paths.tweets)
-    prepare.run(paths, load_params(paths.root))
+    prepare.run(paths, load_settings(paths.root).prepare, load_settings(paths.root).openings)
     assert temp_files(paths) == []
     assert snapshot(prepare_outputs(paths)) == reference["sample"]
 
@@ -150,14 +150,14 @@ def test_prepare_killed_mid_write_keeps_old_outputs(tmp_path, reference):
     """A rerun on a new input, killed mid-write: the previous run's outputs stay, byte for byte."""
     paths = make_root(tmp_path)
     shutil.copy(BAD / "bad_date.csv", paths.raw_csv)
-    prepare.run(paths, load_params(paths.root))
+    prepare.run(paths, load_settings(paths.root).prepare, load_settings(paths.root).openings)
     old = snapshot(prepare_outputs(paths))
     assert old == reference["bad_date"]
     shutil.copy(SAMPLE_CSV, paths.raw_csv)
     kill_child_mid_write(paths.root, "prepare-slow-parquet")
     assert temp_files(paths)
     assert snapshot(prepare_outputs(paths)) == old
-    prepare.run(paths, load_params(paths.root))
+    prepare.run(paths, load_settings(paths.root).prepare, load_settings(paths.root).openings)
     assert temp_files(paths) == []
     assert snapshot(prepare_outputs(paths)) == reference["sample"]
 
@@ -168,7 +168,7 @@ def test_prepare_killed_between_renames_never_mixes_old_and_new(tmp_path, refere
     prepare.json, renamed last, is missing, so the run does not look finished."""
     paths = make_root(tmp_path)
     shutil.copy(BAD / "bad_date.csv", paths.raw_csv)
-    prepare.run(paths, load_params(paths.root))
+    prepare.run(paths, load_settings(paths.root).prepare, load_settings(paths.root).openings)
     shutil.copy(SAMPLE_CSV, paths.raw_csv)
     kill_child_mid_write(paths.root, "prepare-kill-between-renames")
     now = snapshot(prepare_outputs(paths))
@@ -176,7 +176,7 @@ def test_prepare_killed_between_renames_never_mixes_old_and_new(tmp_path, refere
     assert now["quarantine.csv"] == new["quarantine.csv"]
     assert now["tweets.parquet"] is None and now["threads.parquet"] is None
     assert now["prepare.json"] is None
-    prepare.run(paths, load_params(paths.root))
+    prepare.run(paths, load_settings(paths.root).prepare, load_settings(paths.root).openings)
     assert temp_files(paths) == [] and snapshot(prepare_outputs(paths)) == new
 
 
@@ -206,7 +206,7 @@ def test_cli_prepare_sigkilled_at_any_point_is_safe(tmp_path):
         (tmp_path / sub).mkdir(exist_ok=True)
     old_root = make_root(tmp_path / "old")
     shutil.copy(BAD / "bad_date.csv", old_root.raw_csv)
-    prepare.run(old_root, load_params(old_root.root))
+    prepare.run(old_root, load_settings(old_root.root).prepare, load_settings(old_root.root).openings)
     ref_root = make_root(tmp_path / "ref")
     shutil.copy(src, ref_root.raw_csv)
     env = {k: v for k, v in os.environ.items() if k not in ("SCRM_DEBUG", "SCRM_ROOT")}

@@ -184,11 +184,12 @@ def test_scattered_kaggle_sample_prepares(path_fixture, request, tmp_path):
     import shutil
 
     from conftest import make_root
-    from scrm.config import load_params
+    from scrm.config import load_settings
     from scrm.data import prepare
 
     paths = make_root(tmp_path)
     shutil.copy(request.getfixturevalue(path_fixture), paths.raw_csv)
-    m = prepare.run(paths, load_params(paths.root))
+    settings = load_settings(paths.root)
+    m = prepare.run(paths, settings.prepare, settings.openings)
     assert m["rows_in"] == 93 == m["rows_clean"] + m["rows_quarantined"]
     assert m["dangling_references"] > 0

@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from .config import get_paths, load_params
+from .config import get_paths, load_params, load_settings
 from .errors import ScrmError
 
 app = typer.Typer(
@@ -104,7 +104,8 @@ def prepare(root: RootOpt = None) -> None:
 
     paths = get_paths(root)
     with err.status("parsing, validating and threading tweets..."):
-        m = p.run(paths, load_params(root))
+        settings = load_settings(root)
+        m = p.run(paths, settings.prepare, settings.openings)
     _summary("prepare", m, ["rows_in", "rows_clean", "rows_quarantined", "quarantine_by_reason",
                             "tweets", "brands", "threads", "openings", "answered_openings",
                             "dangling_references", "branching_threads", "cycles_broken"])

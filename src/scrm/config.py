@@ -53,6 +53,13 @@ class PrepareSettings(Section):
 
 
 @dataclass(frozen=True)
+class OpeningsSettings(Section):
+    """How a customer opening counts as answered (definitions in :mod:`scrm.data.openings`)."""
+
+    answered_definition: Literal["direct", "customer", "thread"] = req()
+
+
+@dataclass(frozen=True)
 class SentimentSettings(Section):
     scorer: str = req()
 
@@ -302,6 +309,7 @@ class Params(Section):
     seed: int = req()
     fetch: FetchSettings = req()
     prepare: PrepareSettings = req()
+    openings: OpeningsSettings = req()
     sentiment: SentimentSettings = req()
     response_time: ResponseTimeSettings = req()
     outcome: OutcomeSettings = req()

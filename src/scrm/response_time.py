@@ -47,7 +47,7 @@ Outputs of the stage
     ``reports/plots/latency_by_brand.csv`` and ``km_curves.csv`` (``dvc plots show``) and
     ``reports/figures/response_time_importance.png`` (permutation importance).
 
-Survival analysis uses statsmodels (:mod:`scrm.survival`): the issue named lifelines, which cannot
+Survival analysis uses statsmodels (:mod:`scrm.stats.survival`): the issue named lifelines, which cannot
 be installed next to pandas 3.
 """
 
@@ -63,7 +63,7 @@ import numpy as np
 import polars as pl
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
-from . import survival
+from .stats import survival
 from .errors import DataError, ScrmError
 from .text import surface_counts
 

@@ -22,12 +22,15 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from ..errors import DataError
 from .schema import DATE_FORMAT, EXPECTED_COLUMNS, QUARANTINE_COLUMNS, TWEET_COLUMNS
+
+if TYPE_CHECKING:
+    from ..config import OpeningsSettings, PrepareSettings
 
 _ID_RE = r"^\d+(\.0+)?$"  # ids are integers; pandas-written copies of the file have "3.0"
 _UTF8_BLOCK = 1 << 24
@@ -417,23 +420,26 @@ def quarantine_summary(quarantine: pl.DataFrame) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # stage
 # --------------------------------------------------------------------------------------------------
-def run(paths: Any, params: dict[str, Any]) -> dict[str, Any]:
-    """DVC stage ``prepare``: raw CSV -> tweets.parquet (+threads), threads.parquet, quarantine.csv."""
+def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSettings) -> dict[str, Any]:
+    """DVC stage ``prepare``: raw CSV -> tweets.parquet, threads.parquet, openings.parquet,
+    quarantine.csv."""
     from .. import io as sio
+    from .openings import build_openings
+    from .openings import summary as openings_summary
     from .threads import assign_threads, summarise_threads, thread_metrics
 
-    sec = params.get("prepare") or {}
     paths.ensure()
     for folder in (paths.interim, paths.processed):
         sio.cleanup_stale_tmp(folder)
-    sio.cleanup_stale_tmp(paths.metrics, "prepare.json")
+    sio.cleanup_stale_tmp(paths.metrics, paths.metric("prepare").name)
     raw = read_raw(paths.raw_csv)
-    clean, quarantine = validate(raw, require_text=bool(sec.get("require_text", True)))
+    clean, quarantine = validate(raw, require_text=settings.require_text)
     rows_in = raw.frame.height
     check_counts(rows_in, clean.height, quarantine.height, paths.raw_csv)
     tweets, graph_stats = assign_threads(clean)
     threads = summarise_threads(tweets)
     tweets = tweets.select(TWEET_COLUMNS).sort("tweet_id")
+    openings = build_openings(tweets, threads, opening_settings.answered_definition)
     metrics: dict[str, Any] = {
         "rows_in": rows_in,
         "rows_clean": clean.height,
@@ -443,13 +449,16 @@ def run(paths: Any, params: dict[str, Any]) -> dict[str, Any]:
         "careful_read": raw.careful_path,
         **graph_stats,
         **thread_metrics(tweets, threads),
+        "answered_definition": opening_settings.answered_definition,
+        "opening_counts": openings_summary(openings),
     }
     # one group: a killed run leaves the old outputs or none, never a mix; metrics are renamed last
-    with sio.atomic_paths(paths.quarantine, paths.tweets, paths.threads,
-                          paths.metrics / "prepare.json") as (t_quarantine, t_tweets, t_threads,
-                                                             t_metrics):
+    with sio.atomic_paths(paths.quarantine, paths.tweets, paths.threads, paths.openings,
+                          paths.metric("prepare")) as (t_quarantine, t_tweets, t_threads,
+                                                       t_openings, t_metrics):
         quarantine.write_csv(t_quarantine)
         tweets.write_parquet(t_tweets)
         threads.write_parquet(t_threads)
+        openings.drop("raw_latency_s").write_parquet(t_openings)
         t_metrics.write_text(sio.json_text(metrics), encoding="utf-8")
     return metrics

@@ -1,0 +1,7 @@
+"""Statistics shared by every research question: one home per method.
+
+* :mod:`.survival`  Kaplan–Meier (Greenwood), log-rank, Cox, C-index (statsmodels underneath)
+* :mod:`.intervals` Wilson and Newcombe intervals for rates and their differences
+* :mod:`.baselines` group-rate and group-median baselines with the scikit-learn estimator API
+* :mod:`.splits`    the time split used wherever "train on the past, test on the future" is meant
+"""
