@@ -113,6 +113,18 @@ def prepare(root: RootOpt = None) -> None:
         out.print(f"  quarantined rows with reasons: {paths.quarantine}")
 
 
+@app.command()
+@_stage
+def sentiment(root: RootOpt = None) -> None:
+    """Score every customer and brand tweet once (params sentiment.scorer) -> sentiment.parquet."""
+    from . import sentiment as sm
+
+    paths = get_paths(root)
+    with err.status("scoring sentiment..."):
+        m = sm.run(paths, load_settings(root).sentiment)
+    _summary("sentiment", m, ["scorer", "tweets_scored", "by_role"])
+
+
 @app.command("response-time")
 @_stage
 def response_time(root: RootOpt = None) -> None:

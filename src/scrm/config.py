@@ -62,6 +62,7 @@ class OpeningsSettings(Section):
 @dataclass(frozen=True)
 class SentimentSettings(Section):
     scorer: str = req()
+    roles: tuple[Literal["customer", "brand"], ...] = req()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,7 +141,6 @@ class OutcomeSettings(Section):
     seed: int = req()
     negative_threshold: float = req(between(-1, 1))
     positive_threshold: float = req(between(-1, 1))
-    score_roles: tuple[Literal["customer", "brand"], ...] = req()
     fast_reply_minutes: float = req(POSITIVE)
     template_threshold: float = req(between(0, 1))
     template: TemplateSettings = req()

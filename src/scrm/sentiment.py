@@ -1,5 +1,9 @@
 """Sentiment scorers behind one small interface, selected by name in params.yaml.
 
+Stage ``sentiment`` scores every tweet of the chosen roles **once** and writes
+``data/processed/sentiment.parquet`` (tweet_id, thread_id, role, sentiment); response time and
+outcome read that table instead of scoring again.
+
 A scorer maps texts to a compound score in [-1, 1]. ``vader`` (default) is VADER, made for social
 media; its lexicon ships with ``vaderSentiment`` so it works offline. A researcher plugs in another
 scorer (for example a local transformer model) by registering a class or by giving a dotted path
@@ -10,11 +14,16 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import polars as pl
 
 from .text import clean_for_sentiment
+
+if TYPE_CHECKING:
+    from .config import Paths, SentimentSettings
+
+SENTIMENT_COLUMNS = ("tweet_id", "thread_id", "role", "sentiment")
 
 
 class SentimentScorer(Protocol):
@@ -68,3 +77,28 @@ def score_frame(df: pl.DataFrame, text_col: str = "text", scorer: SentimentScore
                                               dtype=pl.Float64)})
     return df.with_columns(_clean=cleaned).join(scores, on="_clean", how="left",
                                                 maintain_order="left").drop("_clean")
+
+
+def score_tweets(tweets: pl.DataFrame, scorer: SentimentScorer,
+                 roles: Sequence[str] = ("customer", "brand")) -> pl.DataFrame:
+    """(tweet_id, thread_id, role, sentiment) for the tweets of the given roles, by tweet_id."""
+    sub = tweets.filter(pl.col("role").is_in(list(roles))).select("tweet_id", "thread_id", "role",
+                                                                   "text")
+    return score_frame(sub, "text", scorer, "sentiment").select(SENTIMENT_COLUMNS).sort("tweet_id")
+
+
+def run(paths: Paths, settings: SentimentSettings) -> dict[str, Any]:
+    """DVC stage ``sentiment``: score the tweets once for every later stage."""
+    from .errors import DataError
+    from .io import write_json, write_parquet
+
+    if not paths.tweets.exists():
+        raise DataError("not found; run `scrm prepare` (or `dvc repro prepare`) first", paths.tweets)
+    tweets = pl.read_parquet(paths.tweets, columns=["tweet_id", "thread_id", "role", "text"])
+    scored = score_tweets(tweets, get_scorer(settings.scorer), settings.roles)
+    metrics = {"scorer": settings.scorer, "roles": list(settings.roles),
+               "tweets_scored": scored.height,
+               "by_role": {r: int(n) for r, n in scored.group_by("role").len().sort("role").iter_rows()}}
+    write_parquet(scored, paths.sentiment)
+    write_json(paths.metric("sentiment"), metrics)
+    return metrics
