@@ -12,6 +12,8 @@ gives. The draw is fixed in a file *before* anything in it is labelled.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import polars as pl
 
@@ -87,3 +89,134 @@ def thread_transcript(tweets: pl.DataFrame, threads: pl.DataFrame, ids: pl.Serie
           .with_columns(line=pl.when(pl.col("role") == "brand").then(pl.lit("B: ")).otherwise(pl.lit("C: "))
                         + clean_for_sentiment("text")))
     return tw.group_by("thread_id", maintain_order=True).agg(transcript=pl.col("line").str.join("\n"))
+
+
+# ---------------------------------------------------------------------------------------------
+# adjudication: mechanical rules written in the guidelines before the passes were made
+# ---------------------------------------------------------------------------------------------
+PRIORITY = ("travel_disruption", "billing_refunds", "account_login", "network_outage",
+            "app_software_device", "order_delivery", "product_quality", "staff_service",
+            "praise_thanks", "other_unclear")
+NON_PROBLEM = ("praise_thanks", "other_unclear")
+END_ORDER = ("still_unhappy", "procedural", "satisfied")
+
+
+def adjudicate_category(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """Gold guidelines section 8: agree -> it; one other_unclear -> the other; else R15 order."""
+    rank = {c: i for i, c in enumerate(PRIORITY)}
+    ra = a.replace_strict(rank, return_dtype=pl.Int32)
+    rb = b.replace_strict(rank, return_dtype=pl.Int32)
+    return (pl.when(a == b).then(a)
+            .when(a == "other_unclear").then(b)
+            .when(b == "other_unclear").then(a)
+            .when(ra < rb).then(a).otherwise(b))
+
+
+def adjudicate_complaint(a: pl.Expr, b: pl.Expr, cat_a: pl.Expr, cat_b: pl.Expr) -> pl.Expr:
+    """Gold guidelines section 8: agree -> it; else yes when both categories are problem categories."""
+    both_problem = ~cat_a.is_in(list(NON_PROBLEM)) & ~cat_b.is_in(list(NON_PROBLEM))
+    return (pl.when(a == b).then(a)
+            .when(both_problem).then(pl.lit("yes")).otherwise(pl.lit("no")))
+
+
+def adjudicate_opening(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """Outcome guidelines section 5: agree -> it; else unhappy."""
+    return pl.when(a == b).then(a).otherwise(pl.lit("unhappy"))
+
+
+def adjudicate_end(a: pl.Expr, b: pl.Expr) -> pl.Expr:
+    """Outcome guidelines section 5: agree -> it; unclear loses; else the more conservative label."""
+    rank = {c: i for i, c in enumerate((*END_ORDER, "unclear"))}
+    ra = a.replace_strict(rank, return_dtype=pl.Int32)
+    rb = b.replace_strict(rank, return_dtype=pl.Int32)
+    return (pl.when(a == b).then(a)
+            .when(a == "unclear").then(b)
+            .when(b == "unclear").then(a)
+            .when(ra < rb).then(a).otherwise(b))
+
+
+# ---------------------------------------------------------------------------------------------
+# building the adjudicated files and the agreement table (python -m scrm.labelsets)
+# ---------------------------------------------------------------------------------------------
+def _read(path: Path) -> pl.DataFrame:
+    return pl.read_csv(path, infer_schema=False).with_columns(pl.col(pl.Utf8).str.strip_chars())
+
+
+def build_references(ref: Path) -> dict[str, object]:
+    """Adjudicate the two passes of every hand-labelled set in ``ref`` and measure agreement.
+
+    Writes gold_test_labels.csv, the ``complaint`` column of gold_labels.csv (dev), outcome_labels.csv
+    and agreement.json; returns the agreement table. Deterministic: rerunning gives the same files.
+    """
+    from .io import write_csv, write_json
+    from .stats.agreement import kappa_with_interval
+
+    key = pl.col("tweet_id").cast(pl.Int64)
+    # sealed test: pass A vs pass B
+    ta = _read(ref / "gold_test_pass_a.csv").select(key, label_a="label", complaint_a="complaint")
+    tb = _read(ref / "gold_test_pass_b.csv").select(key, label_b="label", complaint_b="complaint")
+    draw = pl.read_csv(ref / "gold_test_draw.csv").select(key)
+    test = draw.join(ta, on="tweet_id", how="left").join(tb, on="tweet_id", how="left")
+    if test.null_count().sum_horizontal().item():
+        raise ValueError("a pass misses a drawn tweet")
+    test_final = test.select(
+        "tweet_id",
+        label=adjudicate_category(pl.col("label_a"), pl.col("label_b")),
+        complaint=adjudicate_complaint(pl.col("complaint_a"), pl.col("complaint_b"),
+                                       pl.col("label_a"), pl.col("label_b")),
+    ).sort("tweet_id")
+    # dev: the original labels vs a full second pass; complaint: pass A (complaint only) vs pass B
+    dev = _read(ref / "gold_labels.csv").select(key, "label")
+    db = _read(ref / "gold_dev_pass_b.csv").select(key, label_b="label", complaint_b="complaint")
+    da = _read(ref / "gold_dev_complaint_pass_a.csv").select(key, complaint_a="complaint")
+    dev_all = dev.join(da, on="tweet_id", how="left").join(db, on="tweet_id", how="left")
+    if dev_all.null_count().sum_horizontal().item():
+        raise ValueError("a dev pass misses a gold tweet")
+    dev_final = dev_all.select(
+        "tweet_id", "label",
+        complaint=adjudicate_complaint(pl.col("complaint_a"), pl.col("complaint_b"),
+                                       pl.col("label"), pl.col("label_b")),
+    ).sort("tweet_id")
+    # outcome: pass A vs pass B, with the draw's dev/test part
+    tid = pl.col("thread_id").cast(pl.Int64)
+    oa = _read(ref / "outcome_labels_pass_a.csv").select(tid, open_a="opening_state", end_a="end_state")
+    ob = _read(ref / "outcome_labels_pass_b.csv").select(tid, open_b="opening_state", end_b="end_state")
+    odraw = pl.read_csv(ref / "outcome_draw.csv").select(tid, "part")
+    out = odraw.join(oa, on="thread_id", how="left").join(ob, on="thread_id", how="left")
+    if out.null_count().sum_horizontal().item():
+        raise ValueError("an outcome pass misses a drawn thread")
+    out_final = out.select(
+        "thread_id", "part",
+        opening_state=adjudicate_opening(pl.col("open_a"), pl.col("open_b")),
+        end_state=adjudicate_end(pl.col("end_a"), pl.col("end_b")),
+    ).sort("thread_id")
+
+    def kap(df: pl.DataFrame, a: str, b: str) -> dict[str, object]:
+        return kappa_with_interval(df[a].to_list(), df[b].to_list(), seed=GOLD_TEST_SEED)
+
+    agreement = {
+        "gold_test_label": kap(test, "label_a", "label_b"),
+        "gold_test_complaint": kap(test, "complaint_a", "complaint_b"),
+        "gold_dev_label_original_vs_pass_b": kap(dev_all, "label", "label_b"),
+        "gold_dev_complaint": kap(dev_all, "complaint_a", "complaint_b"),
+        "outcome_opening_state": kap(out, "open_a", "open_b"),
+        "outcome_end_state": kap(out, "end_a", "end_b"),
+        "note": "Cohen's kappa between two independent passes; 95% percentile bootstrap over items "
+                "(2,000 resamples). Dev labels: the original single-annotator labels vs a second "
+                "pass made later from the guidelines alone.",
+    }
+    write_csv(test_final, ref / "gold_test_labels.csv")
+    write_csv(dev_final, ref / "gold_labels.csv")
+    write_csv(out_final, ref / "outcome_labels.csv")
+    write_json(ref / "agreement.json", agreement)
+    return agreement
+
+
+if __name__ == "__main__":  # pragma: no cover - a maintenance command, tested through build_references
+    import json
+    import sys
+
+    from .paths import REFERENCES
+
+    print(json.dumps(build_references(Path(sys.argv[1]) if len(sys.argv) > 1 else REFERENCES),
+                     indent=1))
