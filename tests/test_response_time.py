@@ -15,8 +15,12 @@ import polars as pl
 import pytest
 
 from scrm import response_time as rt
-from scrm.config import Paths, load_params
+from scrm import sentiment
+from scrm.config import (PROJECT_ROOT, Paths, ResponseTimeSettings, load_params, load_settings,
+                         settings_from_dict)
+from scrm.data.openings import build_openings
 from scrm.errors import ScrmError
+from scrm.response_time import models, service, stage
 
 from conftest import make_root, tweet
 
@@ -26,26 +30,41 @@ DATE = "%a %b %d %H:%M:%S %z %Y"
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
-def _params(root: Path, **overrides: Any) -> dict[str, Any]:
+def _settings(root: Path, **overrides: Any) -> ResponseTimeSettings:
+    """The run root's response_time settings with some keys changed (validated like params.yaml)."""
     params = copy.deepcopy(load_params(root))
-    params.setdefault("response_time", {}).update(overrides)
-    return params
+    params["response_time"].update(overrides)
+    return settings_from_dict(params).response_time
 
 
-def _openings(paths: Paths, **overrides: Any) -> tuple[pl.DataFrame, dict[str, Any]]:
-    settings = rt.Settings.from_params(_params(paths.root, **overrides))
-    return rt.build_openings(pl.read_parquet(paths.tweets), pl.read_parquet(paths.threads),
-                             settings)
+def _score(paths: Paths) -> Paths:
+    """Run the sentiment stage (the stage reads its scores) on a prepared root."""
+    sentiment.run(paths, load_settings(paths.root).sentiment)
+    return paths
+
+
+def _frame(paths: Paths, openings: pl.DataFrame | None = None,
+           **overrides: Any) -> tuple[pl.DataFrame, dict[str, Any]]:
+    """The stage's per-opening frame from the root's tables (or from the given opening table)."""
+    return rt.opening_frame(pl.read_parquet(paths.openings) if openings is None else openings,
+                            pl.read_parquet(paths.tweets), pl.read_parquet(paths.threads),
+                            pl.read_parquet(paths.sentiment), _settings(paths.root, **overrides))
 
 
 def _copy_prepared(src: Paths, tmp: Path) -> Paths:
     """A fresh run root holding the prepared sample (so MLflow writes land in tmp only)."""
     paths = make_root(tmp)
-    for p in (src.tweets, src.threads):
+    for p in (src.tweets, src.threads, src.openings):
         dst = paths.root / p.relative_to(src.root)
         dst.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(p, dst)
     return paths
+
+
+@pytest.fixture(scope="module")
+def scored_root(prepared_root: Paths, tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """The prepared sample plus its sentiment scores, in a root of its own (read-only for tests)."""
+    return _score(_copy_prepared(prepared_root, tmp_path_factory.mktemp("rt_scored")))
 
 
 @pytest.fixture(scope="module")
@@ -65,36 +84,49 @@ def _runs_of(paths: Paths) -> Any:
     from scrm import tracking
 
     runs = tracking.list_runs(rt.EXPERIMENT, paths.root)
-    return runs[runs["tags.scrm.data_sha256"] == tracking.data_hash([paths.tweets, paths.threads])]
+    return runs[runs["tags.scrm.data_sha256"] == tracking.data_hash(stage.inputs(paths))]
 
 
 # --------------------------------------------------------------------------------------------------
 # (a) the real sample against an independent computation over the CSV
 # --------------------------------------------------------------------------------------------------
 def _independent_latencies(rows: list[dict[str, str]]) -> tuple[int, dict[int, float]]:
-    """Plain Python: opening = inbound tweet with no in_response_to_tweet_id; first response =
-    earliest non-inbound tweet whose in_response_to_tweet_id is the opening."""
-    opened = {int(r["tweet_id"]): datetime.strptime(r["created_at"], DATE)
-              for r in rows if r["inbound"] == "True" and r["in_response_to_tweet_id"] == ""}
-    first: dict[int, datetime] = {}
-    for r in rows:
-        parent = r["in_response_to_tweet_id"]
-        if r["inbound"] == "False" and parent and int(float(parent)) in opened:
-            t = datetime.strptime(r["created_at"], DATE)
-            p = int(float(parent))
-            if p not in first or t < first[p]:
-                first[p] = t
-    return len(opened), {o: (t - opened[o]).total_seconds() for o, t in first.items()}
+    """Plain Python, the ``customer`` definition of "answered": opening = inbound tweet with no
+    in_response_to_tweet_id; its thread = the tweets whose in_response_to_tweet_id chain leads to
+    it; first response = earliest (time, id) non-inbound tweet of the thread that replies to a tweet
+    written by the opening's author."""
+    by_id = {int(r["tweet_id"]): r for r in rows}
+    parent = {i: int(float(r["in_response_to_tweet_id"])) for i, r in by_id.items()
+              if r["in_response_to_tweet_id"]}
+
+    def root(i: int) -> int:
+        seen = set()
+        while parent.get(i) in by_id and i not in seen:
+            seen.add(i)
+            i = parent[i]
+        return i
+
+    at = {i: datetime.strptime(r["created_at"], DATE) for i, r in by_id.items()}
+    opened = {i for i, r in by_id.items()
+              if r["inbound"] == "True" and r["in_response_to_tweet_id"] == ""}
+    first: dict[int, tuple[datetime, int]] = {}
+    for i, r in by_id.items():
+        p = parent.get(i)
+        if r["inbound"] == "False" and p in by_id:
+            o = root(i)
+            if o in opened and by_id[p]["author_id"] == by_id[o]["author_id"]:
+                first[o] = min(first.get(o, (at[i], i)), (at[i], i))
+    return len(opened), {o: max((t - at[o]).total_seconds(), 0.0) for o, (t, _) in first.items()}
 
 
-def test_sample_matches_independent_computation(prepared_root: Paths,
+def test_sample_matches_independent_computation(scored_root: Paths,
                                                 sample_rows: list[dict[str, str]]) -> None:
+    assert load_settings(scored_root.root).openings.answered_definition == "customer"
     n_open, latency = _independent_latencies(sample_rows)
-    op, info = _openings(prepared_root)
-    tweets = pl.read_parquet(prepared_root.tweets)
-    replies = rt.reply_latencies(tweets, op["opening_tweet_id"])
-    settings = rt.Settings.from_params(load_params(prepared_root.root))
-    overall = rt.overall_summary(op, replies, settings, info)
+    op, info = _frame(scored_root)
+    tweets = pl.read_parquet(scored_root.tweets)
+    replies = service.reply_latencies(tweets, op["opening_tweet_id"])
+    overall = service.overall_summary(op, replies, _settings(scored_root.root), info)
 
     assert n_open > 1000 and 0.5 < len(latency) / n_open < 1.0  # the sample is what we think
     assert overall["n_openings"] == op.height == n_open
@@ -112,8 +144,8 @@ def test_sample_matches_independent_computation(prepared_root: Paths,
     assert overall["km_median_latency_s"] >= overall["median_latency_s"]  # censored = slower
 
 
-def test_sample_time_split_has_no_future_leak(prepared_root: Paths) -> None:
-    op, _ = _openings(prepared_root)
+def test_sample_time_split_has_no_future_leak(scored_root: Paths) -> None:
+    op, _ = _frame(scored_root)
     train, test = op.filter(pl.col("split") == "train"), op.filter(pl.col("split") == "test")
     assert train["opening_at"].max() < test["opening_at"].min()
     assert abs(train.height / op.height - 0.7) < 0.02
@@ -143,14 +175,14 @@ HAND_MADE = [
 ]
 
 EXPECTED = {  # opening -> brand, source, latency_s, within_1h, known, duration_s, event
-    1: ("BrandA", "thread", 600.0, True, True, 600.0, True),
-    6: ("BrandA", "thread", 7200.0, False, True, 7200.0, True),
-    8: ("BrandA", "thread", 300.0, True, True, 300.0, True),
+    1: ("BrandA", "first_reply", 600.0, True, True, 600.0, True),
+    6: ("BrandA", "first_reply", 7200.0, False, True, 7200.0, True),
+    8: ("BrandA", "first_reply", 300.0, True, True, 300.0, True),
     10: ("BrandB", "mention", None, False, True, 300 * 60.0, False),
-    11: ("BrandB", "thread", 5700.0, False, True, 5700.0, True),
+    11: ("BrandB", "first_reply", 5700.0, False, True, 5700.0, True),
     13: ("BrandA", "mention", None, False, True, 100 * 60.0, False),
     14: (rt.UNKNOWN_BRAND, "none", None, False, False, 0.0, False),
-    15: ("BrandA", "thread", 2100.0, True, True, 2100.0, True),
+    15: ("BrandA", "first_reply", 2100.0, True, True, 2100.0, True),
     17: ("BrandA", "mention", None, False, True, 270 * 60.0, False),
 }
 FEATURES = {  # opening -> prior_any, prior_brand, inbound_load (60 min), backlog (24 h)
@@ -168,11 +200,11 @@ FEATURES = {  # opening -> prior_any, prior_brand, inbound_load (60 min), backlo
 
 @pytest.fixture
 def hand_made(tiny_root: Any) -> Paths:
-    return tiny_root(HAND_MADE)
+    return _score(tiny_root(HAND_MADE))
 
 
 def test_hand_made_targets_and_features(hand_made: Paths) -> None:
-    op, info = _openings(hand_made)
+    op, info = _frame(hand_made)
     assert sorted(op["opening_tweet_id"].to_list()) == sorted(EXPECTED)
     rows = {r["opening_tweet_id"]: r for r in op.to_dicts()}
     for oid, (brand, source, lat, w1h, known, dur, event) in EXPECTED.items():
@@ -195,14 +227,14 @@ def test_hand_made_targets_and_features(hand_made: Paths) -> None:
 
 
 def test_hand_made_windows_and_horizon(hand_made: Paths) -> None:
-    short, _ = _openings(hand_made, backlog_window_hours=2)
+    short, _ = _frame(hand_made, backlog_window_hours=2)
     backlog = dict(short.select("opening_tweet_id", "backlog").iter_rows())
     assert backlog[13] == 0       # 17 was opened 170 min before: outside a 2 h backlog window
     assert backlog[17] == 2 and backlog[11] == 1
-    wide, _ = _openings(hand_made, load_window_minutes=120)
+    wide, _ = _frame(hand_made, load_window_minutes=120)
     load = dict(wide.select("opening_tweet_id", "inbound_load").iter_rows())
     assert load[17] == 4          # tweets 1 at 0 is outside [10, 130); 4, 6, 8, 15 inside
-    capped, _ = _openings(hand_made, horizon_hours=1)
+    capped, _ = _frame(hand_made, horizon_hours=1)
     r = {x["opening_tweet_id"]: x for x in capped.to_dicts()}
     assert (r[6]["event"], r[6]["duration_s"], r[6]["answered"]) == (False, 3600.0, True)
     assert (r[10]["event"], r[10]["duration_s"]) == (False, 3600.0)
@@ -211,14 +243,14 @@ def test_hand_made_windows_and_horizon(hand_made: Paths) -> None:
 
 
 def test_hand_made_service_table_and_replies(hand_made: Paths) -> None:
-    op, info = _openings(hand_made)
+    op, info = _frame(hand_made)
     tweets = pl.read_parquet(hand_made.tweets)
-    replies = rt.reply_latencies(tweets, op["opening_tweet_id"])
+    replies = service.reply_latencies(tweets, op["opening_tweet_id"])
     assert dict(replies.select("reply_id", "latency_s").iter_rows()) == {
         2: 600.0, 3: 720.0, 5: 1200.0, 7: 7200.0, 9: 300.0, 12: 5700.0, 16: 2100.0}
     assert replies.filter(~pl.col("to_opening"))["reply_id"].to_list() == [5]
-    settings = rt.Settings.from_params(load_params(hand_made.root))
-    table = {r["brand"]: r for r in rt.service_table(op, replies, settings).to_dicts()}
+    settings = _settings(hand_made.root)
+    table = {r["brand"]: r for r in service.service_table(op, replies, settings).to_dicts()}
     a = table["BrandA"]
     assert (a["n_openings"], a["n_answered"]) == (6, 4)
     assert a["answered_share"] == pytest.approx(4 / 6)
@@ -226,30 +258,60 @@ def test_hand_made_service_table_and_replies(hand_made: Paths) -> None:
     assert (a["share_within_15m"], a["share_within_1h"], a["share_within_24h"]) == \
         pytest.approx((2 / 6, 3 / 6, 4 / 6))
     assert (a["n_replies"], a["n_later_replies"], a["later_median_latency_s"]) == (6, 1, 1200.0)
-    overall = rt.overall_summary(op, replies, settings, info)
+    overall = service.overall_summary(op, replies, settings, info)
     assert overall["later_turns"] == {"n": 1, "median_latency_s": 1200.0, "p90_latency_s": 1200.0}
     assert overall["end_of_data"] == "2017-10-31T18:40:00+00:00"
 
 
 def test_stage_on_tiny_data_skips_models_with_reasons(hand_made: Paths) -> None:
-    m = rt.run(hand_made, _params(hand_made.root, log_models=False))
+    m = rt.run(hand_made, _settings(hand_made.root, log_models=False))
     assert m["overall"]["n_openings"] == 9
     for task in ("within_1h", "log_latency"):
         for v in m["models"][task].values():
             assert v["status"] == "skipped" and "min_train_rows" in v["reason"]
     assert m["models"]["cox"]["status"] == "skipped"
-    assert (hand_made.processed / "response_time.parquet").exists()
-    assert (hand_made.figures / "response_time_importance.png").exists()  # says why it is empty
+    assert hand_made.response_time.exists()
+    assert hand_made.importance_png.exists()  # says why it is empty
     runs = _runs_of(hand_made)
     assert list(runs["tags.mlflow.runName"]) == ["service_levels"]  # no model was fitted
     assert runs["metrics.n_openings"].iloc[0] == 9
 
 
+def test_answered_follows_the_opening_table(tiny_root: Any) -> None:
+    """A brand answering only the customer's follow-up answers the opening under ``customer`` (the
+    params default) and not under ``direct``: the stage takes "answered" from the opening table."""
+    paths = _score(tiny_root([
+        tweet(1, "201", 0, "@BrandA help"),
+        tweet(2, "201", 5, "@BrandA hello??", parent=1),   # the customer follows up
+        tweet(3, "BrandA", 20, "@201 hi", parent=2),        # the brand answers the follow-up
+        tweet(4, "202", 30, "@BrandA hi"),                  # the last tweet: end of data
+    ]))
+    op, _ = _frame(paths)
+    r = {x["opening_tweet_id"]: x for x in op.to_dicts()}
+    assert (r[1]["answered"], r[1]["first_response_id"], r[1]["latency_s"]) == (True, 3, 1200.0)
+    assert (r[1]["brand"], r[1]["brand_source"], r[1]["event"]) == ("BrandA", "first_reply", True)
+    direct = build_openings(pl.read_parquet(paths.tweets), pl.read_parquet(paths.threads), "direct")
+    op, _ = _frame(paths, direct)
+    r = {x["opening_tweet_id"]: x for x in op.to_dicts()}
+    assert (r[1]["answered"], r[1]["event"], r[1]["duration_s"]) == (False, False, 30 * 60.0)
+
+
+def test_missing_inputs_name_the_command(tiny_root: Any) -> None:
+    paths = tiny_root(HAND_MADE)  # prepared, but never scored
+    with pytest.raises(ScrmError, match="scrm sentiment"):
+        rt.run(paths, _settings(paths.root, log_models=False))
+
+
 def test_bad_params_are_named() -> None:
+    def with_rt(**changes: Any) -> dict[str, Any]:
+        params = copy.deepcopy(load_params(PROJECT_ROOT))
+        params["response_time"].update(changes)
+        return params
+
     with pytest.raises(ScrmError, match="unknown key.*horizon_hour\\b"):
-        rt.Settings.from_params({"response_time": {"horizon_hour": 3}})
+        settings_from_dict(with_rt(horizon_hour=3))
     with pytest.raises(ScrmError, match="train_fraction"):
-        rt.Settings.from_params({"response_time": {"train_fraction": 1.5}})
+        settings_from_dict(with_rt(train_fraction=1.5))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -257,9 +319,9 @@ def test_bad_params_are_named() -> None:
 # --------------------------------------------------------------------------------------------------
 def test_stage_writes_outputs_and_mlflow_runs(prepared_root: Paths, tmp_path: Path,
                                               sample_rows: list[dict[str, str]]) -> None:
-    paths = _copy_prepared(prepared_root, tmp_path)
-    m = rt.run(paths, _params(paths.root, log_models=False))
-    metrics_file = paths.metrics / "response_time.json"
+    paths = _score(_copy_prepared(prepared_root, tmp_path))
+    m = rt.run(paths, _settings(paths.root, log_models=False))
+    metrics_file = paths.metric("response_time")
     first_bytes = metrics_file.read_bytes()
     assert json.loads(first_bytes) == json.loads(json.dumps(m))
 
@@ -275,18 +337,18 @@ def test_stage_writes_outputs_and_mlflow_runs(prepared_root: Paths, tmp_path: Pa
     assert all(0 <= v["brier"] <= 1 for v in cls.values())
     assert set(m["importance"]) == {"within_1h", "log_latency"}
 
-    op = pl.read_parquet(paths.processed / "response_time.parquet")
+    op = pl.read_parquet(paths.response_time)
     assert op.height == n_open and set(rt.FEATURES) <= set(op.columns)
-    table = pl.read_parquet(paths.processed / "service_table.parquet")
+    table = pl.read_parquet(paths.service_table)
     assert table["n_openings"].sum() == n_open
-    km = pl.read_csv(paths.plots / "km_curves.csv")
+    km = pl.read_csv(paths.km_plot)
     assert {"brand", "minutes", "still_waiting", "at_risk"} <= set(km.columns)
     assert km.group_by("brand").agg(pl.col("still_waiting").diff().max())["still_waiting"] \
         .max() <= 0  # survival curves never go up
-    lat = pl.read_csv(paths.plots / "latency_by_brand.csv")
+    lat = pl.read_csv(paths.latency_plot)
     assert (lat["p25_min"] <= lat["median_min"]).all() and (lat["median_min"]
                                                            <= lat["p75_min"]).all()
-    assert (paths.figures / "response_time_importance.png").stat().st_size > 10_000
+    assert paths.importance_png.stat().st_size > 10_000
 
     runs = _runs_of(paths)
     names = set(runs["tags.mlflow.runName"])
@@ -296,7 +358,7 @@ def test_stage_writes_outputs_and_mlflow_runs(prepared_root: Paths, tmp_path: Pa
     assert logistic["params.seed"] == "42" and len(logistic["tags.scrm.data_sha256"]) == 64
 
     # deterministic: the same params give the same metrics file, byte for byte
-    rt.run(paths, _params(paths.root, log_models=False))
+    rt.run(paths, _settings(paths.root, log_models=False))
     assert metrics_file.read_bytes() == first_bytes
 
 
@@ -304,13 +366,13 @@ def test_stage_writes_outputs_and_mlflow_runs(prepared_root: Paths, tmp_path: Pa
 def test_stage_registers_models(prepared_root: Paths, tmp_path: Path) -> None:
     from scrm import tracking
 
-    paths = _copy_prepared(prepared_root, tmp_path)
-    rt.run(paths, _params(paths.root, log_models=["logistic"], cox=False, importance_repeats=1))
+    paths = _score(_copy_prepared(prepared_root, tmp_path))
+    rt.run(paths, _settings(paths.root, log_models=["logistic"], cox=False, importance_repeats=1))
     mlflow = tracking.setup(paths.root)
     client = mlflow.MlflowClient()
     model = client.get_registered_model("scrm-response-time-within1h-logistic")
     assert model.latest_versions
     loaded = mlflow.sklearn.load_model(f"models:/{model.name}/{model.latest_versions[0].version}")
-    X = rt.model_frame(pl.read_parquet(paths.processed / "response_time.parquet").head(5))
+    X = models.model_frame(pl.read_parquet(paths.response_time).head(5))
     p = loaded.predict_proba(X)[:, 1]
     assert ((0 <= p) & (p <= 1)).all()

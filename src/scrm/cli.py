@@ -130,7 +130,7 @@ def sentiment(root: RootOpt = None) -> None:
 def response_time(root: RootOpt = None) -> None:
     """Latency of brand replies: service table, Kaplan-Meier curves, drivers models (MLflow).
 
-    Writes data/processed/response_time.parquet (one row per opening: features, latency,
+    Reads the opening table (scrm prepare) and the sentiment scores (scrm sentiment). Writes data/processed/response_time.parquet (one row per opening: features, latency,
     censoring), data/processed/service_table.parquet (per brand), reports/metrics/response_time.json,
     reports/plots/{latency_by_brand,km_curves}.csv (`dvc plots show`) and
     reports/figures/response_time_importance.png; runs go to the MLflow experiment response_time.
@@ -139,7 +139,7 @@ def response_time(root: RootOpt = None) -> None:
 
     paths = get_paths(root)
     with err.status("measuring response times, fitting survival curves and models..."):
-        m = rt.run(paths, load_params(root))
+        m = rt.run(paths, load_settings(root).response_time)
     _summary("response time", m["overall"],
              ["n_openings", "answered_share", "median_latency_min", "km_median_latency_s",
               "p90_latency_s", "share_within_15m", "share_within_1h", "share_within_24h",
@@ -151,7 +151,7 @@ def response_time(root: RootOpt = None) -> None:
     models["cox"] = {k: m["models"]["cox"].get(k) for k in ("c_index", "reason")
                      if k in m["models"]["cox"]}
     _summary("models (test split)", models)
-    out.print(f"  service table: {paths.processed / 'service_table.parquet'}")
+    out.print(f"  service table: {paths.service_table}")
 
 
 @app.command()

@@ -1,0 +1,66 @@
+"""Response time: per-brand service levels, unanswered openings, survival curves, latency drivers.
+
+Definitions (the same in the report, the tests and the README)
+    *Opening*, its *brand* (``brand_source``: ``first_reply``, ``mention``, ``none``) and whether it
+    was *answered* (``first_response_id`` / ``_at``, ``responder``, under the definition chosen by
+    ``openings.answered_definition``, ``customer`` by default) come from the one opening table
+    ``data/processed/openings.parquet``, defined in :mod:`scrm.data.openings`. An opening without a
+    brand is grouped under :data:`UNKNOWN_BRAND` here.
+    *Latency* (seconds) = first response ``created_at`` - opening ``created_at``, as in the opening
+    table: a response stamped before its opening (clock errors in the raw file) is clipped to 0 and
+    counted (``negative_latency_clipped``).
+    *Censoring*: unanswered openings are not dropped. They are right-censored at the end of the
+    observed data (the latest ``created_at`` of any tweet) or, when ``response_time.horizon_hours``
+    is set, at that many hours after the opening, whichever comes first. With a horizon, a response
+    later than the horizon also counts as censored at the horizon. ``duration_s`` / ``event`` are
+    the survival pair (``event`` = a response was observed within the follow-up).
+    *Replies*: every brand tweet whose parent is a customer tweet is a reply; its latency is
+    measured from that customer tweet. ``later_turns`` are the replies whose parent is not an
+    opening (customer follow-ups inside a conversation).
+
+Features per opening, all computed from information available at the opening time
+    ``hour_utc`` (0-23) and ``weekday_utc`` (1 = Monday ... 7 = Sunday), both in UTC because the
+    data carry no user time zone; text surface counts from :func:`scrm.text.surface_counts`
+    (``len_chars``, ``n_mentions``, ``n_urls``, ``n_emoji``, ``n_questions``, ``n_exclaims``);
+    ``sentiment`` (compound score of the opening tweet, read from
+    ``data/processed/sentiment.parquet``, written once by the ``sentiment`` stage);
+    ``prior_openings_any`` / ``prior_openings_brand``: openings by the same customer strictly
+    earlier, to any brand / to this brand; ``inbound_load``: customer tweets (any turn) in threads
+    of this brand in the ``load_window_minutes`` before the opening, ``[t - w, t)`` (polars rolling
+    window per brand); ``backlog``: earlier openings of this brand (opened within the last
+    ``backlog_window_hours``, null = no limit) that have no first response yet at the opening time.
+
+Targets
+    ``answered_within_1h`` (classification; openings that were unanswered and followed for less
+    than an hour have an unknown label, ``within_1h_known`` = False, and are left out of that model)
+    and ``log1p(latency_s)`` for answered openings (regression). Models are trained on the earliest
+    ``train_fraction`` of openings and tested on the later ones
+    (:func:`scrm.stats.splits.time_split`: no future leaks), tracked in MLflow (experiment
+    ``response_time``) through :mod:`scrm.tracking`.
+
+Outputs of the stage (names in :class:`scrm.paths.Paths`)
+    ``response_time.parquet``: one row per opening (ids, ``customer_id``, brand, ``brand_source``,
+    ``opening_at``, the features above, ``answered``, ``first_response_id`` / ``_at``,
+    ``responder``, ``latency_s``, ``answered_within_1h``, ``within_1h_known``, ``censor_at`` (end of
+    follow-up), ``duration_s``, ``event``, ``split``). ``service_table.parquet``: one row per brand
+    (see :func:`.service.service_table`). ``reports/metrics/response_time.json``: overall figures,
+    headline brands, log-rank, models. ``reports/plots/latency_by_brand.csv`` and ``km_curves.csv``
+    (``dvc plots show``) and ``reports/figures/response_time_importance.png`` (permutation
+    importance).
+
+Modules
+    :mod:`.features` the per-opening frame (features, targets, survival pair, split);
+    :mod:`.service` service table, overall summary, Kaplan-Meier curves, log-rank, plot tables;
+    :mod:`.models` estimators, fitting, metrics, permutation importance, Cox;
+    :mod:`.drawing` the importance figure; :mod:`.stage` the DVC stage (I/O and MLflow).
+
+Survival analysis uses statsmodels (:mod:`scrm.stats.survival`): lifelines cannot be installed next
+to pandas 3.
+"""
+
+from __future__ import annotations
+
+from .features import FEATURES, UNKNOWN_BRAND, opening_frame
+from .stage import EXPERIMENT, run
+
+__all__ = ["EXPERIMENT", "FEATURES", "UNKNOWN_BRAND", "opening_frame", "run"]

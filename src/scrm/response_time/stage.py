@@ -1,0 +1,160 @@
+"""The DVC stage ``response_time``: read the prepared tables, compute, write every output atomically
+and track the runs in MLflow (through :mod:`scrm.tracking`, the only module that imports mlflow)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from ..errors import DataError
+from . import features as ft
+from . import models as md
+from . import service as sv
+from .drawing import importance_figure
+
+if TYPE_CHECKING:
+    from ..config import ResponseTimeSettings
+    from ..paths import Paths
+
+EXPERIMENT = "response_time"
+
+
+def inputs(paths: Paths) -> list[Path]:
+    """The files the stage reads (their content hash tags every MLflow run)."""
+    return [paths.tweets, paths.threads, paths.openings, paths.sentiment]
+
+
+def outputs(paths: Paths) -> dict[str, Path]:
+    return {"parquet": paths.response_time, "table": paths.service_table,
+            "latency": paths.latency_plot, "km": paths.km_plot, "figure": paths.importance_png,
+            "metrics": paths.metric("response_time")}
+
+
+def _read(path: Path, columns: tuple[str, ...], command: str) -> pl.DataFrame:
+    """The given columns of a parquet input; a missing file or column names the command to run."""
+    if not path.exists():
+        raise DataError(f"not found: run `{command}` first.", path)
+    missing = [c for c in columns if c not in pl.read_parquet_schema(path)]
+    if missing:
+        raise DataError(f"missing column(s) {', '.join(missing)}; rerun `{command}` (the data "
+                        "contract is in src/scrm/data/schema.py and src/scrm/data/openings.py).",
+                        path)
+    return pl.read_parquet(path, columns=list(columns))
+
+
+def _split_info(op: pl.DataFrame) -> dict[str, dict[str, Any]]:
+    split = op.group_by("split").agg(n=pl.len(), first=pl.col("opening_at").min(),
+                                     last=pl.col("opening_at").max())
+    return {r["split"]: {"n_openings": r["n"], "from": r["first"].isoformat(),
+                         "to": r["last"].isoformat()} for r in split.to_dicts()}
+
+
+def _model_entries(results: list[md.ModelResult], cox: dict[str, Any]) -> dict[str, Any]:
+    models: dict[str, dict[str, Any]] = {}
+    for r in results:
+        entry = {**r.metrics, "status": r.status}
+        if r.reason:
+            entry["reason"] = r.reason
+        models.setdefault(r.task, {})[r.name] = entry
+    models["cox"] = {k: v for k, v in cox.items() if k != "params"}
+    return models
+
+
+def run(paths: Paths, settings: ResponseTimeSettings) -> dict[str, Any]:
+    """Opening frame, service table, KM/log-rank, models, plots; returns the metrics written."""
+    from .. import io as sio
+
+    openings = _read(paths.openings, ft.OPENING_INPUT, "scrm prepare")
+    tweets = _read(paths.tweets, ft.TWEET_INPUT, "scrm prepare")
+    threads = _read(paths.threads, ft.THREAD_INPUT, "scrm prepare")
+    sentiment = _read(paths.sentiment, ft.SENTIMENT_INPUT, "scrm sentiment")
+    paths.ensure()
+    targets = outputs(paths)
+    for target in targets.values():  # temp files a killed run of this stage left behind
+        sio.cleanup_stale_tmp(target.parent, target.name)
+
+    op, info = ft.opening_frame(openings, tweets, threads, sentiment, settings)
+    replies = sv.reply_latencies(tweets, op["opening_tweet_id"])
+    table = sv.service_table(op, replies, settings)
+    results = md.fit_models(op, settings)
+    importances = md.permutation_importances(results, op, settings)
+    cox = (md.cox_model(op, settings) if settings.cox
+           else {"status": "skipped", "reason": "cox: false"})
+    metrics: dict[str, Any] = {
+        "overall": sv.overall_summary(op, replies, settings, info),
+        "brands": sv.brand_rows(table, sv.largest_brands(op, settings.headline_brands, 1)),
+        "logrank": sv.brand_logrank(op, settings),
+        "split": {"train_fraction": settings.train_fraction, **_split_info(op)},
+        "models": _model_entries(results, cox),
+        "importance": importances,
+    }
+
+    sio.write_parquet(op.drop("opening_text"), targets["parquet"])
+    sio.write_parquet(table, targets["table"])
+    sio.write_csv(sv.latency_plot_table(op, settings), targets["latency"])
+    sio.write_csv(sv.km_curves(op, settings), targets["km"])
+    skipped = sorted({r.reason for r in results if r.status != "ok"})
+    importance_figure(importances, targets["figure"], note="; ".join(skipped))
+    sio.write_json(targets["metrics"], metrics)
+
+    _track(paths, settings, metrics, results,
+           [targets["latency"], targets["km"], targets["figure"]])
+    return metrics
+
+
+def _log_model(r: md.ModelResult, registered_name: str) -> None:
+    """Log and register a fitted model; MLflow's refusal to serialise one is recorded, not fatal.
+
+    MLflow saves with skops, which refuses types outside the namespaces ``scrm.tracking`` trusts;
+    should a model ever hold one, the run carries ``model_not_logged.json`` with the reason and the
+    stage goes on (the metrics are logged either way).
+    """
+    from .. import tracking
+
+    try:
+        tracking.log_sklearn_model(r.model, r.X_train, registered_name=registered_name)
+    except Exception as exc:  # noqa: BLE001 - only MLflow's own refusal is tolerated
+        if type(exc).__name__ != "MlflowException":
+            raise
+        tracking.log_dict({"model_not_logged": registered_name,
+                           "reason": str(exc).split("\n", 1)[0]}, "model_not_logged.json")
+
+
+def _track(paths: Paths, settings: ResponseTimeSettings, metrics: dict[str, Any],
+           results: list[md.ModelResult], artifacts: list[Path]) -> None:
+    """One MLflow run for the service figures and one per model (registered when fitted)."""
+    from .. import tracking
+
+    sources = inputs(paths)
+    sec = {"response_time": asdict(settings)}
+    tags = {"scrm.stage": "response_time"}
+
+    def start(name: str, params: dict[str, Any], **extra_tags: str) -> Any:
+        return tracking.start_run(EXPERIMENT, name, params=params, seed=settings.seed,
+                                  inputs=sources, tags={**tags, **extra_tags}, root=paths.root)
+
+    with start("service_levels", sec):
+        tracking.log_metrics(tracking.flatten(metrics["overall"]))
+        tracking.log_metrics({f"logrank.{k}": v for k, v in metrics["logrank"].items()})
+        tracking.log_dict(metrics, "response_time.json")
+        for a in artifacts:
+            if Path(a).exists():
+                tracking.log_artifact(a)
+    slug = {"within_1h": "within1h", "log_latency": "loglatency"}
+    for r in results:
+        if r.status != "ok":
+            continue
+        with start(f"{r.task}/{r.name}", {**sec, "task": r.task, "model": r.name},
+                   **{"scrm.task": r.task}):
+            tracking.log_metrics(r.metrics)
+            if settings.logs_model(r.task, r.name):
+                _log_model(r, f"scrm-response-time-{slug[r.task]}-{r.name.replace('_', '-')}")
+    cox = metrics["models"].get("cox", {})
+    if cox.get("status") == "ok":
+        with start("cox/phreg", {**sec, "model": "cox"}, **{"scrm.task": "time_to_reply"}):
+            tracking.log_metrics({"c_index": cox.get("c_index"),
+                                  "log_likelihood": cox.get("log_likelihood")})
+            tracking.log_dict(cox, "cox.json")
