@@ -34,7 +34,8 @@ Definitions used by every research question
     *Opening*: a thread root written by a customer (inbound) that references no parent at all: the
     customer starting a conversation. Roots whose written parent is missing from the file
     (``root_dangling``) are threads but not openings: their start is not observed.
-    *Answered opening*: an opening with at least one brand tweet replying to it directly.
+    *Answered opening*, *brand of an opening*: defined once in :mod:`scrm.data.openings` (three
+    definitions of "answered" side by side; ``openings.parquet`` carries them all).
 """
 
 from __future__ import annotations

@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .intervals import finite
+
 
 def _arrays(duration: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
     d = np.asarray(duration, dtype=float)
@@ -111,7 +113,7 @@ def logrank(duration: Any, event: Any, group: Any) -> dict[str, Any]:
         out.update(chi2=None, p_value=None, note="needs two groups and at least one event")
         return out
     chi2, p = survdiff(d, e, g)
-    out.update(chi2=_num(chi2), p_value=_num(p))
+    out.update(chi2=finite(chi2), p_value=finite(p))
     return out
 
 
@@ -160,16 +162,7 @@ def cox_fit(duration: Any, event: Any, X: np.ndarray, names: Sequence[str],
     params = np.asarray(res.params, dtype=float)
     bse = np.asarray(res.bse, dtype=float)
     pvals = np.asarray(res.pvalues, dtype=float)
-    coefs = {n: {"coef": _num(c), "hazard_ratio": _num(math.exp(c)), "se": _num(s),
-                 "p_value": _num(p)}
+    coefs = {n: {"coef": finite(c), "hazard_ratio": finite(math.exp(c)), "se": finite(s),
+                 "p_value": finite(p)}
              for n, c, s, p in zip(names, params, bse, pvals, strict=True)}
-    return {"params": params, "coefficients": coefs, "log_likelihood": _num(res.llf)}
-
-
-def _num(x: Any) -> float | None:
-    """Finite float rounded to 6 decimals, else None (JSON has no NaN)."""
-    try:
-        f = float(x)
-    except (TypeError, ValueError):
-        return None
-    return round(f, 6) if math.isfinite(f) else None
+    return {"params": params, "coefficients": coefs, "log_likelihood": finite(res.llf)}
