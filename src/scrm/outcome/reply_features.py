@@ -177,7 +177,8 @@ class TemplateReference:
         if getattr(self, "vectorizer_", None) is not None and q.height:
             V = self.vectorizer_.transform(texts)
             vv = np.asarray(V.multiply(V).sum(axis=1)).ravel()
-            bidx = np.array([index.get(b, -1) for b in q["brand"].to_list()], dtype=np.int64)
+            bidx = (q["brand"].replace_strict(index, default=-1, return_dtype=pl.Int64)
+                    .fill_null(-1).to_numpy())
             in_ref = q["in_ref"].to_numpy()
             vs = np.zeros(q.height)
             for b in np.unique(bidx[bidx >= 0]):  # one sparse-dense product per brand
