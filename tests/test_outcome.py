@@ -1,5 +1,7 @@
 """Conversation outcome: labels of hand-made trajectories, no leakage from later turns, template-ness,
-interval maths, and the stage on the real sample (outputs, metrics, MLflow, determinism)."""
+interval maths, and the stage on the real sample (outputs, metrics, MLflow, determinism).
+
+The stage reads the ``sentiment`` stage's table, so every root here runs that stage first."""
 
 from __future__ import annotations
 
@@ -14,10 +16,13 @@ from polars.testing import assert_frame_equal
 
 from conftest import make_root, tweet, write_twcs
 from scrm import outcome as oc
-from scrm import tracking
-from scrm.config import Paths, load_params, section
-from scrm.reply_features import PREDICTORS, TemplateReference, reply_features
-from scrm.sentiment import get_scorer
+from scrm import sentiment, tracking
+from scrm.config import OutcomeSettings, Paths, load_settings
+from scrm.outcome import models, stage, trajectories
+from scrm.outcome.findings import label_counts, transition_table
+from scrm.outcome.reply_features import (PREDICTORS, TemplateReference, normalise_for_template,
+                                         reply_features)
+from scrm.stats.intervals import newcombe_interval, wilson_interval
 
 BRAND = "AcmeHelp"
 NEG = "@AcmeHelp This is terrible, the worst service ever!"
@@ -25,23 +30,36 @@ GOOD = "@AcmeHelp ok thanks, all good now"
 BAD = "@AcmeHelp Still bad, terrible"
 
 
-def _params(root: Path | None = None) -> dict:
-    return section(load_params(root), "outcome")
+def _settings(root: Path | None = None) -> OutcomeSettings:
+    return load_settings(root).outcome
 
 
-def _outcome(paths: Paths, params: dict | None = None) -> pl.DataFrame:
-    """Trajectories + first-reply predictors of a prepared root, exactly as the stage builds them."""
-    params = params or _params(paths.root)
-    tweets, threads = oc._read_inputs(paths)
-    scored = oc.score_tweets(tweets, get_scorer("vader"))
-    tw = tweets.join(scored.select("tweet_id", "sentiment"), on="tweet_id", how="left")
-    return oc.build_outcome(tw, threads, params)
+def _scored(paths: Paths) -> Paths:
+    """Run the sentiment stage in a prepared root (the outcome stage reads its table)."""
+    sentiment.run(paths, load_settings(paths.root).sentiment)
+    return paths
+
+
+def _outcome(paths: Paths, settings: OutcomeSettings | None = None) -> pl.DataFrame:
+    """Trajectories + first-reply predictors of a scored root, exactly as the stage builds them."""
+    settings = settings or _settings(paths.root)
+    data = stage.read_inputs(paths)
+    return trajectories.build_outcome(data.tweets, data.openings, data.threads, settings)
 
 
 @pytest.fixture(scope="module")
-def sample_outcome(prepared_root) -> pl.DataFrame:
+def scored_root(prepared_root, tmp_path_factory) -> Paths:
+    """A copy of the prepared real sample in which the sentiment stage has run."""
+    root = tmp_path_factory.mktemp("outcome_scored")
+    shutil.copy(prepared_root.root / "params.yaml", root / "params.yaml")
+    shutil.copytree(prepared_root.root / "data", root / "data")
+    return _scored(Paths(root))
+
+
+@pytest.fixture(scope="module")
+def sample_outcome(scored_root) -> pl.DataFrame:
     """Trajectories + predictors of the real sample (computed once for the module)."""
-    return _outcome(prepared_root)
+    return _outcome(scored_root)
 
 
 # thread root id -> (tweets, expected label)
@@ -80,7 +98,7 @@ def _rows() -> list[dict]:
 
 
 def test_hand_made_trajectories_get_the_right_labels(tiny_root):
-    paths = tiny_root(_rows())
+    paths = _scored(tiny_root(_rows()))
     o = _outcome(paths).sort("thread_id")
     got = dict(zip(o["thread_id"].to_list(), o["label"].to_list()))
     assert got == {tid: lab for tid, (_, lab) in TRAJECTORIES.items()}
@@ -93,15 +111,15 @@ def test_hand_made_trajectories_get_the_right_labels(tiny_root):
     assert row["last_tweet_id"] == 64 and row["n_followups"] == 2 and row["reply_tweet_id"] == 61
     assert row["latency_min"] == pytest.approx(5.0)
     assert o.filter(pl.col("thread_id") == 50)["answered"].item() is False
-    counts = oc.label_counts(o)
+    counts = label_counts(o)
     assert sum(counts.values()) == len(TRAJECTORIES) and counts["unanswered"] == 2
     brand = dict(zip(o["thread_id"].to_list(), o["brand_source"].to_list()))
-    assert brand[1] == "first_reply" and brand[50] == "mention" and brand[55] is None
+    assert brand[1] == "first_reply" and brand[50] == "mention" and brand[55] == "none"
 
 
 def test_transitions_cover_every_thread(tiny_root):
-    o = _outcome(tiny_root(_rows()))
-    tr = oc.transition_table(o)
+    o = _outcome(_scored(tiny_root(_rows())))
+    tr = transition_table(o)
     assert tr["n"].sum() == o.height
     assert tr.height == 3 * 5  # neg/neu/pos x (neg, neu, pos, no_follow_up, unanswered)
     assert tr.filter((pl.col("source") == "negative") & (pl.col("target") == "unanswered"))["n"].item() == 2
@@ -113,8 +131,9 @@ def test_transitions_cover_every_thread(tiny_root):
 
 def test_stage_on_a_tiny_root_counts_everything_and_skips_models(tiny_root):
     """Too few threads for a model: recorded in the metrics, no crash; unanswered + excluded counted."""
-    paths = tiny_root(_rows())
-    res = oc.compute(paths, load_params(paths.root))
+    paths = _scored(tiny_root(_rows()))
+    settings = load_settings(paths.root)
+    res = oc.compute(paths, settings.outcome, settings.sentiment)
     m = res.metrics
     assert m["threads"]["threads"] == len(TRAJECTORIES) + 1
     assert m["threads"]["excluded_not_opening"] == 1
@@ -129,7 +148,7 @@ def test_stage_on_a_tiny_root_counts_everything_and_skips_models(tiny_root):
 
 
 def test_reply_markers_on_hand_made_replies():
-    params = _params()
+    settings = _settings()
     base = {"opening_at": [None] * 5, "reply_at": [None] * 5}
     texts = [
         "@123 Hi Sarah, so sorry about that, I understand! Could you DM us your order? ^AB https://t.co/x",
@@ -143,7 +162,7 @@ def test_reply_markers_on_hand_made_replies():
     t0 = datetime(2017, 10, 31, 10, tzinfo=timezone.utc)
     df = pl.DataFrame({"reply_text": texts, **base}).with_columns(
         opening_at=pl.lit(t0), reply_at=pl.lit(t0) + pl.duration(minutes=pl.Series([5, 59, 61, 0, 600])))
-    f = reply_features(df, params)
+    f = reply_features(df, settings)
     col = {c: f[c].to_list() for c in f.columns}
     assert col["apology"] == [True, False, True, False, False]
     assert col["empathy"] == [True, False, False, False, False]
@@ -157,23 +176,26 @@ def test_reply_markers_on_hand_made_replies():
     assert col["opening_hour"] == [10] * 5
 
 
-def test_later_customer_turns_do_not_change_any_predictor(prepared_root, sample_outcome, tmp_path):
-    """Rewrite half of the customer turns that follow a thread's first brand reply on the real
-    sample, delete the other half, re-prepare: every predictor of every answered opening is the same
-    (while labels do change, so the perturbation is real)."""
-    params = _params(prepared_root.root)
+def test_later_customer_turns_do_not_change_any_predictor(scored_root, sample_outcome, tmp_path):
+    """Rewrite half of the customer turns that follow a thread's first brand reply (the opening's
+    first response in openings.parquet) on the real sample, delete the other half, re-prepare: every
+    predictor of every answered opening is the same (while labels do change, so the perturbation is
+    real)."""
+    settings = _settings(scored_root.root)
     base = sample_outcome.filter(pl.col("answered"))
 
-    tweets = pl.read_parquet(prepared_root.tweets)
-    first = (tweets.filter(pl.col("role") == "brand").group_by("thread_id")
-             .agg(first_brand_turn=pl.col("turn").min()))
+    tweets = pl.read_parquet(scored_root.tweets)
+    first = (pl.read_parquet(scored_root.openings).filter(pl.col("answered"))
+             .join(tweets.select(first_response_id="tweet_id", first_brand_turn="turn"),
+                   on="first_response_id")
+             .select("thread_id", "first_brand_turn"))
     later = (tweets.join(first, on="thread_id").filter(
         (pl.col("role") == "customer") & (pl.col("turn") > pl.col("first_brand_turn")))["tweet_id"])
     later_ids = set(later.to_list())
     delete = {t for t in later_ids if t % 2 == 0}
     assert len(later_ids) > 300 and len(delete) > 100
 
-    raw = pl.read_csv(prepared_root.raw_csv, infer_schema=False)
+    raw = pl.read_csv(scored_root.raw_csv, infer_schema=False)
     ids = raw["tweet_id"].cast(pl.Int64)
     raw = raw.filter(~ids.is_in(list(delete))).with_columns(
         text=pl.when(pl.col("tweet_id").cast(pl.Int64).is_in(list(later_ids - delete)))
@@ -182,8 +204,9 @@ def test_later_customer_turns_do_not_change_any_predictor(prepared_root, sample_
     write_twcs(paths.raw_csv, raw.to_dicts())
     from scrm.data import prepare
 
-    prepare.run(paths, load_params(paths.root))
-    pert = _outcome(paths, params)
+    root_settings = load_settings(paths.root)
+    prepare.run(paths, root_settings.prepare, root_settings.openings)
+    pert = _outcome(_scored(paths), settings)
 
     cols = ["thread_id", "reply_tweet_id", "reply_author", "reply_at", "latency_min",
             "template_dups", "template_reply", *PREDICTORS]
@@ -196,16 +219,15 @@ def test_later_customer_turns_do_not_change_any_predictor(prepared_root, sample_
     assert (changed["label"] != changed["label_p"]).sum() > 50
 
 
-def test_template_similarity_is_leave_one_out_cosine_to_the_brand_centroid(prepared_root,
+def test_template_similarity_is_leave_one_out_cosine_to_the_brand_centroid(scored_root,
                                                                           sample_outcome):
     """The closed form equals a brute-force centroid built without the reply itself."""
     o = sample_outcome.filter(pl.col("answered"))
-    from scrm.reply_features import normalise_for_template
-
-    params = _params(prepared_root.root)
-    o = o.with_columns(reply_norm=normalise_for_template("reply_text", params["signoff_patterns"]))
-    ref = TemplateReference().fit(o["reply_tweet_id"].to_list(), o["reply_author"].to_list(),
-                                  o["reply_norm"].to_list())
+    settings = _settings(scored_root.root)
+    o = o.with_columns(reply_norm=normalise_for_template("reply_text", settings.signoff_patterns))
+    tp = settings.template
+    ref = TemplateReference(tp.max_features, tp.ngram_max, tp.min_df).fit(
+        o["reply_tweet_id"].to_list(), o["reply_author"].to_list(), o["reply_norm"].to_list())
     brand = o.group_by("reply_author").len().sort("len", descending=True)["reply_author"][0]
     sub = o.filter(pl.col("reply_author") == brand)
     got = ref.score(sub["reply_tweet_id"].to_list(), sub["reply_author"].to_list(),
@@ -231,11 +253,11 @@ def test_template_similarity_is_leave_one_out_cosine_to_the_brand_centroid(prepa
 
 
 def test_wilson_and_newcombe_match_published_values():
-    lo, hi = oc.wilson_interval(np.array([0, 10]), np.array([10, 20]), 1.959964)
+    lo, hi = wilson_interval(np.array([0, 10]), np.array([10, 20]), 1.959964)
     assert lo[0] == pytest.approx(0.0, abs=1e-4) and hi[0] == pytest.approx(0.2775, abs=1e-4)
     assert lo[1] == pytest.approx(0.2993, abs=1e-4) and hi[1] == pytest.approx(0.7007, abs=1e-4)
     # Newcombe (1998), example (a): 56/70 vs 48/80 -> 0.0524 to 0.3339
-    dl, dh = oc.newcombe_interval(np.array([56]), np.array([70]), np.array([48]), np.array([80]),
+    dl, dh = newcombe_interval(np.array([56]), np.array([70]), np.array([48]), np.array([80]),
                                   1.959964)
     assert dl[0] == pytest.approx(0.0524, abs=1e-4) and dh[0] == pytest.approx(0.3339, abs=1e-4)
 
@@ -246,44 +268,44 @@ def test_rank_auc_equals_sklearn_with_ties():
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 300)
     p = np.round(rng.random(300) + 0.3 * y, 1)  # coarse scores: many ties
-    assert oc.auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
-    assert oc.auc(np.ones(5), np.arange(5)) is None
+    assert models.auc(y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert models.auc(np.ones(5), np.arange(5)) is None
 
 
-def test_models_are_skipped_not_crashed_when_a_class_is_missing(prepared_root, sample_outcome):
-    params = _params(prepared_root.root)
+def test_models_are_skipped_not_crashed_when_a_class_is_missing(scored_root, sample_outcome):
+    settings = _settings(scored_root.root)
     o = sample_outcome
     only_recovered = o.with_columns(label=pl.when(pl.col("label") == "stayed_negative")
                                     .then(pl.lit("recovered")).otherwise(pl.col("label")))
     only_recovered = only_recovered.with_columns(recovered=pl.col("label") == "recovered")
-    cv = oc.cross_validate(only_recovered, params, 0)
+    cv = models.cross_validate(only_recovered, settings, 0)
     assert cv["n_negative"] == 0 and "need at least" in cv["skipped"] and cv["models"] == {}
-    ors = oc.odds_ratios(oc.model_population(only_recovered), params, 0)
+    ors = models.odds_ratios(trajectories.model_population(only_recovered), settings, 0)
     assert "skipped" in ors
 
 
-def test_cross_validation_never_splits_a_customer(prepared_root, sample_outcome, monkeypatch):
+def test_cross_validation_never_splits_a_customer(scored_root, sample_outcome, monkeypatch):
     """Every fold's test customers are absent from its training rows and from its template reference."""
-    params = _params(prepared_root.root)
+    settings = _settings(scored_root.root)
     o = sample_outcome
     # give two threads the same customer so that the grouping matters
-    pop_ids = oc.model_population(o)["thread_id"].to_list()
+    pop_ids = trajectories.model_population(o)["thread_id"].to_list()
     o = o.with_columns(customer_id=pl.when(pl.col("thread_id").is_in(pop_ids[:40]))
                        .then(pl.lit("shared")).otherwise(pl.col("customer_id")))
     seen: list[tuple[set, set]] = []
-    real = oc.add_template_features
+    real = models.add_template_features
 
-    def spy(df, reference, p):
+    def spy(df, reference, s):
         seen.append((set(df["customer_id"].to_list()), set(reference["customer_id"].to_list())))
-        return real(df, reference, p)
+        return real(df, reference, s)
 
-    monkeypatch.setattr(oc, "add_template_features", spy)
+    monkeypatch.setattr(models, "add_template_features", spy)
     from sklearn.model_selection import StratifiedGroupKFold
 
-    pop = oc.model_population(o)
+    pop = trajectories.model_population(o)
     y = pop["recovered"].to_numpy()
     g = pop["customer_id"].to_numpy()
-    cv = oc.cross_validate(o, params, 42)
+    cv = models.cross_validate(o, settings, 42)
     folds = list(StratifiedGroupKFold(cv["folds"], shuffle=True, random_state=42).split(y, y, g))
     assert len(seen) == len(folds)
     for (tr, te), (_, ref_customers) in zip(folds, seen):
@@ -293,19 +315,20 @@ def test_cross_validation_never_splits_a_customer(prepared_root, sample_outcome,
 
 
 @pytest.fixture(scope="module")
-def sample_run(prepared_root, tmp_path_factory):
-    """The stage on a copy of the prepared real sample."""
+def sample_run(scored_root, tmp_path_factory):
+    """The stage on a copy of the prepared and scored real sample."""
     root = tmp_path_factory.mktemp("outcome_stage")
-    shutil.copy(prepared_root.root / "params.yaml", root / "params.yaml")
-    shutil.copytree(prepared_root.root / "data", root / "data")
+    shutil.copy(scored_root.root / "params.yaml", root / "params.yaml")
+    shutil.copytree(scored_root.root / "data", root / "data")
     paths = Paths(root)
-    metrics = oc.run(paths, load_params(root))
+    settings = load_settings(root)
+    metrics = oc.run(paths, settings.outcome, settings.sentiment)
     return paths, metrics
 
 
-def test_stage_on_the_sample_writes_outputs_and_metrics(sample_run, prepared_root):
+def test_stage_on_the_sample_writes_outputs_and_metrics(sample_run):
     paths, m = sample_run
-    saved = json.loads((paths.metrics / "outcome.json").read_text())
+    saved = json.loads(paths.metric("outcome").read_text())
     assert saved == json.loads(json.dumps(m))
     threads = pl.read_parquet(paths.threads)
     assert m["threads"]["threads"] == threads.height
@@ -323,15 +346,16 @@ def test_stage_on_the_sample_writes_outputs_and_metrics(sample_run, prepared_roo
     assert model["models"]["dummy_prior"]["fold_auc_mean"] == 0.5
     ors = m["odds_ratios"]["odds_ratios"]
     assert ors["apology"]["ci_low"] <= ors["apology"]["odds_ratio"] <= ors["apology"]["ci_high"]
-    assert m["odds_ratios"]["n_boot_used"] == load_params(paths.root)["outcome"]["model"]["n_boot"]
+    assert m["odds_ratios"]["n_boot_used"] == load_settings(paths.root).outcome.model.n_boot
 
-    out = pl.read_parquet(paths.processed / "outcome.parquet")
+    out = pl.read_parquet(paths.outcome)
     assert out.height == m["threads"]["openings"] and out["thread_id"].is_unique().all()
     assert set(PREDICTORS) <= set(out.columns)
-    sent = pl.read_parquet(paths.processed / "sentiment.parquet")
-    assert sent.height == pl.read_parquet(paths.tweets).height
+    # the stage reads the sentiment stage's table: every tweet, scored once
+    sent = pl.read_parquet(paths.sentiment)
+    assert sent.height == pl.read_parquet(paths.tweets).height == m["sentiment"]["tweets_scored"]
     assert sent["sentiment"].is_between(-1, 1).all()
-    f = pl.read_parquet(paths.processed / "outcome_findings.parquet")
+    f = pl.read_parquet(paths.outcome_findings)
     overall = f.filter(pl.col("scope") == "overall")
     assert sorted(overall["feature"].to_list()) == sorted(
         ["off_social", "template_reply", "apology", "fast_reply"])
@@ -340,7 +364,7 @@ def test_stage_on_the_sample_writes_outputs_and_metrics(sample_run, prepared_roo
     assert f.filter(comparable)["statement"].str.contains("association, not a causal").all()
     assert f.filter(~comparable)["statement"].str.contains("no comparison").all()
     assert f.filter(pl.col("scope") == "brand")["brand"].n_unique() == 8
-    tr = pl.read_parquet(paths.processed / "outcome_transitions.parquet")
+    tr = pl.read_parquet(paths.outcome_transitions)
     assert tr["n"].sum() == m["threads"]["openings"]
 
 
@@ -360,18 +384,19 @@ def test_stage_logs_runs_to_mlflow(sample_run):
 
 def test_same_params_give_identical_metrics(sample_run):
     paths, m = sample_run
-    again = oc.compute(paths, load_params(paths.root))
+    settings = load_settings(paths.root)
+    again = oc.compute(paths, settings.outcome, settings.sentiment)
     assert json.dumps(again.metrics, sort_keys=True) == json.dumps(m, sort_keys=True)
-    assert_frame_equal(again.outcome, pl.read_parquet(paths.processed / "outcome.parquet"))
+    assert_frame_equal(again.outcome, pl.read_parquet(paths.outcome))
 
 
 def test_tracking_records_skipped_models(sample_run):
     """A run whose models were skipped still logs one run per model, tagged with the reason."""
     paths, m = sample_run
-    params = load_params(paths.root)
+    settings = load_settings(paths.root)
     skipped = {**m, "model": {"n": 3, "n_positive": 3, "skipped": "not enough threads (test)"}}
-    empty = oc.model_population(pl.read_parquet(paths.processed / "outcome.parquet")).head(0)
-    oc._track(paths, params, section(params, "outcome"), 42, skipped, empty)
+    empty = trajectories.model_population(pl.read_parquet(paths.outcome)).head(0)
+    stage.track(paths, settings.outcome.replace(seed=42), settings.sentiment, skipped, empty)
     runs = tracking.list_runs("outcome", paths.root)
     tagged = runs[runs["tags.scrm.skipped"].fillna("").str.contains("test")]
     assert set(tagged["tags.mlflow.runName"]) == set(oc.MODEL_NAMES)

@@ -92,16 +92,21 @@ def test_scorer_is_pluggable_by_dotted_path_and_the_stage_uses_it(tiny_root):
 
     paths = tiny_root([tweet(1, "101", 0, "@Acme broken!"), tweet(2, "Acme", 5, "@101 sorry", 1),
                        tweet(3, "101", 9, "@Acme fine now!", 2)])
-    from scrm.config import load_params
+    from scrm import sentiment as stage
+    from scrm.config import load_settings
 
-    params = load_params(paths.root)
-    params["sentiment"] = {"scorer": "test_sentiment:ConstantScorer"}
-    res = oc.compute(paths, params)
-    assert res.metrics["sentiment"]["scorer"] == "constant"
-    assert res.sentiment.sort("tweet_id")["sentiment"].to_list() == [-0.5, 0.25, -0.5]
+    settings = load_settings(paths.root)
+    # the sentiment stage scores with the selected scorer; outcome reads its table
+    constant = settings.sentiment.replace(scorer="test_sentiment:ConstantScorer")
+    stage.run(paths, constant)
+    res = oc.compute(paths, settings.outcome, constant)
+    assert res.metrics["sentiment"]["scorer"] == "test_sentiment:ConstantScorer"
+    assert pl.read_parquet(paths.sentiment).sort("tweet_id")["sentiment"].to_list() == [-0.5, 0.25,
+                                                                                        -0.5]
     assert res.outcome["label"].to_list() == ["stayed_negative"]
     # VADER reads the last turn as positive: the label follows the selected scorer
-    params["sentiment"] = {"scorer": "vader"}
-    res = oc.compute(paths, params)
+    vader = settings.sentiment.replace(scorer="vader")
+    stage.run(paths, vader)
+    res = oc.compute(paths, settings.outcome, vader)
     assert res.metrics["sentiment"]["scorer"] == "vader"
     assert res.outcome["label"].to_list() == ["recovered"]

@@ -161,16 +161,16 @@ def outcome(root: RootOpt = None) -> None:
     from . import outcome as oc
 
     paths = get_paths(root)
-    with err.status("scoring sentiment, labelling threads, fitting recovery models..."):
-        m = oc.run(paths, load_params(root))
+    with err.status("labelling threads, fitting recovery models..."):
+        settings = load_settings(root)
+        m = oc.run(paths, settings.outcome, settings.sentiment)
     model = m.get("model", {})
     aucs = {k: v.get("oof_auc") for k, v in model.get("models", {}).items()}
     _summary("outcome", {**m, "recovery_model": {"n": model.get("n"), "n_positive":
                                                  model.get("n_positive"), "oof_auc": aucs,
                                                  "skipped": model.get("skipped")}},
              ["threads", "labels", "recovery_rate", "recovery_model"])
-    out.print(f"  per thread: {paths.processed / 'outcome.parquet'}; findings: "
-              f"{paths.processed / 'outcome_findings.parquet'}")
+    out.print(f"  per thread: {paths.outcome}; findings: {paths.outcome_findings}")
 
 
 @app.command()

@@ -117,6 +117,17 @@ class TemplateSettings(Section):
 
 
 @dataclass(frozen=True)
+class OutcomeHgbSettings(Section):
+    """HistGradientBoostingClassifier of the recovery models (``outcome.model.hgb``)."""
+
+    learning_rate: float = req(POSITIVE)
+    max_iter: int = req(between(1))
+    max_depth: int | None = req(between(1))
+    min_samples_leaf: int = req(between(1))
+    l2_regularization: float = req(NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
 class OutcomeModelSettings(Section):
     cv_folds: int = req(between(2))
     min_per_class: int = req(between(1))
@@ -125,7 +136,7 @@ class OutcomeModelSettings(Section):
     brand_prior_alpha: float = req(NON_NEGATIVE)
     n_boot: int = req(between(10))
     log_models: bool = req()
-    hgb: dict[str, Any] = req()
+    hgb: OutcomeHgbSettings = req()
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ rewrites later turns and checks that nothing here moves).
 
 Marker lexicons (apology, empathy, thanks, off-social move) and the name / sign-off patterns live in
 ``params.yaml`` (``outcome.markers`` ...), never in code: a researcher tunes them and DVC reruns.
+Every function takes the stage's :class:`~scrm.config.OutcomeSettings`.
 Patterns use Rust-regex syntax (polars): no look-around.
 
 Template-ness is measured against a *reference* set of first replies (:class:`TemplateReference`):
@@ -17,15 +18,18 @@ code fits the reference on training customers only, so no test reply shapes a ce
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
 
-from .text import MENTION_RE, URL_RE
+from ..text import MENTION_RE, URL_RE
 
-# boolean marker families read from params (outcome.markers.<name>)
+if TYPE_CHECKING:
+    from ..config import OutcomeSettings
+
+# boolean marker families, one field each of outcome.markers
 MARKER_FAMILIES: tuple[str, ...] = ("apology", "empathy", "thanks", "off_social")
 
 # Every predictor a model may see; all are known when the first reply is sent.
@@ -63,8 +67,7 @@ def reply_body(col: str | pl.Expr = "reply_text") -> pl.Expr:
             .str.strip_chars())
 
 
-def normalise_for_template(col: str | pl.Expr = "reply_text",
-                           signoff_patterns: Sequence[str] = ()) -> pl.Expr:
+def normalise_for_template(col: str | pl.Expr, signoff_patterns: Sequence[str]) -> pl.Expr:
     """Lower-cased reply body without sign-off, digits and punctuation: two agents sending the same
     canned line with different initials or order numbers give the same string."""
     e = reply_body(col)
@@ -74,24 +77,18 @@ def normalise_for_template(col: str | pl.Expr = "reply_text",
             .str.replace_all(r"[^\w\s]", " ").str.replace_all(r"\s+", " ").str.strip_chars())
 
 
-def marker_exprs(col: str, params: Mapping[str, Any]) -> list[pl.Expr]:
-    """Boolean markers of a reply text, patterns from ``params`` (the ``outcome`` section)."""
-    markers = params.get("markers") or {}
-    missing = [m for m in MARKER_FAMILIES if m not in markers]
-    if missing:
-        from .errors import ScrmError
-
-        raise ScrmError(f"params.yaml outcome.markers lacks {', '.join(missing)}; each is a list of "
-                        "regular expressions.")
+def marker_exprs(col: str, settings: OutcomeSettings) -> list[pl.Expr]:
+    """Boolean markers of a reply text, patterns from ``settings.markers`` and the name / sign-off
+    patterns."""
     body = reply_body(col)
-    out = [body.str.contains(any_of(markers[m])).alias(m) for m in MARKER_FAMILIES]
+    out = [body.str.contains(any_of(getattr(settings.markers, m))).alias(m) for m in MARKER_FAMILIES]
     # a first name right after a greeting or before the final stop: "Hi Thomas.", "..., Tracey."
-    stop = [s.lower() for s in params.get("name_stopwords") or []]
-    names = [body.str.extract(p, 1) for p in params.get("name_patterns") or []]
+    stop = [s.lower() for s in settings.name_stopwords]
+    names = [body.str.extract(p, 1) for p in settings.name_patterns]
     named = [n.is_not_null() & ~n.str.to_lowercase().is_in(stop) for n in names]
     out.append((pl.any_horizontal(named) if named else pl.lit(False)).fill_null(False)
                .alias("addresses_name"))
-    sign = params.get("signoff_patterns") or []
+    sign = settings.signoff_patterns
     out.append(body.str.contains(any_of(sign, case_insensitive=False)).alias("agent_signoff"))
     raw = pl.col(col).fill_null("")
     out.append(raw.str.contains(URL_RE).alias("has_link"))
@@ -100,17 +97,17 @@ def marker_exprs(col: str, params: Mapping[str, Any]) -> list[pl.Expr]:
     return out
 
 
-def reply_features(first: pl.DataFrame, params: Mapping[str, Any]) -> pl.DataFrame:
+def reply_features(first: pl.DataFrame, settings: OutcomeSettings) -> pl.DataFrame:
     """Add text, timing and context predictors to one row per thread holding its first reply.
 
     ``first`` needs ``reply_text``, ``opening_at``, ``reply_at``; template columns are added
     separately (:func:`add_template_features`) because their reference depends on the split.
     """
-    fast = float(params.get("fast_reply_minutes", 60))
+    fast = settings.fast_reply_minutes
     latency = ((pl.col("reply_at") - pl.col("opening_at")).dt.total_milliseconds() / 60000.0)
     hour = pl.col("opening_at").dt.hour().cast(pl.Int32)
     return first.with_columns(
-        *marker_exprs("reply_text", params),
+        *marker_exprs("reply_text", settings),
         latency_min=latency.clip(lower_bound=0.0),
         latency_negative=latency < 0,
         opening_hour=hour,
@@ -134,7 +131,7 @@ class TemplateReference:
     rebuilt per reply.
     """
 
-    def __init__(self, max_features: int = 20000, ngram_max: int = 2, min_df: int = 1) -> None:
+    def __init__(self, max_features: int, ngram_max: int, min_df: int) -> None:
         self.max_features = max_features
         self.ngram_max = ngram_max
         self.min_df = min_df
@@ -180,7 +177,8 @@ class TemplateReference:
         if getattr(self, "vectorizer_", None) is not None and q.height:
             V = self.vectorizer_.transform(texts)
             vv = np.asarray(V.multiply(V).sum(axis=1)).ravel()
-            bidx = np.array([index.get(b, -1) for b in q["brand"].to_list()], dtype=np.int64)
+            bidx = (q["brand"].replace_strict(index, default=-1, return_dtype=pl.Int64)
+                    .fill_null(-1).to_numpy())
             in_ref = q["in_ref"].to_numpy()
             vs = np.zeros(q.height)
             for b in np.unique(bidx[bidx >= 0]):  # one sparse-dense product per brand
@@ -204,17 +202,18 @@ class TemplateReference:
 
 
 def add_template_features(df: pl.DataFrame, reference: pl.DataFrame,
-                          params: Mapping[str, Any]) -> pl.DataFrame:
+                          settings: OutcomeSettings) -> pl.DataFrame:
     """Add ``template_sim``, ``template_dups``, ``log_template_dups`` and ``template_reply`` to ``df``
-    (rows keyed by ``reply_tweet_id``) using ``reference`` (same columns) as the brand repertoire."""
-    tp = params.get("template") or {}
-    ref = TemplateReference(int(tp.get("max_features", 20000)), int(tp.get("ngram_max", 2)),
-                            int(tp.get("min_df", 1)))
+    (rows keyed by ``reply_tweet_id``) using ``reference`` (same columns) as the brand repertoire.
+
+    A reply is template-like when its similarity reaches ``settings.template_threshold``."""
+    tp = settings.template
+    ref = TemplateReference(tp.max_features, tp.ngram_max, tp.min_df)
     ref.fit(reference["reply_tweet_id"].to_list(), reference["reply_author"].to_list(),
             reference["reply_norm"].to_list())
     scored = ref.score(df["reply_tweet_id"].to_list(), df["reply_author"].to_list(),
                        df["reply_norm"].to_list()).rename({"id": "reply_tweet_id"})
-    thr = float(params.get("template_threshold", 0.5))
+    thr = settings.template_threshold
     drop = [c for c in ("template_sim", "template_dups", "log_template_dups", "template_reply")
             if c in df.columns]
     return (df.drop(drop).join(scored, on="reply_tweet_id", how="left", maintain_order="left")
