@@ -35,7 +35,14 @@ def _independent(sample_rows: list[dict[str, str]]) -> dict[str, int]:
         if p is not None:
             children[p].append(t)
     openings = [t for t in ids if parent[t] is None and by_id[t]["inbound"] == "True"]
-    answered = [t for t in openings if any(by_id[c]["inbound"] == "False" for c in children[t])]
+    answered_direct = [t for t in openings
+                       if any(by_id[c]["inbound"] == "False" for c in children[t])]
+    # "customer" definition: a brand tweet in the thread replying to any tweet of the opener
+    author = {t: by_id[t]["author_id"] for t in ids}
+    opening_set = set(openings)
+    answered_customer = {roots[c] for c, p in usable.items()
+                         if p is not None and by_id[c]["inbound"] == "False"
+                         and roots[c] in opening_set and author[p] == author[roots[c]]}
     branching = {roots[p] for p, cs in children.items() if len(cs) >= 2}
     return {
         "rows_in": len(sample_rows),
@@ -44,7 +51,8 @@ def _independent(sample_rows: list[dict[str, str]]) -> dict[str, int]:
         "customers": len({r["author_id"] for r in sample_rows if r["inbound"] == "True"}),
         "threads": len(set(roots.values())),
         "openings": len(openings),
-        "answered_openings": len(answered),
+        "answered_openings_direct": len(answered_direct),
+        "answered_openings": len(answered_customer),
         "dangling_references": sum(1 for t, p in parent.items() if p is not None and p not in ids),
         "branching_threads": len(branching),
     }

@@ -192,13 +192,3 @@ def read_yaml(path: Path) -> Any:
         return loader.get_single_data()
     finally:
         loader.dispose()
-
-
-
-def read_yaml(path: Path) -> Any:
-    """Parse with the YAML 1.2-boolean SafeLoader (safe: no Python objects are built)."""
-    loader = _Yaml12Loader(path.read_text(encoding="utf-8"))
-    try:
-        return loader.get_single_data()
-    finally:
-        loader.dispose()

@@ -452,6 +452,8 @@ def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSetting
         "answered_definition": opening_settings.answered_definition,
         "opening_counts": openings_summary(openings),
     }
+    # "answered" means the chosen definition everywhere; the direct-reply count stays beside it
+    metrics["answered_openings"] = int(openings["answered"].sum())
     # one group: a killed run leaves the old outputs or none, never a mix; metrics are renamed last
     with sio.atomic_paths(paths.quarantine, paths.tweets, paths.threads, paths.openings,
                           paths.metric("prepare")) as (t_quarantine, t_tweets, t_threads,

@@ -183,7 +183,7 @@ def thread_metrics(tweets: pl.DataFrame, threads: pl.DataFrame) -> dict[str, Any
     t = threads.select(
         threads=pl.len(),
         openings=pl.col("is_opening").sum(),
-        answered_openings=pl.col("opening_answered").sum(),
+        answered_openings_direct=pl.col("opening_answered").sum(),
         branching_threads=pl.col("has_branch").sum(),
         multi_brand_threads=pl.col("multi_brand").sum(),
         dangling_root_threads=pl.col("root_dangling").sum(),
