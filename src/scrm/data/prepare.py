@@ -417,6 +417,16 @@ def quarantine_summary(quarantine: pl.DataFrame) -> dict[str, Any]:
     return {r: int(n) for r, n in counts.iter_rows()}
 
 
+def threaded_tweets(path: Path | str, settings: PrepareSettings) -> pl.DataFrame:
+    """The clean, threaded tweets of a raw CSV, as ``tweets.parquet`` holds them; nothing is written
+    and quarantined rows are dropped (the synthetic generator's derivation reads the sample so)."""
+    from .threads import assign_threads
+
+    clean, _ = validate(read_raw(path), require_text=settings.require_text)
+    tweets, _ = assign_threads(clean)
+    return tweets.select(TWEET_COLUMNS).sort("tweet_id")
+
+
 # --------------------------------------------------------------------------------------------------
 # stage
 # --------------------------------------------------------------------------------------------------
