@@ -15,6 +15,7 @@ import pytest
 
 from conftest import make_root
 from scrm.config import SAMPLE_CSV, load_params
+from scrm import secrets
 from scrm.data import fetch
 from scrm.errors import FetchError
 from scrm.io import sha256_file
@@ -106,7 +107,7 @@ def test_kaggle_json_credentials_are_found(tmp_path, monkeypatch):
     cfg.mkdir()
     (cfg / "kaggle.json").write_text(json.dumps({"username": "u", "key": FAKE_KEY}))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(cfg))
-    assert fetch.kaggle_credentials_present()
+    assert secrets.kaggle_credentials_present()
 
 
 @pytest.mark.parametrize("failure, words", [

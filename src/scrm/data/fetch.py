@@ -3,9 +3,10 @@
 * ``sample`` (default): the real 5,000-row sample shipped in ``data/sample/`` (CC BY-NC-SA 4.0).
 * ``kaggle``: the real download of ``thoughtvector/customer-support-on-twitter`` with the ``kaggle``
   package. Credentials come from ``~/.kaggle/kaggle.json`` (or ``$KAGGLE_CONFIG_DIR``) or the
-  ``KAGGLE_USERNAME``/``KAGGLE_KEY`` environment variables. ``kaggle`` is imported lazily here only
-  (importing it without credentials prints an auth banner), and its failures become a
-  :class:`~scrm.errors.FetchError` that says what to do and never contains the key.
+  ``KAGGLE_USERNAME``/``KAGGLE_KEY`` environment variables (found and redacted by
+  :mod:`scrm.secrets`). ``kaggle`` is imported lazily here only (importing it without credentials
+  prints an auth banner), and its failures become a :class:`~scrm.errors.FetchError` that says what
+  to do and never contains the key.
 * ``file``: a user's own copy, validated the same way.
 * ``synthetic``: a generated file of the real file's shape (:mod:`scrm.data.synthetic`).
 
@@ -18,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import logging
 import os
 import re
@@ -32,6 +32,7 @@ from typing import Any, Protocol
 from .. import io as sio
 from ..config import SAMPLE_CSV
 from ..errors import FetchError
+from ..secrets import kaggle_credentials_present, redact
 from .schema import EXPECTED_COLUMNS
 
 KAGGLE_DATASET = "thoughtvector/customer-support-on-twitter"
@@ -100,84 +101,6 @@ def install(src: Path, target: Path, *, copy: Callable[[Path, Path], Any] = shut
 # --------------------------------------------------------------------------------------------------
 # kaggle
 # --------------------------------------------------------------------------------------------------
-def _config_dirs(env: dict[str, str]) -> list[Path]:
-    dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
-    return [*dirs, Path.home() / ".kaggle"]
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, ValueError):
-        return ""
-
-
-def _kaggle_json(env: dict[str, str]) -> dict[str, Any]:
-    """kaggle.json of $KAGGLE_CONFIG_DIR, else of ~/.kaggle (kaggle's own order)."""
-    first = _config_dirs(env)[0] / "kaggle.json"
-    try:
-        data = json.loads(_read(first) or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _access_token(env: dict[str, str]) -> str:
-    """kaggle >= 1.8 API token: $KAGGLE_API_TOKEN (the token, or a file holding it) or a file
-    ``access_token`` beside kaggle.json."""
-    tok = env.get("KAGGLE_API_TOKEN", "").strip()
-    if tok:
-        with contextlib.suppress(OSError, ValueError):
-            if len(tok) < 4096 and Path(tok).is_file():
-                return _read(Path(tok))
-        return tok
-    for d in _config_dirs(env):
-        for name in ("access_token", "access_token.txt"):
-            tok = _read(d / name)
-            if tok:
-                return tok
-    return ""
-
-
-def kaggle_credentials_present(env: dict[str, str] | None = None) -> bool:
-    env = dict(os.environ) if env is None else env
-    if env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"):
-        return True
-    if _access_token(env):
-        return True
-    data = _kaggle_json(env)
-    return bool(data.get("username") and data.get("key"))
-
-
-def _secrets() -> list[str]:
-    """Every credential the kaggle client could use, in the forms it may show up in a message
-    (plain, and base64 of ``user:key`` as in an HTTP basic-auth header)."""
-    import base64
-
-    env = dict(os.environ)
-    files = []
-    for d in _config_dirs(env):
-        with contextlib.suppress(ValueError):
-            data = json.loads(_read(d / "kaggle.json") or "{}")
-            files.append(data if isinstance(data, dict) else {})
-    users = [env.get("KAGGLE_USERNAME", ""), *(str(f.get("username") or "") for f in files)]
-    keys = [env.get("KAGGLE_KEY", ""), *(str(f.get("key") or "") for f in files),
-            _access_token(env)]
-    keys = [k for k in keys if k and len(k) >= 4]
-    out = list(keys)
-    for u in users:
-        for k in keys:
-            out.append(base64.b64encode(f"{u}:{k}".encode()).decode())
-    return sorted(set(out), key=len, reverse=True)
-
-
-def redact(text: str) -> str:
-    """Replace every known credential in ``text`` by ``***``."""
-    for s in _secrets():
-        text = text.replace(s, "***")
-    return text
-
-
 def default_kaggle_client() -> KaggleClient:
     """Import kaggle lazily, swallowing the banner it prints, and return an authenticated API."""
     buf = io.StringIO()
