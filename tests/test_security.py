@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_root
+from conftest import fetch_settings, make_root
 from scrm import secrets
 from scrm.config import PROJECT_ROOT, SAMPLE_CSV
 from scrm.data import fetch
@@ -127,7 +127,7 @@ def test_kaggle_failures_never_show_credentials(tmp_path, secrets_env, kaggle_zi
     paths = make_root(tmp_path / "root")
     caplog.set_level(logging.DEBUG)
     with pytest.raises(FetchError) as e:
-        fetch.fetch(paths.raw_csv, source="kaggle",
+        fetch.fetch(paths.raw_csv, fetch_settings(source="kaggle"),
                     client_factory=lambda: CarelessKaggle(mode, kaggle_zip))
     msg = str(e.value)
     assert words in msg and "--source sample" in msg
@@ -147,7 +147,7 @@ def test_kaggle_success_writes_no_credential_anywhere(tmp_path, secrets_env, kag
     (tmp_path / "root").mkdir()
     paths = make_root(tmp_path / "root")
     caplog.set_level(logging.DEBUG)
-    info = fetch.fetch(paths.raw_csv, source="kaggle",
+    info = fetch.fetch(paths.raw_csv, fetch_settings(source="kaggle"),
                        client_factory=lambda: CarelessKaggle("ok", kaggle_zip))
     assert paths.raw_csv.read_bytes() == SAMPLE_CSV.read_bytes()
     assert_no_secret("the fetch info", json.dumps(info))

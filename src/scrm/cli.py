@@ -82,17 +82,23 @@ def fetch(
                                                "(download the full file), file (your own copy) or "
                                                "synthetic (generated, real shape). Default: "
                                                "params.yaml fetch.source.")] = None,
-    path: Annotated[Path | None, typer.Option(help="with --source file: your twcs.csv")] = None,
-    rows: Annotated[int | None, typer.Option(help="with --source synthetic: rows to generate")] = None,
-    seed: Annotated[int | None, typer.Option(help="with --source synthetic: random seed")] = None,
+    path: Annotated[Path | None, typer.Option(help="with --source file: your twcs.csv (default: "
+                                              "params.yaml fetch.path)")] = None,
+    rows: Annotated[int | None, typer.Option(help="with --source synthetic: rows to generate "
+                                             "(default: params.yaml fetch.rows)")] = None,
+    seed: Annotated[int | None, typer.Option(help="with --source synthetic: random seed (default: "
+                                             "params.yaml fetch.seed)")] = None,
     root: RootOpt = None,
 ) -> None:
     """Put a checked twcs.csv into data/raw/ (atomically: never a half-written file)."""
     from .data import fetch as f
 
     paths = get_paths(root)
-    info = f.run(paths, load_params(root), source=source, path=str(path) if path else None,
-                 rows=rows, seed=seed)
+    options = {"source": source, "path": str(path.expanduser().resolve()) if path else None,
+               "rows": rows, "seed": seed}
+    settings = load_settings(root).fetch.replace(**{k: v for k, v in options.items()
+                                                    if v is not None})
+    info = f.run(paths, settings)
     _summary(f"fetched {paths.raw_csv}", info, ["source", "rows", "bytes", "sha256"])
 
 
