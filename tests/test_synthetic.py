@@ -179,7 +179,7 @@ def test_exact_row_counts_and_bad_rows(tmp_path):
     for n in (1, 7, 999):
         out = tmp_path / f"{n}.csv"
         synthetic.generate(out, rows=n, seed=1)
-        clean, quarantine = prepare.validate(prepare.read_raw(out))
+        clean, quarantine = prepare.validate(prepare.read_raw(out), require_text=True)
         assert clean.height == n and quarantine.height == 0
     with pytest.raises(ScrmError, match="at least 1"):
         synthetic.generate(tmp_path / "x.csv", rows=0, seed=1)

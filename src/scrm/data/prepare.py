@@ -309,7 +309,7 @@ def _blank(col: str) -> pl.Expr:
     return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
 
-def validate(raw: RawRead, require_text: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+def validate(raw: RawRead, require_text: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split raw records into (clean typed tweets, quarantined records with reason and detail)."""
     frame = raw.frame
     if "line_end" not in frame.columns:
