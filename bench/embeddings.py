@@ -169,10 +169,10 @@ def compare_topics(cfg_embed: dict[str, Any], params: dict[str, Any]) -> list[di
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = Paths(Path(tmp)).ensure()
-        fetch.run(paths, params, source="sample")
         from scrm.config import settings_from_dict
 
         settings = settings_from_dict(params)
+        fetch.run(paths, settings.fetch.replace(source="sample"))
         prepare.run(paths, settings.prepare, settings.openings)
         frame = (pl.read_parquet(paths.threads).filter(pl.col("is_opening"))
                  .select(pl.col("opening_tweet_id").alias("tweet_id"),
