@@ -177,16 +177,16 @@ def outcome(root: RootOpt = None) -> None:
 @_stage
 def complaints(root: RootOpt = None) -> None:
     """Weak complaint labels from the taxonomy's labelling functions, scored on the gold set."""
-    from .complaints import labels
+    from .complaints import weak_labels
 
     paths = get_paths(root)
-    m = labels.run(paths, load_params(root))
+    m = weak_labels.run(paths, load_settings(root).complaints)
     g = m.get("gold") or {}
     _summary("complaint labels", {**m, **{f"gold_{k}": v for k, v in g.items() if k != "file"}},
              ["openings", "n_lfs", "coverage", "abstained", "conflict_rate", "label_source",
               "gold_n", "gold_coverage", "gold_accuracy_covered", "gold_accuracy_overall",
               "gold_macro_f1"])
-    out.print(f"  per-LF coverage/overlaps/conflicts/precision: {paths.processed / 'lf_summary.csv'}",
+    out.print(f"  per-LF coverage/overlaps/conflicts/precision: {paths.lf_summary}",
               highlight=False)
 
 
