@@ -194,9 +194,9 @@ def complaints(root: RootOpt = None) -> None:
 @_stage
 def embed(root: RootOpt = None) -> None:
     """Embed customer openings once (minilm or tfidf_svd backend) and cache them for topics."""
-    from .complaints import embeddings
+    from .complaints import embed as em
 
-    m = embeddings.run(get_paths(root), load_params(root))
+    m = em.run(get_paths(root), load_settings(root).embed)
     _summary("embeddings", m)
 
 
@@ -206,7 +206,7 @@ def topics(root: RootOpt = None) -> None:
     """BERTopic topics of customer openings (offline), with quality metrics and figures."""
     from .complaints import topics as tp
 
-    m = tp.run(get_paths(root), load_params(root))
+    m = tp.run(get_paths(root), load_settings(root).topics)
     _summary("topics", m, ["backend", "docs", "n_topics", "outlier_share_raw", "outlier_share",
                            "diversity", "coherence_npmi", "taxonomy", "figures"])
 
