@@ -231,13 +231,13 @@ def benchmark(
     """Text-classifier benchmark: every model x split x label source, tracked in MLflow.
 
     Options override params.yaml for an ad-hoc run (outputs are rewritten for that selection)."""
-    from .complaints import benchmark as bm
+    from .complaints.benchmark import stage as bm
 
     def _csv(v: str | None) -> list[str] | None:
         return [x.strip() for x in v.split(",") if x.strip()] if v else None
 
-    m = bm.run(get_paths(root), load_params(root), models=_csv(models), splits=_csv(splits),
-               labels=_csv(labels), log_models=log_models, mlflow=mlflow)
+    m = bm.run(get_paths(root), load_settings(root).benchmark, models=_csv(models),
+               splits=_csv(splits), labels=_csv(labels), log_models=log_models, mlflow=mlflow)
     _summary("benchmark", m, ["runs", "best", "skipped"])
 
 
