@@ -1,4 +1,4 @@
-"""Embedding throughput (issue 9, GPU path): sentences/s per backend and device, on real tweet texts.
+"""Embedding throughput (CPU and GPU paths): sentences/s per backend and device, on real tweet texts.
 
     python bench/embeddings.py                            # minilm on cpu (500 texts) + tfidf_svd on cpu
     python bench/embeddings.py --device cuda --n 200000   # + minilm on the GPU: fp16, sorted batches
