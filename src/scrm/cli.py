@@ -183,16 +183,16 @@ def outcome(root: RootOpt = None) -> None:
 @_stage
 def complaints(root: RootOpt = None) -> None:
     """Weak complaint labels from the taxonomy's labelling functions, scored on the gold set."""
-    from .complaints import labels
+    from .complaints import weak_labels
 
     paths = get_paths(root)
-    m = labels.run(paths, load_params(root))
+    m = weak_labels.run(paths, load_settings(root).complaints)
     g = m.get("gold") or {}
     _summary("complaint labels", {**m, **{f"gold_{k}": v for k, v in g.items() if k != "file"}},
              ["openings", "n_lfs", "coverage", "abstained", "conflict_rate", "label_source",
               "gold_n", "gold_coverage", "gold_accuracy_covered", "gold_accuracy_overall",
               "gold_macro_f1"])
-    out.print(f"  per-LF coverage/overlaps/conflicts/precision: {paths.processed / 'lf_summary.csv'}",
+    out.print(f"  per-LF coverage/overlaps/conflicts/precision: {paths.lf_summary}",
               highlight=False)
 
 
@@ -200,9 +200,9 @@ def complaints(root: RootOpt = None) -> None:
 @_stage
 def embed(root: RootOpt = None) -> None:
     """Embed customer openings once (minilm or tfidf_svd backend) and cache them for topics."""
-    from .complaints import embeddings
+    from .complaints import embed as em
 
-    m = embeddings.run(get_paths(root), load_params(root))
+    m = em.run(get_paths(root), load_settings(root).embed)
     _summary("embeddings", m)
 
 
@@ -212,7 +212,7 @@ def topics(root: RootOpt = None) -> None:
     """BERTopic topics of customer openings (offline), with quality metrics and figures."""
     from .complaints import topics as tp
 
-    m = tp.run(get_paths(root), load_params(root))
+    m = tp.run(get_paths(root), load_settings(root).topics)
     _summary("topics", m, ["backend", "docs", "n_topics", "outlier_share_raw", "outlier_share",
                            "diversity", "coherence_npmi", "taxonomy", "figures"])
 
@@ -237,13 +237,13 @@ def benchmark(
     """Text-classifier benchmark: every model x split x label source, tracked in MLflow.
 
     Options override params.yaml for an ad-hoc run (outputs are rewritten for that selection)."""
-    from .complaints import benchmark as bm
+    from .complaints.benchmark import stage as bm
 
     def _csv(v: str | None) -> list[str] | None:
         return [x.strip() for x in v.split(",") if x.strip()] if v else None
 
-    m = bm.run(get_paths(root), load_params(root), models=_csv(models), splits=_csv(splits),
-               labels=_csv(labels), log_models=log_models, mlflow=mlflow)
+    m = bm.run(get_paths(root), load_settings(root).benchmark, models=_csv(models),
+               splits=_csv(splits), labels=_csv(labels), log_models=log_models, mlflow=mlflow)
     _summary("benchmark", m, ["runs", "best", "skipped"])
 
 
