@@ -27,6 +27,25 @@ SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#7f7f7f", "positive": "#2
 PLOTLY_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True}
 
 
+def _ranked_bars(df: pl.DataFrame, value_col: str, label_col: str, title: str, color: str,
+                 hovertemplate: str, x_axis: dict[str, Any], min_height: int = 300,
+                 row_px: int = 22, **bar: Any) -> go.Figure:
+    """Horizontal bars, one per row of ``df`` in its order (the last row is drawn on top), labels
+    escaped; ``bar`` passes extra trace properties (hover data, error bars)."""
+    fig = go.Figure(go.Bar(x=df[value_col].to_list(), y=escaped(df, label_col, wrap=None),
+                           orientation="h", marker_color=color, hovertemplate=hovertemplate, **bar))
+    fig.update_xaxes(**x_axis)
+    return layout(fig, title, height=max(min_height, row_px * df.height + 120))
+
+
+def _bottom_up(df: pl.DataFrame, group_col: str, group_order: Sequence[str] | None) -> list[str]:
+    """The groups present, in ``group_order`` (default: alphabetical) read top to bottom, returned
+    bottom first: plotly draws the first category of a y axis at the bottom."""
+    present = df[group_col].cast(pl.String).unique().to_list()
+    top_down = [g for g in group_order if g in present] if group_order else sorted(present)
+    return list(reversed(top_down))
+
+
 # --------------------------------------------------------------------------------------------------
 # dataset overview
 # --------------------------------------------------------------------------------------------------
@@ -55,12 +74,9 @@ def brand_volume(brands: Any, top: int = 15, title: str = "Conversations per bra
     df = df.drop_nulls("brand").sort(["threads", "brand"], descending=[True, False]).head(top)
     if df.is_empty():
         return empty_figure(title, "no brand replied in any thread")
-    df = df.reverse()  # largest at the top of a horizontal bar chart
-    fig = go.Figure(go.Bar(x=df["threads"].to_list(), y=escaped(df, "brand", wrap=None),
-                           orientation="h", marker_color=ROLE_COLORS["brand"],
-                           hovertemplate="%{y}: %{x} conversations<extra></extra>"))
-    fig.update_xaxes(title="conversations (threads)")
-    return layout(fig, title, height=max(300, 24 * df.height + 120))
+    return _ranked_bars(df.reverse(), "threads", "brand", title, ROLE_COLORS["brand"],
+                        "%{y}: %{x} conversations<extra></extra>", row_px=24,
+                        x_axis={"title": "conversations (threads)"})
 
 
 def conversations_scatter(points: Any, title: str = "Conversations: when they start and how long "
@@ -147,12 +163,10 @@ def answered_share(service: Any, share_col: str = "answered_share", n_col: str =
     df = df.drop_nulls(["brand", share_col]).sort([share_col, "brand"])
     if df.is_empty():
         return empty_figure(title, "no brand has an opening")
-    fig = go.Figure(go.Bar(
-        x=df[share_col].to_list(), y=escaped(df, "brand", wrap=None), orientation="h",
-        customdata=df[n_col].to_list(), marker_color="#2ca02c",
-        hovertemplate="%{y}: %{x:.1%} of %{customdata} openings answered<extra></extra>"))
-    fig.update_xaxes(title="answered share", tickformat=".0%", range=[0, 1])
-    return layout(fig, title, height=max(300, 22 * df.height + 120))
+    return _ranked_bars(df, share_col, "brand", title, "#2ca02c",
+                        "%{y}: %{x:.1%} of %{customdata} openings answered<extra></extra>",
+                        x_axis={"title": "answered share", "tickformat": ".0%", "range": [0, 1]},
+                        customdata=df[n_col].to_list())
 
 
 def latency_quantiles(quantiles: Any, title: str = "Time to first brand reply",
@@ -186,11 +200,9 @@ def importance_bars(importance: Any, feature_col: str = "feature", mean_col: str
     df = df.reverse()
     err = ({"type": "data", "array": df[std_col].fill_null(0).to_list()}
            if std_col and std_col in df.columns else None)
-    fig = go.Figure(go.Bar(x=df[mean_col].to_list(), y=escaped(df, feature_col, wrap=None),
-                           orientation="h", error_x=err, marker_color="#8c564b",
-                           hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
-    fig.update_xaxes(title="drop in test score when the feature is shuffled")
-    return layout(fig, title, height=max(300, 22 * df.height + 120))
+    return _ranked_bars(df, mean_col, feature_col, title, "#8c564b",
+                        "%{y}: %{x:.4f}<extra></extra>", error_x=err,
+                        x_axis={"title": "drop in test score when the feature is shuffled"})
 
 
 def km_curves(km: Any, time_col: str = "minutes", surv_col: str = "still_waiting",
@@ -251,9 +263,7 @@ def label_shares(shares: Any, category_col: str = "label", share_col: str = "sha
     df = df.drop_nulls([group_col, category_col])
     if df.is_empty():
         return empty_figure(title, "no labelled conversation")
-    present = df[group_col].cast(pl.String).unique().to_list()
-    top_down = ([g for g in group_order if g in present] if group_order else sorted(present))
-    groups = list(reversed(top_down))  # plotly draws the first category at the bottom
+    groups = _bottom_up(df, group_col, group_order)
     labs = df[category_col].cast(pl.String).unique().to_list()
     pref = list(label_order or []) + list(colors or {})
     labs = sorted(labs, key=lambda x: (pref.index(x) if x in pref else len(pref), x))
@@ -359,9 +369,7 @@ def category_heatmap(shares: Any, category_col: str = "label", share_col: str = 
     df = df.drop_nulls([group_col, category_col])
     if df.is_empty():
         return empty_figure(title, "no labelled opening")
-    present = df[group_col].cast(pl.String).unique().to_list()
-    groups = list(reversed([g for g in group_order if g in present] if group_order
-                           else sorted(present)))  # plotly draws the first row at the bottom
+    groups = _bottom_up(df, group_col, group_order)
     cats = sorted(df[category_col].cast(pl.String).unique().to_list())
     lookup = {(g, c): v for g, c, v in zip(df[group_col].cast(pl.String).to_list(),
                                            df[category_col].cast(pl.String).to_list(),
@@ -413,11 +421,9 @@ def topic_sizes(info: Any, name_col: str = "name", n_col: str = "count",
         return empty_figure(title, "no topics")
     hover = (escaped(df, docs_col) if docs_col and docs_col in df.columns
              else [""] * df.height)
-    fig = go.Figure(go.Bar(x=df[n_col].to_list(), y=escaped(df, name_col, wrap=None),
-                           orientation="h", hovertext=hover, marker_color="#9467bd",
-                           hovertemplate="%{y}: %{x} openings<br>%{hovertext}<extra></extra>"))
-    fig.update_xaxes(title="openings")
-    return layout(fig, title, height=max(320, 22 * df.height + 120))
+    return _ranked_bars(df, n_col, name_col, title, "#9467bd",
+                        "%{y}: %{x} openings<br>%{hovertext}<extra></extra>", min_height=320,
+                        x_axis={"title": "openings"}, hovertext=hover)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -37,13 +38,21 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def overview_section(paths: Paths, settings: ReportSettings) -> Section:
-    """Dataset overview from prepare's outputs: counts, tweets per day, brands, openings."""
-    s = Section("overview", dict(SECTIONS)["overview"])
-    prep_json = paths.metric("prepare")
-    note = missing_note("prepare", [paths.tweets, paths.threads, prep_json], paths.root)
+def _section(sid: str, paths: Paths, stage: str, files: Sequence[Path]) -> Section:
+    """A new section; when one of ``files`` (outputs of ``stage``) is missing it holds only the
+    note that says so, and its builder returns it as it is (check ``.missing``)."""
+    s = Section(sid, dict(SECTIONS)[sid])
+    note = missing_note(stage, files, paths.root)
     if note:
         s.missing.append(note)
+    return s
+
+
+def overview_section(paths: Paths, settings: ReportSettings) -> Section:
+    """Dataset overview from prepare's outputs: counts, tweets per day, brands, openings."""
+    prep_json = paths.metric("prepare")
+    s = _section("overview", paths, "prepare", [paths.tweets, paths.threads, prep_json])
+    if s.missing:
         return s
     m = read_json(prep_json)
     tweets = pl.scan_parquet(paths.tweets).select("created_at", "role")
@@ -82,13 +91,11 @@ def overview_section(paths: Paths, settings: ReportSettings) -> Section:
 
 def brands_section(paths: Paths, settings: ReportSettings) -> Section:
     """Brand comparison from response_time's outputs: answered share, latency, KM curves, models."""
-    s = Section("brands", dict(SECTIONS)["brands"])
     js = paths.metric("response_time")
     table_path = paths.service_table
     lat_path, km_path = paths.latency_plot, paths.km_plot
-    note = missing_note("response_time", [js, table_path, lat_path, km_path], paths.root)
-    if note:
-        s.missing.append(note)
+    s = _section("brands", paths, "response_time", [js, table_path, lat_path, km_path])
+    if s.missing:
         return s
     m = read_json(js)
     top = settings.top_brands
@@ -209,12 +216,10 @@ FINDINGS_COLUMNS = {
 
 def outcomes_section(paths: Paths, settings: ReportSettings) -> Section:
     """Conversation outcomes from outcome's outputs: labels, sentiment flow, findings, models."""
-    s = Section("outcomes", dict(SECTIONS)["outcomes"])
     js = paths.metric("outcome")
     findings_path = paths.outcome_findings
-    note = missing_note("outcome", [js, findings_path], paths.root)
-    if note:
-        s.missing.append(note)
+    s = _section("outcomes", paths, "outcome", [js, findings_path])
+    if s.missing:
         return s
     m = read_json(js)
     th = m.get("threads") or {}
@@ -280,12 +285,10 @@ def outcomes_section(paths: Paths, settings: ReportSettings) -> Section:
 
 def complaints_section(paths: Paths, settings: ReportSettings) -> Section:
     """Complaint categories (complaints stage) and, when the topics stage ran, BERTopic topics."""
-    s = Section("complaints", dict(SECTIONS)["complaints"])
     cpath, cjs = paths.complaints, paths.metric("complaints")
     lf_path = paths.lf_summary
-    note = missing_note("complaints", [cpath, cjs, lf_path], paths.root)
-    if note:
-        s.missing.append(note)
+    s = _section("complaints", paths, "complaints", [cpath, cjs, lf_path])
+    if s.missing:
         return s
     top = settings.top_brands
     comp = pl.read_parquet(cpath)
@@ -393,11 +396,9 @@ LEADERBOARD_COLUMNS = {
 
 def benchmark_section(paths: Paths, settings: ReportSettings) -> Section:
     """Classifier leaderboard from benchmark's outputs: best models, per-class F1, all runs."""
-    s = Section("benchmark", dict(SECTIONS)["benchmark"])
     csv, js = paths.benchmark_csv, paths.metric("benchmark")
-    note = missing_note("benchmark", [csv, js], paths.root)
-    if note:
-        s.missing.append(note)
+    s = _section("benchmark", paths, "benchmark", [csv, js])
+    if s.missing:
         return s
     m = read_json(js)
     lb = read_table(csv)
