@@ -24,12 +24,12 @@ import yaml
 from conftest import T0, make_root, tweet, twitter_date
 from scrm import report as R
 from scrm.config import SAMPLE_CSV, Paths, ReportSettings, load_settings
+from scrm.data.schema import DATE_FORMAT
+from scrm.errors import DataError
 from scrm.report import figbase as FB
 from scrm.report import figures as F
 from scrm.report import html as H
 from scrm.report import views as V
-from scrm.data.schema import DATE_FORMAT
-from scrm.errors import DataError
 
 SECTION_IDS = [sid for sid, _ in R.SECTIONS]
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
