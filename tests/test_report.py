@@ -194,10 +194,15 @@ def test_brand_view_on_hand_made_threads(tiny_root) -> None:
         tweet(5, "AcmeHelp", 30, "@102 here now", parent=4),
         tweet(6, "103", 40, "@OtherCo nobody answers me"),              # no brand: no row
     ])
-    got = V.brand_threads(pl.read_parquet(paths.threads)).to_dicts()
-    assert got == [{"brand": "AcmeHelp", "threads": 2, "openings": 2, "answered_openings": 1,
-                    "answered_share": 0.5}]
-    latest = V.latest_openings(pl.read_parquet(paths.threads), 2)
+    threads, openings = pl.read_parquet(paths.threads), pl.read_parquet(paths.openings)
+    # answered as the opening table says: the reply to the follow-up counts unless only direct
+    # replies to the opening do
+    definition = load_settings(paths.root).openings.answered_definition
+    answered = {"direct": 1, "customer": 2, "thread": 2}[definition]
+    got = V.brand_threads(threads, openings).to_dicts()
+    assert got == [{"brand": "AcmeHelp", "threads": 2, "openings": 2, "answered_openings": answered,
+                    "answered_share": answered / 2}]
+    latest = V.latest_openings(openings, threads, 2)
     assert latest["opening_text"].to_list() == ["@OtherCo nobody answers me", "@AcmeHelp hello?"]
 
 

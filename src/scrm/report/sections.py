@@ -51,18 +51,23 @@ def _section(sid: str, paths: Paths, stage: str, files: Sequence[Path]) -> Secti
 def overview_section(paths: Paths, settings: ReportSettings) -> Section:
     """Dataset overview from prepare's outputs: counts, tweets per day, brands, openings."""
     prep_json = paths.metric("prepare")
-    s = _section("overview", paths, "prepare", [paths.tweets, paths.threads, prep_json])
+    s = _section("overview", paths, "prepare",
+                 [paths.tweets, paths.threads, paths.openings, prep_json])
     if s.missing:
         return s
     m = read_json(prep_json)
+    definition = m.get("answered_definition")
     tweets = pl.scan_parquet(paths.tweets).select("created_at", "role")
     threads = pl.read_parquet(paths.threads)
+    openings = pl.read_parquet(paths.openings)
     lo, hi = date_range(tweets)
     s.html(para(
         "The raw file <code>twcs.csv</code> is parsed, validated and threaded by <code>scrm prepare"
         "</code>. A <em>conversation</em> (thread) is everything hanging off one root tweet; an "
-        "<em>opening</em> is a customer tweet that starts a conversation; it is <em>answered</em> when "
-        "a brand replies to it directly."))
+        "<em>opening</em> is a customer tweet that starts a conversation. Its brand and whether it "
+        "was <em>answered</em> come from the one opening table (definition "
+        f"<code>{fmt(definition)}</code> of <code>openings.answered_definition</code>, defined in "
+        "<code>scrm.data.openings</code>), as in every section below."))
     s.html(kpis([("tweets", m.get("tweets")), ("brands", m.get("brands")),
                  ("customers", m.get("customers")), ("conversations", m.get("threads")),
                  ("openings", m.get("openings")), ("answered openings", m.get("answered_openings")),
@@ -72,19 +77,20 @@ def overview_section(paths: Paths, settings: ReportSettings) -> Section:
              "Each bar is one UTC day, split into customer and brand tweets. The view opens on "
              "the days that hold 99% of the tweets; zoom out (double-click) to see the few older "
              "tweets that customers replied to (first and last tweet above).")
-    s.figure("fig-brand-volume", F.brand_volume(brand_threads(threads), top=settings.top_brands),
+    s.figure("fig-brand-volume", F.brand_volume(brand_threads(threads, openings),
+                                                  top=settings.top_brands),
              f"The {settings.top_brands} brands with the most conversations (a conversation counts "
              "for the brand that wrote most of its replies).")
     s.figure("fig-conversations",
-             F.conversations_scatter(conversation_points(threads, settings.max_points,
+             F.conversations_scatter(conversation_points(openings, threads, settings.max_points,
                                                          settings.seed)),
              "One dot per customer opening: when it was written and how many tweets the "
              "conversation grew to (log scale). Hover a dot to read the opening tweet. "
              f"At most {settings.max_points:,} openings are drawn (a seeded sample).")
     s.html("<h3>Latest openings</h3>")
-    s.html(html_table(latest_openings(threads, settings.n_examples),
+    s.html(html_table(latest_openings(openings, threads, settings.n_examples),
                       {"opening_at": "written", "brand": "brand", "n_tweets": "tweets",
-                       "opening_answered": "answered", "opening_text": "opening tweet"},
+                       "answered": "answered", "opening_text": "opening tweet"},
                       css="examples"))
     return s
 
@@ -102,10 +108,11 @@ def brands_section(paths: Paths, settings: ReportSettings) -> Section:
     ov = m.get("overall") or {}
     s.html(para(
         "Customers expect an answer within the hour. For every customer <em>opening</em> the "
-        "<em>latency</em> is the time from the opening to the brand's first direct reply. Openings "
-        "that never got a reply are not dropped: they are <em>censored</em> at the end of the "
-        "observed data, which is what the Kaplan–Meier curves account for. Shares within a limit "
-        "count unanswered openings as not served."))
+        "<em>latency</em> is the time from the opening to the brand's first response (answered as "
+        "the opening table says, see the overview). Openings that never got one are not dropped: "
+        "they are <em>censored</em> at the end of the observed data, which is what the "
+        "Kaplan–Meier curves account for. Shares within a limit count unanswered openings as not "
+        "served."))
     sla = sorted((k for k in ov if k.startswith("share_within_")), key=_sla_minutes)
     s.html(kpis([("openings", ov.get("n_openings")),
                  ("answered share", ov.get("answered_share"), "pct"),
@@ -121,7 +128,7 @@ def brands_section(paths: Paths, settings: ReportSettings) -> Section:
     s.figure("fig-answered-share",
              F.answered_share(big, n_col="n_openings",
                               title=f"Share of openings answered, {top} largest brands"),
-             "The share of each brand's customer openings that got a direct brand reply "
+             "The share of each brand's customer openings that got a brand response "
              "(hover for the number of openings).")
     lat = pl.read_csv(lat_path)
     need(lat, ["brand", "p10_min", "p25_min", "median_min", "p75_min", "p90_min"], lat_path)

@@ -53,36 +53,48 @@ def daily_volume(tweets: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
             .agg(tweets=pl.len()).sort(["date", "role"]).collect())
 
 
-def brand_threads(threads: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
-    """Conversations and customer openings per replying brand (columns: brand, threads, openings,
-    answered_openings, answered_share)."""
-    return (threads.lazy().filter(pl.col("brand").is_not_null()).group_by("brand")
-            .agg(threads=pl.len(), openings=pl.col("is_opening").sum(),
-                 answered_openings=pl.col("opening_answered").sum())
+def _with_length(openings: pl.DataFrame | pl.LazyFrame,
+                 threads: pl.DataFrame | pl.LazyFrame) -> pl.LazyFrame:
+    """The opening table with the length of each opening's conversation (``n_tweets``)."""
+    return openings.lazy().join(threads.lazy().select("thread_id", "n_tweets"), on="thread_id",
+                                how="left")
+
+
+def brand_threads(threads: pl.DataFrame | pl.LazyFrame,
+                  openings: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
+    """Conversations per brand (the brand that wrote most of a thread's replies, as threads.parquet
+    says) next to customer openings per brand and how many were answered (brand and answered as the
+    opening table says). Columns: brand, threads, openings, answered_openings, answered_share."""
+    conv = (threads.lazy().filter(pl.col("brand").is_not_null()).group_by("brand")
+            .agg(threads=pl.len()))
+    opened = (openings.lazy().filter(pl.col("brand").is_not_null()).group_by("brand")
+              .agg(openings=pl.len(), answered_openings=pl.col("answered").sum()))
+    return (conv.join(opened, on="brand", how="full", coalesce=True)
+            .with_columns(pl.col("threads", "openings", "answered_openings").fill_null(0))
             .with_columns(answered_share=pl.when(pl.col("openings") > 0)
                           .then(pl.col("answered_openings") / pl.col("openings")))
             .sort(["threads", "brand"], descending=[True, False]).collect())
 
 
-def conversation_points(threads: pl.DataFrame | pl.LazyFrame, max_points: int,
+def conversation_points(openings: pl.DataFrame | pl.LazyFrame,
+                        threads: pl.DataFrame | pl.LazyFrame, max_points: int,
                         seed: int) -> pl.DataFrame:
     """Openings for the conversation scatter, a seeded sample when there are more than
     ``max_points`` (a browser draws a few thousand points, not 800k)."""
-    df = (threads.lazy().filter(pl.col("is_opening"))
-          .select("thread_id", "opening_at", "n_tweets", "brand",
-                  answered=pl.col("opening_answered"), opening_text=pl.col("opening_text"))
-          .collect())
+    df = (_with_length(openings, threads)
+          .select("thread_id", "opening_at", "n_tweets", "brand", "answered", "opening_text")
+          .sort("thread_id").collect())
     if df.height > max_points:
         df = df.sample(n=max_points, seed=seed)
     return df.sort("thread_id")
 
 
-def latest_openings(threads: pl.DataFrame | pl.LazyFrame, n: int) -> pl.DataFrame:
+def latest_openings(openings: pl.DataFrame | pl.LazyFrame, threads: pl.DataFrame | pl.LazyFrame,
+                    n: int) -> pl.DataFrame:
     """The ``n`` most recent customer openings: what customers actually write."""
-    return (threads.lazy().filter(pl.col("is_opening"))
+    return (_with_length(openings, threads)
             .sort(["opening_at", "thread_id"], descending=[True, True]).head(n)
-            .select("opening_at", "brand", "n_tweets", "opening_answered", "opening_text")
-            .collect())
+            .select("opening_at", "brand", "n_tweets", "answered", "opening_text").collect())
 
 
 def thread_length_counts(threads: pl.DataFrame | pl.LazyFrame) -> pl.DataFrame:
