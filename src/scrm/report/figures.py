@@ -38,6 +38,15 @@ def _ranked_bars(df: pl.DataFrame, value_col: str, label_col: str, title: str, c
     return layout(fig, title, height=max(min_height, row_px * df.height + 120))
 
 
+def _shares(shares: Any, group_col: str, category_col: str, share_col: str,
+            what: str) -> pl.DataFrame:
+    """A (group, category, share) frame with its columns checked and rows lacking a group or a
+    category dropped."""
+    df = to_polars(shares)
+    require(df, [group_col, category_col, share_col], what)
+    return df.drop_nulls([group_col, category_col])
+
+
 def _bottom_up(df: pl.DataFrame, group_col: str, group_order: Sequence[str] | None) -> list[str]:
     """The groups present, in ``group_order`` (default: alphabetical) read top to bottom, returned
     bottom first: plotly draws the first category of a y axis at the bottom."""
@@ -258,9 +267,7 @@ def label_shares(shares: Any, category_col: str = "label", share_col: str = "sha
     ``group_order`` lists groups top to bottom (default: alphabetical); ``label_order`` the stacking
     order left to right (default: the order of ``colors``, then alphabetical).
     """
-    df = to_polars(shares)
-    require(df, [group_col, category_col, share_col], "label_shares")
-    df = df.drop_nulls([group_col, category_col])
+    df = _shares(shares, group_col, category_col, share_col, "label_shares")
     if df.is_empty():
         return empty_figure(title, "no labelled conversation")
     groups = _bottom_up(df, group_col, group_order)
@@ -364,9 +371,7 @@ def category_heatmap(shares: Any, category_col: str = "label", share_col: str = 
     ``group_order`` lists the rows top to bottom (default: alphabetical); ``percent=False`` shows
     the values as plain numbers (e.g. F1 scores, with ``zmax=1``).
     """
-    df = to_polars(shares)
-    require(df, [group_col, category_col, share_col], "category_heatmap")
-    df = df.drop_nulls([group_col, category_col])
+    df = _shares(shares, group_col, category_col, share_col, "category_heatmap")
     if df.is_empty():
         return empty_figure(title, "no labelled opening")
     groups = _bottom_up(df, group_col, group_order)
