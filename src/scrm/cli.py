@@ -249,6 +249,60 @@ def benchmark(
 
 @app.command()
 @_stage
+def detect(root: RootOpt = None) -> None:
+    """Complaint or not: named rules + learned detectors, scored on the sealed gold test (MLflow)."""
+    from .complaints import detect as dt
+
+    m = dt.run(get_paths(root), load_settings(root).detect)
+    scores = {s: {d: {k: v[k] for k in ("precision", "recall", "f1", "f1_ci")}
+                  for d, v in (m.get(s) or {}).get("scores", {}).items()} for s in ("dev", "test")}
+    _summary("complaint detection", {**m, "scores": scores},
+             ["openings", "detectors", "skipped", "champion", "scores", "registry"])
+
+
+@app.command()
+@_stage
+def classify(
+    model: Annotated[str | None, typer.Option(help="registered model: NAME, NAME@alias or "
+                                              "NAME/version, e.g. scrm-complaint-detector@champion")]
+    = None,
+    input: Annotated[Path | None, typer.Option("--input", help="CSV with a header and one text "
+                                               "per row (UTF-8)")] = None,
+    output: Annotated[Path | None, typer.Option(help="CSV to write (atomically): id, label, reason, "
+                                                "proba_<class> or score_<class>")] = None,
+    text_column: Annotated[str, typer.Option(help="column holding the texts")] = "text",
+    id_column: Annotated[str | None, typer.Option(help="column kept as the row id (default: tweet_id "
+                                                  "or id when present, else the row number)")]
+    = None,
+    chunk_rows: Annotated[int, typer.Option(min=1, help="rows scored per chunk")] = 50_000,
+    list_: Annotated[bool, typer.Option("--list", help="list the registered models and exit")]
+    = False,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress")] = True,
+    root: RootOpt = None,
+) -> None:
+    """Score a CSV of texts with a model registered in this project's MLflow store (offline)."""
+    from .complaints import classify as cl
+
+    if list_:
+        models = cl.list_models(root)
+        if not models:
+            out.print("no registered model yet: run `scrm detect` (or `dvc repro`) first")
+        for m in models:
+            aliases = ", ".join(f"@{a} -> v{v}" for a, v in m["aliases"].items()) or "no alias"
+            out.print(f"{m['name']}  versions {m['versions'][0]}..{m['versions'][-1]}  {aliases}"
+                      if m["versions"] else f"{m['name']}  (no version)", highlight=False)
+        return
+    missing = [o for o, v in (("--model", model), ("--input", input), ("--output", output)) if not v]
+    if missing:
+        raise ScrmError(f"scrm classify needs {', '.join(missing)} (or --list)")
+    summary = cl.classify_csv(input, output, model, text_column=text_column,  # type: ignore[arg-type]
+                              id_column=id_column, chunk_rows=chunk_rows, root=root,
+                              progress=progress)
+    _summary("classified", summary)
+
+
+@app.command()
+@_stage
 def report(root: RootOpt = None) -> None:
     """Assemble reports/index.html (self-contained, opens offline) from the pipeline outputs."""
     from .report import stage

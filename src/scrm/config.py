@@ -249,6 +249,47 @@ class TopicsSettings(Section):
 
 
 @dataclass(frozen=True)
+class DetectFeatureSettings(Section):
+    """Word TF-IDF of the learned complaint detectors (``detect.features``)."""
+
+    ngram_max: int = req(between(1, 3))
+    min_df: int = req(between(1))
+    max_df: float = req(FRACTION)
+    sublinear_tf: bool = req()
+
+
+@dataclass(frozen=True)
+class CategoryChampionSettings(Section):
+    """Which benchmark run becomes the category champion (``detect.category``)."""
+
+    name: str = req()
+    labels: Literal["weak", "gold"] = req()
+    split: Literal["stratified", "time", "brand"] = req()
+
+
+@dataclass(frozen=True)
+class DetectSettings(Section):
+    """Complaint detection, stage ``detect`` (:mod:`scrm.complaints.detect`)."""
+
+    seed: int = req()
+    rules: str | None = req()
+    dev_file: str = req()
+    test_file: str = req()
+    train_abstain: Literal["exclude", "as_not_complaint"] = req()
+    models: tuple[Literal["logreg", "complement_nb"], ...] = req()
+    features: DetectFeatureSettings = req()
+    logreg_c: float = req(POSITIVE)
+    nb_alpha: float = req(POSITIVE)
+    threshold: float = req(FRACTION)
+    ci_level: float = req(FRACTION)
+    n_boot: int = req(between(100))
+    min_train_rows: int = req(between(2))
+    register: bool = req()
+    detector_name: str = req()
+    category: CategoryChampionSettings = req()
+
+
+@dataclass(frozen=True)
 class FeatureSettings(Section):
     word_ngram: tuple[int, ...] = req(each(between(1, 3)))
     char_ngram: tuple[int, ...] = req(each(between(1, 8)))
@@ -317,7 +358,7 @@ class FullscaleSettings(Section):
     overrides: dict[str, Any] = req()
 
 
-STAGE_SECTIONS = ("response_time", "outcome", "embed", "topics", "benchmark", "report")
+STAGE_SECTIONS = ("response_time", "outcome", "embed", "topics", "benchmark", "detect", "report")
 
 
 @dataclass(frozen=True)
@@ -335,6 +376,7 @@ class Params(Section):
     embed: EmbedSettings = req()
     topics: TopicsSettings = req()
     benchmark: BenchmarkSettings = req()
+    detect: DetectSettings = req()
     report: ReportSettings = req()
     fullscale: FullscaleSettings = req()
 

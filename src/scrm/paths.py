@@ -185,6 +185,16 @@ class Paths:
     def benchmark_leaderboard_plot(self) -> Path:
         return self.plots / "benchmark_leaderboard.csv"
 
+    @property
+    def complaint_detect(self) -> Path:
+        """Stage ``detect``: per opening, the rules' votes, each detector's score and decision."""
+        return self.processed / "complaint_detect.parquet"
+
+    @property
+    def complaint_rules_summary(self) -> Path:
+        """Stage ``detect``: per complaint rule, coverage and precision on the dev gold set."""
+        return self.processed / "complaint_rules.csv"
+
     # report ---------------------------------------------------------------------------------
     @property
     def report_html(self) -> Path:

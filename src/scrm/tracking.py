@@ -249,3 +249,68 @@ def list_runs(experiment: str, root: Path | str | None = None) -> Any:
     if exp is None:
         return pd.DataFrame()
     return mlflow.search_runs(experiment_ids=[exp.experiment_id], order_by=["start_time ASC"])
+
+
+# --------------------------------------------------------------------------------------------------
+# the model registry: stable names, aliases, and what `scrm classify` may load
+# --------------------------------------------------------------------------------------------------
+def set_alias(name: str, alias: str, version: str | int, root: Path | str | None = None) -> None:
+    """Point ``name@alias`` (e.g. ``scrm-complaint-detector@champion``) at ``version``."""
+    mlflow = setup(root)
+    mlflow.MlflowClient().set_registered_model_alias(name, alias, str(version))
+
+
+def register_run_model(run_id: str, name: str, root: Path | str | None = None,
+                       artifact: str = "model") -> str:
+    """Register the model logged by run ``run_id`` as a new version of ``name``; its version."""
+    mlflow = setup(root)
+    client = mlflow.MlflowClient()
+    found = client.search_model_versions(f"run_id = '{run_id}'")
+    if found:  # the run's model is registered already (under another name): reuse its source
+        with contextlib.suppress(Exception):
+            client.create_registered_model(name)
+        return str(client.create_model_version(name, found[0].source, run_id=run_id).version)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return str(mlflow.register_model(f"runs:/{run_id}/{artifact}", name).version)
+
+
+def registered_models(root: Path | str | None = None) -> list[dict[str, Any]]:
+    """Every registered model of the store: name, versions, aliases (alias -> version), sorted."""
+    mlflow = setup(root)
+    client = mlflow.MlflowClient()
+    out = []
+    for rm in client.search_registered_models():
+        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{rm.name}'"))
+        out.append({"name": rm.name, "versions": versions,
+                    "aliases": {a: str(v) for a, v in sorted((rm.aliases or {}).items())},
+                    "description": rm.description or ""})
+    return sorted(out, key=lambda r: r["name"])
+
+
+def model_uri(spec: str, root: Path | str | None = None) -> str:
+    """``NAME``, ``NAME@alias`` or ``NAME/version`` -> a ``models:/`` URI that exists in this
+    project's store (``NAME`` alone: its latest version); an unknown one is a clear error."""
+    from .errors import ScrmError
+
+    name, _, alias = spec.partition("@")
+    name, _, version = name.partition("/")
+    known = {m["name"]: m for m in registered_models(root)}
+    hint = "see `scrm classify --list`"
+    if not name or name not in known:
+        raise ScrmError(f"unknown model {spec!r}: no registered model {name!r} in this project's "
+                        f"MLflow store ({tracking_uri(root)}); {hint}.")
+    m = known[name]
+    if alias:
+        if alias not in m["aliases"]:
+            raise ScrmError(f"unknown model {spec!r}: {name!r} has no alias {alias!r} (aliases: "
+                            f"{', '.join(m['aliases']) or 'none'}); {hint}.")
+        return f"models:/{name}@{alias}"
+    if version:
+        if not version.isdigit() or int(version) not in m["versions"]:
+            raise ScrmError(f"unknown model {spec!r}: {name!r} has no version {version!r} "
+                            f"(versions: {', '.join(map(str, m['versions'])) or 'none'}); {hint}.")
+        return f"models:/{name}/{int(version)}"
+    if not m["versions"]:
+        raise ScrmError(f"unknown model {spec!r}: {name!r} has no version yet; {hint}.")
+    return f"models:/{name}/{max(m['versions'])}"

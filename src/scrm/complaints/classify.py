@@ -1,0 +1,236 @@
+"""``scrm classify``: score any CSV of texts with a model registered in this project's MLflow store.
+
+Why a module of its own: the lecture's point is to categorise complaints *before a human reads
+them*, i.e. on texts that never went through the pipeline. The model is loaded only through
+:func:`scrm.tracking.load_model` (this project's store, skops, no pickle), by name:
+``NAME`` (latest version), ``NAME@alias`` (``scrm-complaint-detector@champion``) or ``NAME/3``.
+
+Each text is cleaned exactly as the pipeline cleans an opening before any model sees it
+(:func:`scrm.text.clean_for_topics`: no @handles, URLs or sign-offs) and passed as the one-column
+frame ``text`` that every model of this project reads. The file is streamed in chunks (polars
+batches, a progress bar on stderr) and the output is written atomically: one row per input row, in
+input order, with the input's id column (``--id-column``; default ``tweet_id`` or ``id`` when present,
+else ``row``, the 1-based row number), ``label``, ``reason`` (why there is no label: an empty text)
+and one ``proba_<class>`` column per class (``score_<class>`` for models with decision scores only).
+
+Bad input (missing or empty file, missing column, bytes that are not UTF-8, an unknown model) is one
+clear :class:`~scrm.errors.ScrmError` naming the file or the model.
+
+Also here: :func:`promote_category_champion`, which gives the benchmark's best category model (under
+the validation protocol of params ``detect.category``) a stable name with the alias ``champion``.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from ..config import DetectSettings
+from ..errors import DataError, ScrmError
+from ..io import atomic_path
+from ..paths import Paths
+from ..text import clean_for_topics
+from .benchmark.zoo import text_frame
+
+EMPTY_REASON = "empty text (nothing left after removing @handles, URLs and sign-offs)"
+
+
+# --------------------------------------------------------------------------------------------------
+# input checks
+# --------------------------------------------------------------------------------------------------
+def first_invalid_utf8_line(path: Path, block: int = 1 << 20) -> int | None:
+    """The 1-based line of the first byte sequence that is not UTF-8 (None when the file is clean)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line = 1
+    with path.open("rb") as fh:
+        while chunk := fh.read(block):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                return line + chunk.count(b"\n", 0, exc.start)
+            line += chunk.count(b"\n")
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return line
+    return None
+
+
+def _not_utf8(path: Path) -> DataError:
+    line = first_invalid_utf8_line(path)
+    return DataError("bytes that are not UTF-8; save the file as UTF-8 and rerun", path, line)
+
+
+def input_columns(path: Path) -> list[str]:
+    """The header of the input CSV, after checking the file exists, is not empty and is UTF-8."""
+    if not path.exists():
+        raise DataError("input file not found", path)
+    if path.stat().st_size == 0:
+        raise DataError("the input file is empty: expected a header row naming the text column, "
+                        "then one text per row", path)
+    try:
+        return list(pl.scan_csv(path, infer_schema=False).collect_schema().names())
+    except pl.exceptions.NoDataError:
+        raise DataError("the input file is empty: expected a header row naming the text column",
+                        path) from None
+    except pl.exceptions.ComputeError as exc:
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            raise _not_utf8(path) from None
+        raise DataError(f"cannot be read as CSV ({str(exc).splitlines()[0]})", path) from None
+
+
+# --------------------------------------------------------------------------------------------------
+# scoring
+# --------------------------------------------------------------------------------------------------
+def class_columns(model: Any) -> list[str]:
+    """The per-class output columns of ``model``: ``proba_<class>``, else ``score_<class>`` (one
+    score for a binary model with decision scores only)."""
+    classes = [str(c) for c in model.classes_]
+    if hasattr(model, "predict_proba"):
+        return [f"proba_{c}" for c in classes]
+    return [f"score_{classes[1]}"] if len(classes) == 2 else [f"score_{c}" for c in classes]
+
+
+def score_columns(model: Any, texts: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Predicted labels and the values of :func:`class_columns`."""
+    classes = [str(c) for c in model.classes_]
+    X = text_frame(texts)
+    labels = np.asarray(model.predict(X)).astype(str)
+    if hasattr(model, "predict_proba"):
+        P = np.asarray(model.predict_proba(X), dtype=float)
+        return labels, {f"proba_{c}": P[:, i] for i, c in enumerate(classes)}
+    S = np.asarray(model.decision_function(X), dtype=float)
+    if S.ndim == 1:  # binary: the score of the second class
+        return labels, {f"score_{classes[1]}": S}
+    return labels, {f"score_{c}": S[:, i] for i, c in enumerate(classes)}
+
+
+def score_batch(batch: pl.DataFrame, model: Any, text_column: str, id_column: str | None,
+                offset: int) -> pl.DataFrame:
+    """One chunk of the input -> its output rows (empty texts: no label, a reason)."""
+    clean = batch.select(clean_for_topics(pl.col(text_column).fill_null("")).alias("t"))["t"]
+    ok = (clean.str.len_chars() > 0).to_numpy()
+    idx = np.flatnonzero(ok)
+    labels = np.full(batch.height, None, dtype=object)
+    cols = {name: np.full(batch.height, np.nan) for name in class_columns(model)}
+    if idx.size:
+        lab, per_class = score_columns(model, clean.gather(idx).to_list())
+        labels[idx] = lab
+        for name, vals in per_class.items():
+            cols[name][idx] = vals
+    ident = (batch[id_column] if id_column else
+             pl.Series("row", np.arange(offset + 1, offset + batch.height + 1, dtype=np.int64)))
+    out = pl.DataFrame([ident, pl.Series("label", labels.tolist(), dtype=pl.Utf8),
+                        pl.Series("reason", [None if k else EMPTY_REASON for k in ok.tolist()],
+                                  dtype=pl.Utf8)])
+    return out.with_columns([pl.Series(k, v, dtype=pl.Float64).fill_nan(None).round(6)
+                             for k, v in cols.items()])
+
+
+def read_batches(src: Path, lf: pl.LazyFrame, chunk_rows: int) -> Iterator[pl.DataFrame]:
+    """The input in chunks of ``chunk_rows``; a reading error names the file (and the line of the
+    first byte that is not UTF-8)."""
+    try:
+        yield from lf.collect_batches(chunk_size=chunk_rows)
+    except pl.exceptions.ComputeError as exc:
+        if "utf-8" in str(exc).lower() or "utf8" in str(exc).lower():
+            raise _not_utf8(src) from None
+        raise DataError(f"cannot be read as CSV ({str(exc).splitlines()[0]})", src) from None
+
+
+def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: str, *,
+                 text_column: str = "text", id_column: str | None = None,
+                 chunk_rows: int = 50_000, root: Path | str | None = None,
+                 progress: bool = True) -> dict[str, Any]:
+    """Score every row of ``input_path`` with the registered model ``model_spec``; write
+    ``output_path`` atomically. Returns a summary (rows, labelled, empty, label counts, model)."""
+    from tqdm.auto import tqdm
+
+    from .. import tracking
+
+    src, dst = Path(input_path), Path(output_path)
+    cols = input_columns(src)
+    if text_column not in cols:
+        raise DataError(f"no column {text_column!r} (columns: {', '.join(cols)}); name the text "
+                        "column with --text-column", src, 1)
+    if id_column is not None and id_column not in cols:
+        raise DataError(f"no id column {id_column!r} (columns: {', '.join(cols)})", src, 1)
+    ident = id_column or next((c for c in ("tweet_id", "id") if c in cols and c != text_column),
+                              None)
+    uri = tracking.model_uri(model_spec, root)
+    model = tracking.load_model(uri, root)
+    lf = pl.scan_csv(src, infer_schema=False).select([c for c in (ident, text_column) if c])
+    rows = labelled = 0
+    counts: dict[str, int] = {}
+    bar = tqdm(desc="classifying", unit="rows", disable=not progress, file=sys.stderr,
+               mininterval=1.0)
+    try:
+        with atomic_path(dst) as tmp, tmp.open("wb") as fh:
+            for batch in read_batches(src, lf, chunk_rows):
+                out = score_batch(batch, model, text_column, ident, rows)
+                out.write_csv(fh, include_header=rows == 0)
+                rows += batch.height
+                labelled += int(out["label"].is_not_null().sum())
+                for k, v in out["label"].drop_nulls().value_counts().iter_rows():
+                    counts[str(k)] = counts.get(str(k), 0) + int(v)
+                bar.update(batch.height)
+            if rows == 0:  # a header without rows: still a well-formed output
+                score_batch(pl.DataFrame({c: [] for c in cols}, schema={c: pl.Utf8 for c in cols}),
+                            model, text_column, ident, 0).write_csv(fh)
+    finally:
+        bar.close()
+    return {"input": str(src), "output": str(dst), "model": uri, "rows": rows,
+            "labelled": labelled, "empty_texts": rows - labelled,
+            "label_counts": dict(sorted(counts.items()))}
+
+
+def list_models(root: Path | str | None = None) -> list[dict[str, Any]]:
+    """The registered models ``scrm classify --model`` accepts, with versions and aliases."""
+    from .. import tracking
+
+    return tracking.registered_models(root)
+
+
+# --------------------------------------------------------------------------------------------------
+# the category champion
+# --------------------------------------------------------------------------------------------------
+def promote_category_champion(paths: Paths, settings: DetectSettings) -> dict[str, Any]:
+    """Register the benchmark's best model under ``detect.category`` (labels and split: the
+    validation protocol) as ``detect.category.name`` with alias ``champion``; the reason when not."""
+    from .. import tracking
+
+    cat = settings.category
+    out: dict[str, Any] = {"name": cat.name, "alias": "champion",
+                           "protocol": f"benchmark best on {cat.labels} labels, {cat.split} split"}
+    path = paths.metric("benchmark")
+    if not path.exists():
+        return {**out, "status": "not set: the benchmark has not run"}
+    best = ((json.loads(path.read_text(encoding="utf-8")).get("best") or {})
+            .get(cat.labels) or {}).get(cat.split)
+    if not best:
+        return {**out, "status": f"not set: benchmark.json has no best model for {cat.labels}/"
+                                 f"{cat.split}"}
+    out.update(model=best["model"], macro_f1=best.get("macro_f1"))
+    runs = tracking.list_runs("benchmark", paths.root)
+    if runs.empty or "tags.benchmark.model" not in runs.columns:
+        return {**out, "status": "not set: no benchmark run in the MLflow store"}
+    hit = runs[(runs["tags.benchmark.model"] == best["model"])
+               & (runs["tags.benchmark.split"] == cat.split)
+               & (runs["tags.benchmark.labels"] == cat.labels)]
+    if hit.empty:
+        return {**out, "status": "not set: the best model's benchmark run is not in the store"}
+    try:
+        version = tracking.register_run_model(str(hit.iloc[-1]["run_id"]), cat.name, paths.root)
+        tracking.set_alias(cat.name, "champion", version, paths.root)
+    except (ScrmError, OSError) as exc:
+        return {**out, "status": f"not set: {exc}"}
+    except Exception as exc:  # noqa: BLE001 - MLflow: e.g. the run logged no model
+        return {**out, "status": f"not set: {type(exc).__name__}: {str(exc).splitlines()[0]}"}
+    return {**out, "status": "registered"}
