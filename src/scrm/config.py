@@ -225,6 +225,13 @@ class TopicsSettings(Section):
     seed: int = req()
     min_cluster_size: int = req(between(2))
     min_samples: int | None = req(between(1))
+    size_rule: Literal["fixed", "sqrt"] = req()
+    size_per_sqrt_doc: float = req(POSITIVE)
+    samples_ratio: float = req(between(0, 1, open_lo=True))
+    collapse_share: float = req(FRACTION)
+    collapse_retries: int = req(between(0, 2))
+    stability_runs: int = req(NON_NEGATIVE)
+    npmi_epsilon: float = req(between(0, 1e-3, open_lo=True))
     cluster_selection_method: Literal["eom", "leaf"] = req()
     umap_n_neighbors: int = req(between(2))
     umap_n_components: int = req(between(1))
@@ -246,6 +253,11 @@ class TopicsSettings(Section):
     time_min_docs: int = req(NON_NEGATIVE)
     barchart_topics: int = req(between(1))
     barchart_words: int = req(between(1))
+
+    def validate(self, where: str) -> None:
+        if self.stability_runs == 1 or self.stability_runs == 2:
+            raise ConfigError(f"params.yaml: {where}.stability_runs must be 0 (off) or at least 3 "
+                              f"(seeds to compare), got {self.stability_runs}")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,6 @@ period, the ``topic_info`` table, topic diversity and NPMI coherence.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -28,44 +27,48 @@ def topic_diversity(topic_words: Mapping[int, Sequence[str]]) -> float:
     return len(set(words)) / len(words) if words else 0.0
 
 
-def npmi_coherence(topic_words: Mapping[int, Sequence[str]], docs: Sequence[str], *,
-                   token_pattern: str, ngram_max: int) -> tuple[float, dict[int, float]]:
-    """Mean NPMI of each topic's word pairs, from document co-occurrence in ``docs``.
+def npmi_coherence(topic_words: Mapping[int, Sequence[str]], reference: Sequence[str], *,
+                   token_pattern: str, ngram_max: int, epsilon: float,
+                   unseen: str = "smooth") -> tuple[float, dict[int, float]]:
+    """Mean NPMI of each topic's word pairs (Bouma 2009), from co-occurrence in the ``reference``
+    corpus (the stage passes every customer opening; one opening is one context).
 
-    NPMI(a, b) = log(p(a, b) / (p(a) p(b))) / -log p(a, b), with p the share of documents holding
-    the word(s): 1 = the words always appear together, 0 = independent, -1 = never together
-    (also used when a pair never co-occurs). Documents are tokenised like the topic words
-    (``token_pattern``, ``ngram_max`` of params ``topics``). Returns (mean over topics, per-topic
-    value).
+    p(w) and p(a, b) are the shares of reference documents holding the word(s);
+    NPMI(a, b) = log((p(a, b) + eps) / (p(a) p(b))) / -log(p(a, b) + eps), the smoothed form of
+    gensim's / OCTIS's ``c_npmi`` that the BERTopic literature reports: 1 = always together,
+    0 = independent, below 0 = less often than chance. A pair never seen together scores
+    log(eps / (p(a) p(b))) / -log(eps), close to -1 but higher for rare words; ``unseen="minus_one"``
+    scores it exactly -1 instead (a sensitivity check, the old convention). A pair present in every
+    document scores 1; a pair with a word absent from the reference is left out. Documents are
+    tokenised like the topic words (``token_pattern``, ``ngram_max``). Returns (mean over topics,
+    per-topic value).
     """
     from sklearn.feature_extraction.text import CountVectorizer
 
     vocab = sorted({w for ws in topic_words.values() for w in ws})
-    if not vocab or not docs:
+    if not vocab or not reference:
         return 0.0, {}
     cv = CountVectorizer(vocabulary=vocab, binary=True, token_pattern=token_pattern,
                          ngram_range=(1, int(ngram_max)))
-    X = cv.transform(list(docs)).astype(np.float64)
+    X = cv.transform(list(reference)).astype(np.float64)
     n_docs = X.shape[0]
     p = np.asarray(X.sum(axis=0)).ravel() / n_docs
     joint = (X.T @ X).toarray() / n_docs
+    with np.errstate(divide="ignore", invalid="ignore"):
+        npmi = np.log((joint + epsilon) / np.outer(p, p)) / -np.log(joint + epsilon)
+    npmi[joint >= 1.0] = 1.0
+    if unseen == "minus_one":
+        npmi[joint <= 0.0] = -1.0
+    npmi[(p[:, None] <= 0) | (p[None, :] <= 0)] = np.nan
     index = {w: i for i, w in enumerate(vocab)}
     per_topic: dict[int, float] = {}
     for t, ws in topic_words.items():
-        idx = [index[w] for w in ws]
-        vals = []
-        for a in range(len(idx)):
-            for b in range(a + 1, len(idx)):
-                i, j = idx[a], idx[b]
-                pij = joint[i, j]
-                if pij <= 0.0:
-                    vals.append(-1.0)
-                elif pij >= 1.0:
-                    vals.append(1.0)
-                else:
-                    vals.append(math.log(pij / (p[i] * p[j])) / -math.log(pij))
-        if vals:
-            per_topic[int(t)] = float(np.mean(vals))
+        idx = np.array([index[w] for w in ws])
+        a, b = np.triu_indices(len(idx), k=1)
+        vals = npmi[idx[a], idx[b]]
+        vals = vals[np.isfinite(vals)]
+        if vals.size:
+            per_topic[int(t)] = float(vals.mean())
     mean = float(np.mean(list(per_topic.values()))) if per_topic else 0.0
     return mean, per_topic
 

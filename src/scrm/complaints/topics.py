@@ -7,8 +7,29 @@ and seed is in ``params.yaml`` (``topics``, :class:`scrm.config.TopicsSettings`)
 (English plus ``topics.extra_stop_words``) are removed only in the ``CountVectorizer`` that builds the
 topic words: the embedding model still reads whole sentences.
 
+Topic size scales with the input (``topics.size_rule: sqrt``): HDBSCAN's ``min_cluster_size`` is
+``max(min_cluster_size, round(size_per_sqrt_doc * sqrt(n)))`` and ``min_samples`` is
+``max(min_samples, round(samples_ratio * min_cluster_size))`` for ``n`` documents, so settings that
+suit the 1,282 sample openings do not fragment or lump a larger input (:func:`hdbscan_sizes`).
+
+Collapse: a fit whose largest topic holds more than ``topics.collapse_share`` of the documents has
+collapsed (on inputs a little unlike the sample, fixed settings once gave 2 topics with 97 % of the
+openings in one). It is refitted with leaf cluster selection, then also with halved sizes
+(``collapse_retries``); if every attempt collapses, the least collapsed fit is kept and flagged in
+the metrics and the report (:func:`fit_topics`).
+
 After clustering, HDBSCAN's outliers (topic -1) are re-assigned to the nearest topic
-(``reduce_outliers``) and the topic words are recomputed on the final assignment (``update_topics``).
+(``reduce_outliers``) and the topic words are recomputed on the final assignment (``update_topics``);
+``outliers_strategy: none`` keeps them apart. The metrics give the raw outlier count and how many
+were re-assigned.
+
+Stability: the model is refitted with ``stability_runs`` seeds (seed, seed+1, ...) at the settings
+finally used; the metrics give the adjusted Rand index of the document assignments and the overlap
+of the topics' top words between every pair of seeds (:func:`stability`).
+
+Coherence: NPMI as in the literature (Bouma 2009), document co-occurrence over the reference corpus
+of **all** customer openings, unseen pairs smoothed with ``npmi_epsilon``
+(:func:`.topic_tables.npmi_coherence`), with a sensitivity table of two alternatives.
 
 Outputs: ``topics.parquet`` (tweet_id, topic), ``topic_info.parquet`` (size, top words, representative
 tweets, coherence, taxonomy label and purity), topic shares per brand and per period, the topic ->
@@ -22,10 +43,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,10 +61,12 @@ from ..paths import Paths
 from .backend import MINILM_NAME
 from .embed import EmbeddingCache, load_embeddings
 from .topic_drawing import write_figures
+from ..stats.agreement import adjusted_rand, topic_word_overlap
 from .topic_tables import (OUTLIER, npmi_coherence, taxonomy_mapping, topic_diversity,
                            topic_info_frame, topic_shares)
 
 EXPERIMENT = "topics"
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -113,24 +137,52 @@ def _quiet_bertopic() -> Iterator[None]:
         lg.setLevel(old)
 
 
+def hdbscan_sizes(settings: TopicsSettings, n_docs: int) -> tuple[int, int | None]:
+    """(min_cluster_size, min_samples) for ``n_docs`` documents under ``topics.size_rule``: ``fixed``
+    keeps the params; ``sqrt`` grows both with the square root of the input, never below them."""
+    s = settings
+    if s.size_rule == "fixed":
+        return s.min_cluster_size, s.min_samples
+    mcs = max(s.min_cluster_size, int(round(s.size_per_sqrt_doc * math.sqrt(n_docs))))
+    ms = max(s.min_samples or 1, int(round(s.samples_ratio * mcs)))
+    return mcs, ms
+
+
+def retry_ladder(settings: TopicsSettings, n_docs: int) -> list[TopicsSettings]:
+    """The settings tried in order: as scaled; then leaf selection; then halved sizes too."""
+    mcs, ms = hdbscan_sizes(settings, n_docs)
+    base = settings.replace(size_rule="fixed", min_cluster_size=mcs, min_samples=ms)
+    ladder = [base, base.replace(cluster_selection_method="leaf"),
+              base.replace(cluster_selection_method="leaf", min_cluster_size=max(2, mcs // 2),
+                           min_samples=max(1, (ms or mcs) // 2))][:settings.collapse_retries + 1]
+    return [s for i, s in enumerate(ladder) if i == 0 or s != ladder[i - 1]]
+
+
 @dataclass
 class TopicFit:
-    """A fitted model with the assignment before and after outlier reduction."""
+    """A fitted model with the assignment before and after outlier reduction, the settings it was
+    fitted with, and every attempt of the collapse ladder."""
 
     model: Any
     topics_raw: np.ndarray
     topics: np.ndarray
+    settings: TopicsSettings | None = None
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def largest_share(self) -> float:
+        kept = self.topics[self.topics != OUTLIER]
+        return float(np.bincount(kept).max() / len(self.topics)) if kept.size else 0.0
+
+    @property
+    def collapsed(self) -> bool:
+        """The kept fit's largest topic is over ``collapse_share`` (every attempt collapsed)."""
+        return any(a["kept"] and a["collapsed"] for a in self.attempts)
 
 
-def fit_topics(docs: Sequence[str], embeddings: np.ndarray, settings: TopicsSettings) -> TopicFit:
-    """fit_transform on precomputed embeddings, then reduce_outliers and update_topics."""
-    docs = list(docs)
-    if len(docs) != len(embeddings):
-        raise DataError(f"{len(docs)} documents but {len(embeddings)} embeddings.")
-    s = settings
-    if len(docs) < max(10, 2 * s.min_cluster_size):
-        raise DataError(f"only {len(docs)} documents: too few for topics with "
-                        f"min_cluster_size={s.min_cluster_size}.")
+def fit_once(docs: list[str], embeddings: np.ndarray, s: TopicsSettings) -> TopicFit:
+    """fit_transform on precomputed embeddings with HDBSCAN sizes as given, then reduce_outliers
+    and update_topics."""
     model = build_model(s, len(docs))
     with _quiet_bertopic():
         raw, _ = model.fit_transform(docs, embeddings=embeddings)
@@ -157,7 +209,70 @@ def fit_topics(docs: Sequence[str], embeddings: np.ndarray, settings: TopicsSett
     # without an embedding model); the intertopic map and the saved model use them
     ids = sorted(set(topics.tolist()))
     model.topic_embeddings_ = np.vstack([embeddings[topics == t].mean(axis=0) for t in ids])
-    return TopicFit(model=model, topics_raw=raw, topics=topics)
+    return TopicFit(model=model, topics_raw=raw, topics=topics, settings=s)
+
+
+def fit_topics(docs: Sequence[str], embeddings: np.ndarray, settings: TopicsSettings) -> TopicFit:
+    """Fit with HDBSCAN sizes scaled to the input; a collapsed fit is refitted down the
+    :func:`retry_ladder`; the first fit that does not collapse is kept (else the least collapsed)."""
+    docs = list(docs)
+    if len(docs) != len(embeddings):
+        raise DataError(f"{len(docs)} documents but {len(embeddings)} embeddings.")
+    ladder = retry_ladder(settings, len(docs))
+    if len(docs) < max(10, 2 * ladder[0].min_cluster_size):
+        raise DataError(f"only {len(docs)} documents: too few for topics with "
+                        f"min_cluster_size={ladder[0].min_cluster_size}.")
+    attempts: list[dict[str, Any]] = []
+    fits: list[TopicFit] = []
+    for s in ladder:
+        fit = fit_once(docs, embeddings, s)
+        fits.append(fit)
+        attempts.append({"cluster_selection_method": s.cluster_selection_method,
+                         "min_cluster_size": s.min_cluster_size, "min_samples": s.min_samples,
+                         "n_topics": len(set(fit.topics.tolist()) - {OUTLIER}),
+                         "largest_topic_share": round(fit.largest_share, 6),
+                         "collapsed": fit.largest_share > settings.collapse_share})
+        if not attempts[-1]["collapsed"]:
+            break
+    kept = len(fits) - 1 if not attempts[-1]["collapsed"] else \
+        int(np.argmin([a["largest_topic_share"] for a in attempts]))
+    for i, a in enumerate(attempts):
+        a["kept"] = i == kept
+    fits[kept].attempts = attempts
+    return fits[kept]
+
+
+def stability(docs: Sequence[str], embeddings: np.ndarray, fit: TopicFit,
+              settings: TopicsSettings) -> dict[str, Any] | None:
+    """The whole fitting procedure (size rule and collapse ladder included, as the stage runs it)
+    repeated with seeds seed+1 .. seed+runs-1 (``topics.stability_runs``), and all fits compared
+    pairwise: adjusted Rand index of the final and of the raw assignments (outliers as one group)
+    and the overlap of top words (:func:`scrm.stats.agreement.topic_word_overlap`)."""
+    runs = settings.stability_runs
+    if runs < 3:
+        return None
+    seeds = [settings.seed + i for i in range(runs)]
+    fits = [fit] + [fit_topics(docs, embeddings, settings.replace(seed=sd)) for sd in seeds[1:]]
+    words = [top_words(f.model, settings.top_n_words) for f in fits]
+    pairs = [{"seeds": [seeds[i], seeds[j]],
+              "ari": round(adjusted_rand(fits[i].topics, fits[j].topics), 6),
+              "ari_raw": round(adjusted_rand(fits[i].topics_raw, fits[j].topics_raw), 6),
+              "word_overlap": round(topic_word_overlap(words[i], words[j]), 6)}
+             for i in range(runs) for j in range(i + 1, runs)]
+
+    def summary(key: str) -> dict[str, float]:
+        vals = [p[key] for p in pairs]
+        return {"mean": round(float(np.mean(vals)), 6), "min": round(float(np.min(vals)), 6)}
+
+    return {"seeds": seeds, "n_topics": [len(w) for w in words],
+            "largest_topic_share": [round(f.largest_share, 6) for f in fits],
+            "retried": [len(f.attempts) > 1 for f in fits],
+            "collapsed": [f.collapsed for f in fits],
+            "ari": summary("ari"), "ari_raw": summary("ari_raw"),
+            "word_overlap": summary("word_overlap"), "pairs": pairs,
+            "note": "each seed runs the whole procedure (size rule, collapse retries); adjusted "
+                    "Rand index of the document assignments (1 = identical, 0 = chance); "
+                    "word_overlap: mean best-match Jaccard of the topics' top words, both ways"}
 
 
 def top_words(model: Any, n: int | None = None) -> dict[int, list[str]]:
@@ -171,24 +286,33 @@ def top_words(model: Any, n: int | None = None) -> dict[int, list[str]]:
     return out
 
 
-def quality(fit: TopicFit, docs: Sequence[str],
-            settings: TopicsSettings) -> tuple[dict[str, Any], dict[int, float]]:
+def quality(fit: TopicFit, docs: Sequence[str], settings: TopicsSettings,
+            reference: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[int, float]]:
     """Comparable numbers for one fit (rounded: identical runs give identical bytes), and the
-    NPMI coherence of each topic."""
+    NPMI coherence of each topic over ``reference`` (the stage: every customer opening; None: the
+    modelled ``docs``), with a sensitivity table of two alternatives."""
     words = top_words(fit.model, settings.top_n_words)
-    coherence, per_topic = npmi_coherence(words, docs, token_pattern=settings.token_pattern,
-                                          ngram_max=settings.ngram_max)
-    n = len(fit.topics)
-    sizes = np.bincount(fit.topics[fit.topics != OUTLIER]) if (fit.topics != OUTLIER).any() \
-        else np.zeros(1)
+    ref = list(docs) if reference is None else list(reference)
+    kw: dict[str, Any] = {"token_pattern": settings.token_pattern,
+                          "ngram_max": settings.ngram_max, "epsilon": settings.npmi_epsilon}
+    coherence, per_topic = npmi_coherence(words, ref, **kw)
+    raw_out, out = fit.topics_raw == OUTLIER, fit.topics == OUTLIER
     return {
-        "docs": n,
+        "docs": len(fit.topics),
         "n_topics": len(words),
-        "outlier_share_raw": round(float((fit.topics_raw == OUTLIER).mean()), 6),
-        "outlier_share": round(float((fit.topics == OUTLIER).mean()), 6),
-        "largest_topic_share": round(float(sizes.max() / n), 6),
+        "outlier_share_raw": round(float(raw_out.mean()), 6),
+        "outlier_share": round(float(out.mean()), 6),
+        "outliers": {"strategy": settings.outliers_strategy, "raw": int(raw_out.sum()),
+                     "reassigned": int((raw_out & ~out).sum()), "kept_apart": int(out.sum())},
+        "largest_topic_share": round(fit.largest_share, 6),
         "diversity": round(topic_diversity(words), 6),
         "coherence_npmi": round(coherence, 6),
+        "coherence_npmi_reference_docs": len(ref),
+        "coherence_npmi_sensitivity": {
+            "unseen_pairs_as_minus_one": round(npmi_coherence(words, ref, unseen="minus_one",
+                                                              **kw)[0], 6),
+            "reference_modelled_docs_only": round(npmi_coherence(words, list(docs), **kw)[0], 6),
+        },
     }, per_topic
 
 
@@ -255,6 +379,25 @@ def load_inputs(paths: Paths) -> tuple[pl.DataFrame, EmbeddingCache]:
     return frame.drop("_row"), cache
 
 
+def reference_corpus(paths: Paths) -> list[str]:
+    """The NPMI reference corpus: the cleaned text of every customer opening (not only the modelled
+    sample when ``embed.max_docs`` caps it), empty texts left out."""
+    return (pl.scan_parquet(paths.complaints).select("text_clean")
+            .filter(pl.col("text_clean").str.len_chars() > 0).collect()["text_clean"].to_list())
+
+
+def collapse_report(fit: TopicFit, settings: TopicsSettings) -> dict[str, Any]:
+    """The collapse check of the kept fit, every attempt, and a warning when all collapsed."""
+    warning = None
+    if fit.collapsed:
+        warning = (f"every attempt left more than {settings.collapse_share:.0%} of the documents in "
+                   f"one topic (kept: {fit.largest_share:.1%}): the topics say little; try other "
+                   "embeddings or lower topics.min_cluster_size")
+        log.warning("topics collapsed: %s", warning)
+    return {"threshold": settings.collapse_share, "collapsed": fit.collapsed,
+            "retried": len(fit.attempts) > 1, "attempts": fit.attempts, "warning": warning}
+
+
 def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     """Fit topics on the cached embeddings and write tables, figures, metrics and the model."""
     from .. import tracking
@@ -262,11 +405,12 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     frame, cache = load_inputs(paths)
     docs = frame["text_clean"].to_list()
     fit = fit_topics(docs, cache.vectors, settings)
+    stable = stability(docs, cache.vectors, fit, settings)
     frame = frame.with_columns(topic=pl.Series(fit.topics), topic_raw=pl.Series(fit.topics_raw))
     frame = frame.with_columns(period=pl.col("created_at").dt.truncate(settings.time_every),
                                brand=pl.col("brand").fill_null("(none)"))
 
-    scores, per_topic = quality(fit, docs, settings)
+    scores, per_topic = quality(fit, docs, settings, reference_corpus(paths))
     mapping = taxonomy_mapping(frame)
     info = topic_info_frame(fit.topics, fit.model.get_topics(), frame["text"].to_list(),
                             cache.vectors, mapping, per_topic, settings)
@@ -290,6 +434,11 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
         "backend": cache.backend,
         "embedding_model": cache.model,
         "figures": figures,
+        "hdbscan": {"size_rule": settings.size_rule,
+                    **{k: getattr(fit.settings, k) for k in ("min_cluster_size", "min_samples",
+                                                             "cluster_selection_method")}},
+        "collapse": collapse_report(fit, settings),
+        "stability": stable or {"note": "off (params topics.stability_runs: 0)"},
         "taxonomy": {
             "labelled_docs": n_lab,
             "weighted_purity": round(float(majority) / n_lab, 6) if n_lab else None,
@@ -308,6 +457,9 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
                             inputs=[paths.complaints, paths.embeddings],
                             root=paths.root):
         tracking.log_metrics({k: v for k, v in metrics.items() if not isinstance(v, dict)})
+        tracking.log_metrics({"collapsed": metrics["collapse"]["collapsed"],
+                              **{f"stability_{k}_mean": v["mean"] for k, v in (stable or {}).items()
+                                 if isinstance(v, dict) and "mean" in v}})
         tracking.log_metrics({f"taxonomy_{k}": v for k, v in metrics["taxonomy"].items()})
         for f in sorted(model_dir.iterdir()):
             tracking.log_artifact(f, "bertopic_model")
