@@ -20,6 +20,7 @@ import polars as pl
 from ..config import ReportSettings
 from ..paths import Paths
 from . import figures as F
+from .detection import detection_blocks
 from .html import Section, fmt, html_table, kpis, metrics_details, missing_note, para
 from .views import (brand_order, brand_threads, brand_topic_shares, category_shares,
                     confusion_shares, conversation_points, daily_volume, date_range,
@@ -346,6 +347,7 @@ def complaints_section(paths: Paths, settings: ReportSettings) -> Section:
            "the gold set</summary>" + html_table(lfs, pct=[c for c in ("coverage", "overlaps",
                                                                           "conflicts")
                                                              if c in lfs.columns]) + "</details>")
+    s.blocks.extend(detection_blocks(paths))
 
     tjs = paths.metric("topics")
     tfiles = [paths.topic_info, paths.topic_share_time, paths.topic_share_brand]
@@ -359,8 +361,17 @@ def complaints_section(paths: Paths, settings: ReportSettings) -> Section:
     info = pl.read_parquet(tfiles[0])
     need(info, ["topic", "size"], tfiles[0])
     names = topic_names(info)
+    stab, coll = tm.get("stability") or {}, tm.get("collapse") or {}
     s.html(kpis([(k.replace("_", " "), tm.get(k)) for k in
-                 ("n_topics", "outlier_share", "diversity", "coherence_npmi") if k in tm]))
+                 ("n_topics", "outlier_share_raw", "diversity", "coherence_npmi") if k in tm]
+                + [("largest topic", tm.get("largest_topic_share"), "pct"),
+                   ("stability: ARI across seeds", (stab.get("ari") or {}).get("mean")),
+                   ("stability: top-word overlap", (stab.get("word_overlap") or {}).get("mean"))]))
+    if coll.get("warning"):
+        s.html(f'<p class="missing">Topics collapsed: {fmt(coll["warning"])}</p>')
+    s.html(para("Coherence is NPMI over all customer openings (1: a topic's top words always "
+                "appear together, 0: independently); stability compares fits with different seeds "
+                "(adjusted Rand index of the assignments: 1 identical, 0 chance)."))
     s.html(metrics_details(paths, "topics", tm))
     by_time = pl.read_parquet(tfiles[1])
     need(by_time, ["period", "topic", "n"], tfiles[1])

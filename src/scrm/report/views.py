@@ -296,6 +296,44 @@ def topic_table(info: pl.DataFrame, names: pl.DataFrame) -> pl.DataFrame:
     return df.filter(pl.col("topic") != -1).sort(["size", "topic"], descending=[True, False])
 
 
+DETECTOR_SCORES = ("precision", "recall", "f1", "accuracy")
+
+
+def detector_scores(metrics: dict[str, Any], part: str) -> pl.DataFrame:
+    """Long table of the detect stage's scores on one gold ``part`` (dev or test): detector, score,
+    value and its interval."""
+    rows = [{"detector": det, "score": k, "value": sc.get(k),
+             "ci_low": (sc.get(f"{k}_ci") or [None, None])[0],
+             "ci_high": (sc.get(f"{k}_ci") or [None, None])[1]}
+            for det, sc in ((metrics.get(part) or {}).get("scores") or {}).items()
+            for k in DETECTOR_SCORES]
+    return pl.DataFrame(rows, schema={"detector": pl.String, "score": pl.String,
+                                      "value": pl.Float64, "ci_low": pl.Float64,
+                                      "ci_high": pl.Float64})
+
+
+def detector_table(metrics: dict[str, Any]) -> pl.DataFrame:
+    """One row per gold part and detector: n, each score and its interval as "low–high" text."""
+    parts = [p for p in ("test", "dev") if (metrics.get(p) or {}).get("scores")]
+    if not parts:
+        return pl.DataFrame()
+    long = pl.concat([detector_scores(metrics, p).with_columns(part=pl.lit(p)) for p in parts])
+    ci = pl.format("{}–{}", pl.col("ci_low").round(3), pl.col("ci_high").round(3))
+    wide = (long.with_columns(ci=ci).pivot("score", index=["part", "detector"],
+                                           values=["value", "ci"]))
+    return wide.rename({c: c.replace("value_", "") for c in wide.columns})
+
+
+def detector_comparisons(metrics: dict[str, Any]) -> pl.DataFrame:
+    """The paired tests of the detect stage on the sealed test, one row per comparison."""
+    rows = (metrics.get("test") or {}).get("comparisons") or []
+    return pl.DataFrame([{"a": r["a"], "b": r["b"], "a_only_right": r["a_only_right"],
+                          "b_only_right": r["b_only_right"], "p_value": r["p_value"],
+                          "p_holm": r["p_holm"], "f1_diff": r["f1_diff"],
+                          "f1_diff_ci": "–".join(str(x) for x in r["f1_diff_ci"] or [])}
+                         for r in rows], infer_schema_length=None)
+
+
 def flatten(obj: Any, prefix: str = "", depth: int = 3) -> list[tuple[str, Any]]:
     """Nested dict -> (dotted key, scalar) pairs; lists of scalars are joined, deeper lists skipped."""
     out: list[tuple[str, Any]] = []
