@@ -153,3 +153,23 @@ def pipeline_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     root = copy_project(tmp_path_factory.mktemp("pipeline"))
     dvc(root, "repro")
     return Paths(root)
+
+
+# --------------------------------------------------------------------------------------------------
+# complaint detection on the sample, once per session: complaints, a one-model benchmark (for the
+# category champion) and detect with its MLflow registry, in a fresh root
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def detect_root(prepared_root: Paths, tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    from scrm.complaints import detect, weak_labels
+    from scrm.complaints.benchmark import stage as bm
+    from scrm.config import load_settings
+
+    paths = make_root(tmp_path_factory.mktemp("detect"))
+    shutil.copy(prepared_root.openings, paths.openings)
+    settings = load_settings(paths.root)
+    weak_labels.run(paths, settings.complaints.replace(track=False))
+    bm.run(paths, settings.benchmark, models=["logreg"], splits=["stratified"], labels=["gold"],
+           log_models="best")
+    detect.run(paths, settings.detect)
+    return paths
