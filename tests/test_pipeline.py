@@ -15,7 +15,7 @@ from scrm import tracking
 
 pytestmark = pytest.mark.slow
 
-EXPERIMENTS = ("response_time", "outcome", "topics", "benchmark")
+EXPERIMENTS = ("response_time", "outcome", "topics", "benchmark", "detect")
 
 
 def _stages(root: Path) -> list[str]:

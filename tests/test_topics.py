@@ -4,6 +4,7 @@ on hand-made cases with known answers, taxonomy mapping and the saved outputs.""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,8 @@ def test_same_seed_gives_the_same_topics_twice(topics_run: tuple[Paths, TopicsSe
     info = pl.read_parquet(paths.topic_info)
     assert T.top_words(again.model, cfg.top_n_words) == {
         r["topic"]: r["top_words"] for r in info.iter_rows(named=True) if r["topic"] != -1}
-    assert T.quality(again, frame["text_clean"].to_list(), cfg)[0]["coherence_npmi"] == \
-        metrics["coherence_npmi"]
+    assert T.quality(again, frame["text_clean"].to_list(), cfg,
+                     T.reference_corpus(paths))[0]["coherence_npmi"] == metrics["coherence_npmi"]
 
 
 def test_topics_stage_outputs(topics_run: tuple[Paths, TopicsSettings, dict]) -> None:
@@ -142,24 +143,102 @@ def test_stale_embeddings_are_refused(topics_run: tuple[Paths, TopicsSettings, d
 
 
 # ---- quality metrics with known answers ----------------------------------------------------------
-def _npmi(topic_words: dict[int, list[str]], docs: list[str]) -> tuple[float, dict[int, float]]:
+def _npmi(topic_words: dict[int, list[str]], docs: list[str], **kw: Any
+          ) -> tuple[float, dict[int, float]]:
     cfg = load_settings().topics  # the words are tokenised as the stage does (params.yaml)
     return TT.npmi_coherence(topic_words, docs, token_pattern=cfg.token_pattern,
-                             ngram_max=cfg.ngram_max)
+                             ngram_max=cfg.ngram_max, epsilon=cfg.npmi_epsilon, **kw)
 
 
 def test_npmi_known_values() -> None:
+    """Bouma's NPMI with gensim's smoothing, by hand on an 8-document reference corpus."""
+    eps = load_settings().topics.npmi_epsilon
+    assert eps == 1e-12
     docs = ["apple banana", "apple banana", "cherry", "date", "egg fig", "egg", "fig", "nothing"]
     mean, per = _npmi({0: ["apple", "banana"], 1: ["cherry", "date"]}, docs)
-    assert per[0] == pytest.approx(1.0)  # always together
-    assert per[1] == pytest.approx(-1.0)  # never together
-    assert mean == pytest.approx(0.0)
-    # independent words: p(e)=p(f)=1/2 in these 4 docs, p(e,f)=1/4 -> PMI 0 -> NPMI 0
+    # always together: p(a) = p(b) = p(a, b) = 2/8 -> log(4) / log(4) = 1
+    assert per[0] == pytest.approx(1.0)
+    # never together: p = 1/8 each -> log(eps / (1/64)) / -log(eps) = -1 + log(64) / -log(eps)
+    never = math.log(eps * 64) / -math.log(eps)
+    assert per[1] == pytest.approx(never) and never == pytest.approx(-0.849485, abs=1e-6)
+    assert mean == pytest.approx((1.0 + never) / 2)
+    # the old convention as a sensitivity check: an unseen pair is exactly -1
+    assert _npmi({1: ["cherry", "date"]}, docs, unseen="minus_one")[1][1] == -1.0
+    # independent words: p(e) = p(f) = 1/2 in these 4 docs, p(e, f) = 1/4 -> NPMI 0
     _, per = _npmi({0: ["egg", "fig"]}, ["egg fig", "egg", "fig", "nothing"])
-    assert per[0] == pytest.approx(0.0, abs=1e-12)
-    # a three-word topic averages its three pairs: (1 + -1 + -1) / 3
+    assert per[0] == pytest.approx(0.0, abs=1e-9)
+    # a three-word topic averages its three pairs
     _, per = _npmi({0: ["apple", "banana", "cherry"]}, docs)
-    assert per[0] == pytest.approx(-1 / 3)
+    apple_cherry = math.log(eps / (2 / 8 * 1 / 8)) / -math.log(eps)
+    assert per[0] == pytest.approx((1 + 2 * apple_cherry) / 3)
+    # a word missing from the reference corpus: its pairs are left out
+    _, per = _npmi({0: ["apple", "banana", "zebra"], 1: ["zebra", "yak"]}, docs)
+    assert per[0] == pytest.approx(1.0) and 1 not in per
+
+
+def test_hdbscan_sizes_scale_with_the_input() -> None:
+    cfg = load_settings().topics
+    assert (cfg.size_rule, cfg.min_cluster_size, cfg.min_samples) == ("sqrt", 15, 5)
+    assert T.hdbscan_sizes(cfg, 1282) == (15, 5)          # round(0.42 * 35.8) = 15, 0.33 * 15
+    assert T.hdbscan_sizes(cfg, 4000) == (27, 9)          # round(0.42 * 63.2) = 27, 0.33 * 27
+    assert T.hdbscan_sizes(cfg, 100_000) == (133, 44)
+    assert T.hdbscan_sizes(cfg, 50) == (15, 5)            # never below the params
+    assert T.hdbscan_sizes(cfg.replace(size_rule="fixed"), 100_000) == (15, 5)
+
+
+def _fake_fit(shares: dict[tuple[str, int], float]) -> Any:
+    """A stand-in for one BERTopic fit: the share of the largest topic depends on the attempt."""
+    def fit_once(docs: list[str], embeddings: np.ndarray, s: TopicsSettings) -> T.TopicFit:
+        n = len(docs)
+        big = int(shares[(s.cluster_selection_method, s.min_cluster_size)] * n)
+        topics = np.array([0] * big + [1 + i % 4 for i in range(n - big)])
+        return T.TopicFit(model=None, topics_raw=topics.copy(), topics=topics, settings=s)
+    return fit_once
+
+
+def test_a_collapsed_fit_is_retried_down_the_ladder(monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_settings().topics.replace(size_rule="fixed")
+    monkeypatch.setattr(T, "fit_once", _fake_fit({("eom", 15): 0.97, ("leaf", 15): 0.2}))
+    fit = T.fit_topics(["doc"] * 200, np.zeros((200, 2)), cfg)
+    assert [a["cluster_selection_method"] for a in fit.attempts] == ["eom", "leaf"]
+    assert [a["collapsed"] for a in fit.attempts] == [True, False]
+    assert [a["kept"] for a in fit.attempts] == [False, True]
+    assert not fit.collapsed and fit.largest_share == pytest.approx(0.2)
+    report = T.collapse_report(fit, cfg)
+    assert report["retried"] and report["warning"] is None
+
+
+def test_when_every_attempt_collapses_the_least_collapsed_is_kept_with_a_warning(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    cfg = load_settings().topics.replace(size_rule="fixed")
+    monkeypatch.setattr(T, "fit_once", _fake_fit({("eom", 15): 0.97, ("leaf", 15): 0.9,
+                                                  ("leaf", 7): 0.93}))
+    fit = T.fit_topics(["doc"] * 200, np.zeros((200, 2)), cfg)
+    assert [(a["min_cluster_size"], a["min_samples"]) for a in fit.attempts] == [
+        (15, 5), (15, 5), (7, 2)]
+    assert [a["kept"] for a in fit.attempts] == [False, True, False] and fit.collapsed
+    report = T.collapse_report(fit, cfg)
+    assert report["collapsed"] and "more than 50% of the documents in one topic" in report["warning"]
+    no_retry = T.fit_topics(["doc"] * 200, np.zeros((200, 2)), cfg.replace(collapse_retries=0))
+    assert len(no_retry.attempts) == 1 and no_retry.collapsed
+
+
+def test_stability_metrics_on_the_sample(topics_run: tuple[Paths, TopicsSettings, dict]) -> None:
+    _, cfg, m = topics_run
+    st = m["stability"]
+    assert st["seeds"] == [cfg.seed, cfg.seed + 1, cfg.seed + 2] and len(st["pairs"]) == 3
+    for p in st["pairs"]:
+        assert -1 <= p["ari"] <= 1 and 0 <= p["word_overlap"] <= 1
+    assert st["ari"]["min"] <= st["ari"]["mean"] == pytest.approx(
+        round(float(np.mean([p["ari"] for p in st["pairs"]])), 6))
+    assert m["collapse"]["threshold"] == 0.5 and m["collapse"]["attempts"][-1]["kept"] in (True,
+                                                                                           False)
+    assert m["largest_topic_share"] <= 0.5 or m["collapse"]["collapsed"]
+    out = m["outliers"]
+    assert out["raw"] == round(m["outlier_share_raw"] * m["docs"])
+    assert out["reassigned"] + out["kept_apart"] == out["raw"] and out["kept_apart"] == 0
+    assert m["coherence_npmi_reference_docs"] >= m["docs"]
+    assert m["coherence_npmi_sensitivity"]["unseen_pairs_as_minus_one"] <= m["coherence_npmi"]
 
 
 def test_umap_start_layout_switches_to_pca_for_large_inputs() -> None:
@@ -214,3 +293,31 @@ def test_a_figure_that_cannot_be_drawn_is_recorded(tmp_path: Path) -> None:
     assert status["topics_over_time"].startswith("skipped: ")
     assert status["barchart"] == "ok" and (tmp_path / "barchart.html").exists()
     assert not (tmp_path / "intertopic_map.html").exists()
+
+
+# ---- a larger input, a little unlike the sample ---------------------------------------------------
+def test_a_larger_synthetic_input_finds_topics_and_does_not_collapse(tmp_path: Path) -> None:
+    """~3,300 synthetic openings (templates, another brand mix): with sizes scaled to the input
+    more than 2 topics are found and no topic holds half of the documents."""
+    from scrm.complaints import weak_labels
+    from scrm.data import fetch, prepare
+
+    paths = make_root(tmp_path)
+    params = load_params(paths.root)
+    params["embed"] = {**params["embed"], "backend": "tfidf_svd", "progress": False}
+    params["topics"] = {**params["topics"], "stability_runs": 0}
+    params["complaints"] = {**params["complaints"], "gold_file": None, "track": False}
+    (paths.root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    settings = load_settings(paths.root)
+    fetch.run(paths, settings.fetch.replace(source="synthetic", rows=12_000, seed=7))
+    prepare.run(paths, settings.prepare, settings.openings)
+    weak_labels.run(paths, settings.complaints)
+    E.run(paths, settings.embed)
+    m = T.run(paths, settings.topics)
+    n = m["docs"]
+    assert n > 3000
+    assert m["hdbscan"]["min_cluster_size"] == T.hdbscan_sizes(settings.topics, n)[0] > 15
+    assert m["n_topics"] > 2 and not m["collapse"]["collapsed"]
+    sizes = pl.read_parquet(paths.topics).group_by("topic").len()
+    assert sizes.filter(pl.col("topic") != -1)["len"].max() / n <= 0.5
+    assert m["largest_topic_share"] <= 0.5 and m["stability"]["note"].startswith("off")

@@ -213,8 +213,12 @@ def topics(root: RootOpt = None) -> None:
     from .complaints import topics as tp
 
     m = tp.run(get_paths(root), load_settings(root).topics)
-    _summary("topics", m, ["backend", "docs", "n_topics", "outlier_share_raw", "outlier_share",
-                           "diversity", "coherence_npmi", "taxonomy", "figures"])
+    st = m.get("stability") or {}
+    _summary("topics", {**m, "collapsed": m["collapse"]["collapsed"],
+                        "stability": {k: st[k] for k in ("n_topics", "ari", "word_overlap")
+                                      if k in st} or st.get("note")},
+             ["backend", "docs", "hdbscan", "n_topics", "largest_topic_share", "collapsed",
+              "outliers", "diversity", "coherence_npmi", "stability", "taxonomy", "figures"])
 
 
 @app.command()
