@@ -40,8 +40,9 @@ def npmi_coherence(topic_words: Mapping[int, Sequence[str]], reference: Sequence
     log(eps / (p(a) p(b))) / -log(eps), close to -1 but higher for rare words; ``unseen="minus_one"``
     scores it exactly -1 instead (a sensitivity check, the old convention). A pair present in every
     document scores 1; a pair with a word absent from the reference is left out. Documents are
-    tokenised like the topic words (``token_pattern``, ``ngram_max``). Returns (mean over topics,
-    per-topic value).
+    prepared and tokenised like the topic words: BERTopic keeps only ``[A-Za-z0-9 ]`` before its
+    vectorizer ("don't" becomes the topic word "dont"), then ``token_pattern`` and ``ngram_max``.
+    Returns (mean over topics, per-topic value).
     """
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -50,7 +51,9 @@ def npmi_coherence(topic_words: Mapping[int, Sequence[str]], reference: Sequence
         return 0.0, {}
     cv = CountVectorizer(vocabulary=vocab, binary=True, token_pattern=token_pattern,
                          ngram_range=(1, int(ngram_max)))
-    X = cv.transform(list(reference)).astype(np.float64)
+    prepared = (pl.Series(list(reference), dtype=pl.String).str.replace_all(r"[\n\t]", " ")
+                .str.replace_all(r"[^A-Za-z0-9 ]+", ""))
+    X = cv.transform(prepared.to_list()).astype(np.float64)
     n_docs = X.shape[0]
     p = np.asarray(X.sum(axis=0)).ravel() / n_docs
     joint = (X.T @ X).toarray() / n_docs
