@@ -77,7 +77,7 @@ def test_decision_rule_on_hand_made_texts() -> None:
 def test_bad_rules_file_is_a_clear_error(tmp_path: Path) -> None:
     bad = tmp_path / "rules.yaml"
     bad.write_text("complaint_detection:\n  rules:\n    - {name: cr_x, vote: maybe, keywords: [a]}\n")
-    with pytest.raises(DataError, match="vote must be complaint or not_complaint"):
+    with pytest.raises(DataError, match="vote 'maybe' is not one of complaint, not_complaint"):
         R.load_rules(bad)
     bad.write_text("complaint_detection:\n  rules:\n    - {name: cr_x, vote: complaint, regex: '(?<=a)b'}\n")
     with pytest.raises(DataError, match="invalid regex"):

@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 import polars as pl
-import yaml
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from ..errors import DataError
-from .taxonomy import default_taxonomy_path, keyword_regex, match_text
+from .taxonomy import (default_taxonomy_path, duplicate_names, match_text, parse_rule,
+                       read_taxonomy_file)
 
 SECTION = "complaint_detection"
 COMPLAINT = "complaint"
@@ -74,52 +74,27 @@ class ComplaintRules:
 
 
 def _rule(raw: Any, i: int, path: Path) -> ComplaintRule:
-    if not isinstance(raw, dict):
-        raise DataError(f"{SECTION}.rules[{i}] must be a mapping with name, vote and keywords "
-                        "and/or regex", path)
-    name = str(raw.get("name") or "").strip()
-    where = f"complaint rule {name or f'#{i}'!r}"
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise DataError(f"{where}: name must be snake_case (e.g. cr_refund)", path)
-    vote = str(raw.get("vote") or "")
-    if vote not in CLASSES:
-        raise DataError(f"{where}: vote must be {COMPLAINT} or {NOT_COMPLAINT}, got {vote!r}", path)
-    keywords = [str(k) for k in raw.get("keywords") or []]
-    regex = raw.get("regex")
-    if not keywords and not regex:
-        raise DataError(f"{where}: give keywords and/or regex", path)
-    parts = ([keyword_regex(keywords)] if keywords else []) + ([str(regex)] if regex else [])
-    pattern = "(?i)" + "|".join(f"(?:{p})" for p in parts)
-    try:
-        pl.select(pl.lit("x").str.contains(pattern)).item()
-    except Exception as exc:  # polars: ComputeError for a bad pattern
-        raise DataError(f"{where}: invalid regex ({str(exc).splitlines()[0]}); rules use Rust regex "
-                        "syntax: no look-around or back-references", path) from None
-    return ComplaintRule(name=name, vote=vote, description=str(raw.get("description") or ""),
-                         pattern=pattern,
-                         examples=tuple(str(e) for e in raw.get("examples") or []),
-                         counter_examples=tuple(str(e) for e in raw.get("counter_examples") or []))
+    f = parse_rule(raw, i, path, kind="complaint rule", field="vote", allowed=CLASSES,
+                   name_example="cr_refund")
+    return ComplaintRule(name=f["name"], vote=f["vote"], description=f["description"],
+                         pattern=f["pattern"], examples=f["examples"],
+                         counter_examples=f["counter_examples"])
 
 
 def load_rules(path: Path | str | None = None) -> ComplaintRules:
     """The ``complaint_detection`` section of a taxonomy file (default: the packaged one)."""
     path = Path(path) if path else default_taxonomy_path()
-    if not path.exists():
-        raise DataError("complaint rules file not found (params detect.rules)", path)
-    try:
-        raw = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get(SECTION)
-    except yaml.YAMLError as exc:
-        raise DataError(f"not valid YAML: {exc}", path) from None
+    raw = read_taxonomy_file(path, "complaint rules file (params detect.rules)").get(SECTION)
     if not isinstance(raw, dict) or not raw.get("rules"):
         raise DataError(f"no `{SECTION}` section with `rules`", path)
     rules = tuple(_rule(r, i, path) for i, r in enumerate(raw["rules"]))
-    names = [r.name for r in rules]
-    dup = sorted({n for n in names if names.count(n) > 1})
+    dup = duplicate_names([r.name for r in rules])
     if dup:
         raise DataError(f"duplicate complaint rule names: {dup}", path)
     if not any(r.vote == COMPLAINT for r in rules):
         raise DataError(f"{SECTION}: at least one rule must vote {COMPLAINT}", path)
-    mask = tuple(sorted({str(w).strip().lower() for w in raw.get("mask_words") or [] if str(w).strip()}))
+    mask = tuple(sorted({str(w).strip().lower() for w in raw.get("mask_words") or []
+                         if str(w).strip()}))
     return ComplaintRules(rules=rules, mask_words=mask, source=path)
 
 

@@ -115,20 +115,9 @@ def _check_regex(pattern: str, where: str, path: Path) -> None:
                         "Rust regex syntax: no look-around or back-references.", path) from None
 
 
-def _build_lf(raw: Any, i: int, categories: set[str], path: Path) -> LabellingFunction:
-    if not isinstance(raw, dict):
-        raise DataError(f"labelling_functions[{i}] must be a mapping with name, label and "
-                        "keywords and/or regex", path)
-    name = str(raw.get("name") or "").strip()
-    where = f"labelling function {name or f'#{i}'!r}"
-    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
-        raise DataError(f"{where}: name must be snake_case (e.g. lf_refund)", path)
-    label = str(raw.get("label") or "")
-    if label not in categories:
-        raise DataError(f"{where}: label {label!r} is not a category ({', '.join(sorted(categories))})",
-                        path)
-    keywords = tuple(str(k) for k in (raw.get("keywords") or []))
-    regex = raw.get("regex")
+def rule_pattern(keywords: Sequence[str], regex: Any, where: str, path: Path) -> str:
+    """The one case-insensitive Rust regex of a rule given by ``keywords`` and/or ``regex`` (the
+    format of labelling functions and of the complaint-detection rules), checked."""
     if not keywords and not regex:
         raise DataError(f"{where}: give keywords and/or regex", path)
     bad = [k for k in keywords if not _KEYWORD_OK.match(" ".join(k.strip().split()))]
@@ -138,23 +127,63 @@ def _build_lf(raw: Any, i: int, categories: set[str], path: Path) -> LabellingFu
     parts = ([keyword_regex(keywords)] if keywords else []) + ([str(regex)] if regex else [])
     pattern = "(?i)" + "|".join(f"(?:{p})" for p in parts)
     _check_regex(pattern, where, path)
-    return LabellingFunction(
-        name=name, label=label, description=str(raw.get("description") or ""), pattern=pattern,
-        keywords=keywords, regex=str(regex) if regex else None,
-        examples=tuple(str(e) for e in raw.get("examples") or []),
-        counter_examples=tuple(str(e) for e in raw.get("counter_examples") or []))
+    return pattern
 
 
-def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
-    """Read and validate a taxonomy file (default: the packaged one)."""
-    path = Path(path) if path else default_taxonomy_path()
+def parse_rule(raw: Any, i: int, path: Path, *, kind: str, field: str, allowed: Sequence[str],
+               name_example: str) -> dict[str, Any]:
+    """The fields every named rule of a taxonomy file shares (labelling functions, the complaint
+    detection rules): ``name`` (snake_case), ``field`` (its label or vote, one of ``allowed``),
+    ``description``, the checked ``pattern`` of its keywords and/or regex, ``keywords``,
+    ``regex``, ``examples`` and ``counter_examples``. An error names the rule and the file."""
+    if not isinstance(raw, dict):
+        raise DataError(f"{kind} #{i} must be a mapping with name, {field} and keywords and/or "
+                        "regex", path)
+    name = str(raw.get("name") or "").strip()
+    where = f"{kind} {name or f'#{i}'!r}"
+    if not re.fullmatch(r"[a-z][a-z0-9_]*", name):
+        raise DataError(f"{where}: name must be snake_case (e.g. {name_example})", path)
+    value = str(raw.get(field) or "")
+    if value not in allowed:
+        raise DataError(f"{where}: {field} {value!r} is not one of {', '.join(sorted(allowed))}",
+                        path)
+    keywords = tuple(str(k) for k in (raw.get("keywords") or []))
+    regex = raw.get("regex")
+    return {"name": name, field: value, "description": str(raw.get("description") or ""),
+            "pattern": rule_pattern(keywords, regex, where, path), "keywords": keywords,
+            "regex": str(regex) if regex else None,
+            "examples": tuple(str(e) for e in raw.get("examples") or []),
+            "counter_examples": tuple(str(e) for e in raw.get("counter_examples") or [])}
+
+
+def _build_lf(raw: Any, i: int, categories: set[str], path: Path) -> LabellingFunction:
+    return LabellingFunction(**parse_rule(raw, i, path, kind="labelling function", field="label",
+                                          allowed=sorted(categories), name_example="lf_refund"))
+
+
+def read_taxonomy_file(path: Path, what: str) -> dict[str, Any]:
+    """The YAML mapping of a taxonomy file; a missing file or bad YAML names the file (and line)."""
     if not path.exists():
-        raise DataError("taxonomy file not found (params complaints.taxonomy)", path)
+        raise DataError(f"{what} not found", path)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         line = getattr(getattr(exc, "problem_mark", None), "line", None)
         raise DataError(f"not valid YAML: {exc}", path, None if line is None else line + 1) from None
+    if not isinstance(raw, dict):
+        raise DataError("expected a YAML mapping at the top level", path)
+    return raw
+
+
+def duplicate_names(names: Sequence[str]) -> list[str]:
+    """The names that occur more than once, sorted."""
+    return sorted({n for n in names if list(names).count(n) > 1})
+
+
+def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
+    """Read and validate a taxonomy file (default: the packaged one)."""
+    path = Path(path) if path else default_taxonomy_path()
+    raw = read_taxonomy_file(path, "taxonomy file (params complaints.taxonomy)")
     cats_raw = raw.get("categories") or {}
     if not isinstance(cats_raw, dict) or not cats_raw:
         raise DataError("`categories` must map each category name to its definition", path)
@@ -169,7 +198,7 @@ def load_taxonomy(path: Path | str | None = None) -> Taxonomy:
                 for i, r in enumerate(raw.get("labelling_functions") or []))
     if not lfs:
         raise DataError("no labelling_functions defined", path)
-    dup = sorted({n for n in (lf.name for lf in lfs) if [x.name for x in lfs].count(n) > 1})
+    dup = duplicate_names([lf.name for lf in lfs])
     if dup:
         raise DataError(f"duplicate labelling function names: {dup}", path)
     priority = [str(p) for p in raw.get("priority") or []]
