@@ -314,3 +314,10 @@ def model_uri(spec: str, root: Path | str | None = None) -> str:
     if not m["versions"]:
         raise ScrmError(f"unknown model {spec!r}: {name!r} has no version yet; {hint}.")
     return f"models:/{name}/{max(m['versions'])}"
+
+
+def load_registered(spec: str, root: Path | str | None = None) -> tuple[str, Any]:
+    """(URI, model) of a registered model named ``NAME``, ``NAME@alias`` or ``NAME/version``
+    (:func:`model_uri`), loaded with the safe :func:`load_model`."""
+    uri = model_uri(spec, root)
+    return uri, load_model(uri, root)

@@ -2,7 +2,8 @@
 
 Why a module of its own: the lecture's point is to categorise complaints *before a human reads
 them*, i.e. on texts that never went through the pipeline. The model is loaded only through
-:func:`scrm.tracking.load_model` (this project's store, skops, no pickle), by name:
+:func:`scrm.tracking.load_registered` and its :func:`~scrm.tracking.load_model` (this project's
+store, skops, no pickle), by name:
 ``NAME`` (latest version), ``NAME@alias`` (``scrm-complaint-detector@champion``) or ``NAME/3``.
 
 Each text is cleaned exactly as the pipeline cleans an opening before any model sees it
@@ -164,8 +165,7 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
         raise DataError(f"no id column {id_column!r} (columns: {', '.join(cols)})", src, 1)
     ident = id_column or next((c for c in ("tweet_id", "id") if c in cols and c != text_column),
                               None)
-    uri = tracking.model_uri(model_spec, root)
-    model = tracking.load_model(uri, root)
+    uri, model = tracking.load_registered(model_spec, root)
     lf = pl.scan_csv(src, infer_schema=False).select([c for c in (ident, text_column) if c])
     rows = labelled = 0
     counts: dict[str, int] = {}
