@@ -53,3 +53,43 @@ def finite(x: object, digits: int = 6) -> float | None:
     except (TypeError, ValueError):
         return None
     return round(f, digits) if math.isfinite(f) else None
+
+
+def rate_with_interval(k: int, n: int, level: float) -> dict[str, int | float | None]:
+    """``k`` of ``n`` as a metrics entry: the rate and its Wilson interval (None when n is 0)."""
+    lo, hi = wilson_interval(np.array([k]), np.array([n]), z_value(level))
+    return {"k": int(k), "n": int(n), "rate": finite(k / n) if n else None,
+            "ci_low": finite(lo[0]) if n else None, "ci_high": finite(hi[0]) if n else None}
+
+
+def difference_with_interval(k1: int, n1: int, k2: int, n2: int,
+                             level: float) -> dict[str, float | None]:
+    """p1 - p2 with Newcombe's interval (None when either n is 0)."""
+    if not n1 or not n2:
+        return {"diff": None, "ci_low": None, "ci_high": None}
+    lo, hi = newcombe_interval(np.array([k1]), np.array([n1]), np.array([k2]), np.array([n2]),
+                               z_value(level))
+    return {"diff": finite(k1 / n1 - k2 / n2), "ci_low": finite(lo[0]), "ci_high": finite(hi[0])}
+
+
+def chi2_two_proportions(k1: np.ndarray, n1: np.ndarray, k2: np.ndarray,
+                         n2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pearson's chi-square test (df = 1, no continuity correction) that k1/n1 and k2/n2 share one
+    rate: (statistic, p-value, smallest expected cell count); nan where a margin is empty.
+
+    The smallest expected count is returned so that a reader can see where the chi-square
+    approximation is rough (below 5); the Newcombe interval beside it does not rely on it.
+    """
+    from scipy.stats import chi2
+
+    a = np.asarray(k1, dtype=float)
+    b = np.asarray(n1, dtype=float) - a
+    c = np.asarray(k2, dtype=float)
+    d = np.asarray(n2, dtype=float) - c
+    n = a + b + c + d
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stat = np.where(margins > 0, n * (a * d - b * c) ** 2 / margins, np.nan)
+        expected = np.minimum.reduce([(a + b) * (a + c), (a + b) * (b + d), (c + d) * (a + c),
+                                      (c + d) * (b + d)]) / n
+    return stat, chi2.sf(stat, 1), expected

@@ -1,0 +1,71 @@
+"""Multiple-comparison adjustment of a family of p-values: Holm and Benjamini–Hochberg.
+
+Why both: a findings table with dozens of rows (features x outcomes x brands) will show a few
+"significant" rows by chance alone. Holm's step-down keeps the family-wise error rate (the chance of
+*any* false finding) at the level and is uniformly more powerful than Bonferroni; Benjamini–Hochberg
+keeps the expected share of false findings among the rows called significant (the false discovery
+rate), the usual choice when the table is exploratory. Missing p-values (nan, a row with nothing to
+compare) stay missing and do not count towards the family size.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+def pvalue(p: Any, digits: int = 4) -> float | None:
+    """A p-value for a metrics file: ``digits`` significant digits (never rounded to a bare 0.0; an
+    underflow below 1e-300 is stored as 1e-300, and the statistic and df stored beside it say how
+    small), None when missing."""
+    if p is None:
+        return None
+    f = float(p)
+    if not np.isfinite(f):
+        return None
+    return max(float(f"{f:.{digits}g}"), 1e-300)
+
+
+def _valid(p: Any) -> tuple[np.ndarray, np.ndarray]:
+    arr = np.asarray(p, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError("p-values must be a one-dimensional sequence")
+    ok = np.isfinite(arr)
+    if ((arr[ok] < 0) | (arr[ok] > 1)).any():
+        raise ValueError("p-values must lie in [0, 1]")
+    return arr, ok
+
+
+def holm(p: Any) -> np.ndarray:
+    """Holm step-down adjusted p-values: sorted p_(i) * (m - i + 1), made monotone, capped at 1."""
+    arr, ok = _valid(p)
+    out = np.full(arr.shape, np.nan)
+    q = arr[ok]
+    m = q.size
+    if m == 0:
+        return out
+    order = np.argsort(q, kind="stable")
+    adj = np.maximum.accumulate(q[order] * (m - np.arange(m)))
+    res = np.empty(m)
+    res[order] = np.minimum(adj, 1.0)
+    out[ok] = res
+    return out
+
+
+def benjamini_hochberg(p: Any) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q-values): sorted p_(i) * m / i, made monotone from
+    the largest down, capped at 1."""
+    arr, ok = _valid(p)
+    out = np.full(arr.shape, np.nan)
+    q = arr[ok]
+    m = q.size
+    if m == 0:
+        return out
+    order = np.argsort(q, kind="stable")
+    scaled = q[order] * m / np.arange(1, m + 1)
+    adj = np.minimum.accumulate(scaled[::-1])[::-1]
+    res = np.empty(m)
+    res[order] = np.minimum(adj, 1.0)
+    out[ok] = res
+    return out
