@@ -163,19 +163,24 @@ def response_time(root: RootOpt = None) -> None:
 @app.command()
 @_stage
 def outcome(root: RootOpt = None) -> None:
-    """Sentiment trajectories, the unhappy->happy label and what in replies predicts recovery."""
+    """The customer's state measured from text (validated on hand labels), recovery, silence, and
+    what in the first reply goes with them."""
     from . import outcome as oc
 
     paths = get_paths(root)
-    with err.status("labelling threads, fitting recovery models..."):
+    with err.status("fitting the state measure, labelling threads, fitting outcome models..."):
         settings = load_settings(root)
-        m = oc.run(paths, settings.outcome, settings.sentiment)
+        m = oc.run(paths, settings.outcome, settings.sentiment, settings.embed)
     model = m.get("model", {})
     aucs = {k: v.get("oof_auc") for k, v in model.get("models", {}).items()}
-    _summary("outcome", {**m, "recovery_model": {"n": model.get("n"), "n_positive":
-                                                 model.get("n_positive"), "oof_auc": aucs,
-                                                 "skipped": model.get("skipped")}},
-             ["threads", "labels", "recovery_rate", "recovery_model"])
+    test = m.get("sealed_test") or {}
+    validity = {f: {"measure": test[f]["macro_f1"]["a"], "baseline": test[f]["macro_f1"]["b"]}
+                for f in ("opening_state", "end_state") if f in test}
+    _summary("outcome", {**m, "sealed_test_macro_f1": validity or test.get("skipped"),
+                         "recovery_model": {"n": model.get("n"), "n_positive": model.get("n_positive"),
+                                            "oof_auc": aucs, "skipped": model.get("skipped")}},
+             ["threads", "labels", "sealed_test_macro_f1", "recovery_rate", "silence",
+              "recovery_model"])
     out.print(f"  per thread: {paths.outcome}; findings: {paths.outcome_findings}")
 
 
