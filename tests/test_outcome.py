@@ -558,3 +558,31 @@ def test_tracking_records_skipped_models(sample_run):
     runs = tracking.list_runs("outcome", paths.root)
     tagged = runs[runs["tags.scrm.skipped"].fillna("").str.contains("test")]
     assert set(tagged["tags.mlflow.runName"]) == set(oc.MODEL_NAMES)
+
+
+def test_report_section_shows_validated_rate_bounds_and_corrected_findings(sample_run):
+    """The report's outcome section, built from the stage's outputs: the validated rate with its
+    interval, the silence bounds, the sealed-test table and the findings table with adjusted p."""
+    from scrm.report import figures as F
+    from scrm.report.html import percent
+    from scrm.report.outcome import outcomes_section
+
+    paths, m = sample_run
+    s = outcomes_section(paths, load_settings(paths.root).report)
+    assert not s.missing
+    page = "".join(b for b in s.blocks if isinstance(b, str))
+    hand = m["recovery_rate"]["hand_labels"]
+    validated = (f"{percent(hand['rate'])} ({percent(hand['ci_low'])}–{percent(hand['ci_high'])}, "
+                 f"{hand['k']} of {hand['n']})")
+    assert f"Validated recovery rate</strong> (hand labels, unhappy openings with a follow-up): {validated}" in page
+    worst, best = m["silence"]["worst_case"], m["silence"]["best_case"]
+    assert f"between {percent(worst['rate'])} ({percent(worst['ci_low'])}" in page
+    assert f"and {percent(best['rate'])} ({percent(best['ci_low'])}" in page
+    assert "p (Holm)" in page and "p (BH)" in page and "verdict (Holm)" in page
+    assert "sealed test" in page and "not people" in page
+    ids = [f.id for f in s.figures]
+    assert ids == ["fig-recovery-estimates", "fig-outcome-labels", "fig-sentiment-sankey",
+                   "fig-findings"]
+    est = s.figures[0].figure.data[0]
+    assert len(est.x) == 7 and min(est.x) >= 0  # seven rates, each with its whiskers
+    assert set(F.OUTCOME_COLORS) == set(oc.LABELS)
