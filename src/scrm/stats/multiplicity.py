@@ -10,6 +10,7 @@ compare) stay missing and do not count towards the family size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -27,45 +28,32 @@ def pvalue(p: Any, digits: int = 4) -> float | None:
     return max(float(f"{f:.{digits}g}"), 1e-300)
 
 
-def _valid(p: Any) -> tuple[np.ndarray, np.ndarray]:
+def _adjust(p: Any, step: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Apply ``step`` (sorted valid p-values -> adjusted, same order) and put the results back in
+    the input order, capped at 1; nan stays nan and does not count towards the family size."""
     arr = np.asarray(p, dtype=float)
     if arr.ndim != 1:
         raise ValueError("p-values must be a one-dimensional sequence")
     ok = np.isfinite(arr)
     if ((arr[ok] < 0) | (arr[ok] > 1)).any():
         raise ValueError("p-values must lie in [0, 1]")
-    return arr, ok
+    out = np.full(arr.shape, np.nan)
+    q = arr[ok]
+    if q.size == 0:
+        return out
+    order = np.argsort(q, kind="stable")
+    res = np.empty(q.size)
+    res[order] = np.minimum(step(q[order]), 1.0)
+    out[ok] = res
+    return out
 
 
 def holm(p: Any) -> np.ndarray:
     """Holm step-down adjusted p-values: sorted p_(i) * (m - i + 1), made monotone, capped at 1."""
-    arr, ok = _valid(p)
-    out = np.full(arr.shape, np.nan)
-    q = arr[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="stable")
-    adj = np.maximum.accumulate(q[order] * (m - np.arange(m)))
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
+    return _adjust(p, lambda q: np.maximum.accumulate(q * (q.size - np.arange(q.size))))
 
 
 def benjamini_hochberg(p: Any) -> np.ndarray:
     """Benjamini–Hochberg adjusted p-values (q-values): sorted p_(i) * m / i, made monotone from
     the largest down, capped at 1."""
-    arr, ok = _valid(p)
-    out = np.full(arr.shape, np.nan)
-    q = arr[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="stable")
-    scaled = q[order] * m / np.arange(1, m + 1)
-    adj = np.minimum.accumulate(scaled[::-1])[::-1]
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
+    return _adjust(p, lambda q: np.minimum.accumulate((q * q.size / np.arange(1, q.size + 1))[::-1])[::-1])

@@ -60,6 +60,16 @@ def _wald_rows(names: Sequence[str], params: np.ndarray, bse: np.ndarray, level:
     return rows
 
 
+def _fit_options(groups: Any | None, maxiter: int, out: dict[str, Any]) -> dict[str, Any]:
+    """Newton fit options; with ``groups``, cluster-robust standard errors (noted in ``out``)."""
+    kw: dict[str, Any] = {"disp": 0, "method": "newton", "maxiter": maxiter}
+    if groups is not None:
+        kw.update(cov_type="cluster",
+                  cov_kwds={"groups": np.unique(np.asarray(groups), return_inverse=True)[1]})
+        out["method"] += ", cluster-robust by group"
+    return kw
+
+
 def _fit_quietly(fit: Any) -> tuple[Any, str | None]:
     """Run a statsmodels fit; a separation or convergence problem becomes a reason, not a crash."""
     from statsmodels.tools.sm_exceptions import ConvergenceWarning, PerfectSeparationWarning
@@ -109,11 +119,7 @@ def logit_odds_ratios(X: Any, y: Any, names: Sequence[str], groups: Any | None =
     if y.size == 0 or y.min() == y.max():
         out["skipped"] = "a single outcome class"
         return out
-    kw: dict[str, Any] = {"disp": 0, "method": "newton", "maxiter": 100}
-    if groups is not None:
-        kw.update(cov_type="cluster", cov_kwds={"groups": np.unique(np.asarray(groups),
-                                                                    return_inverse=True)[1]})
-        out["method"] += ", cluster-robust by group"
+    kw = _fit_options(groups, 100, out)
     full = sm.add_constant(np.hstack([X, A]), has_constant="add")
     res, why = _fit_quietly(lambda: sm.Logit(y, full).fit(**kw))
     if res is None:
@@ -167,11 +173,7 @@ def multinomial_effects(X: Any, y: Sequence[str], names: Sequence[str], outcomes
         out["skipped"] = "an outcome never occurs: " + ", ".join(o for o, c in counts.items() if not c)
         return out
     Xc = sm.add_constant(X, has_constant="add")
-    kw: dict[str, Any] = {"disp": 0, "method": "newton", "maxiter": 200}
-    if groups is not None:
-        kw.update(cov_type="cluster", cov_kwds={"groups": np.unique(np.asarray(groups),
-                                                                    return_inverse=True)[1]})
-        out["method"] += ", cluster-robust by group"
+    kw = _fit_options(groups, 200, out)
     res, why = _fit_quietly(lambda: sm.MNLogit(codes, Xc).fit(**kw))
     if res is None:
         out["skipped"] = why
