@@ -1,4 +1,4 @@
-"""Embedding throughput (issue 9, GPU path): sentences/s per backend and device, on real tweet texts.
+"""Embedding throughput (CPU and GPU paths): sentences/s per backend and device, on real tweet texts.
 
     python bench/embeddings.py                            # minilm on cpu (500 texts) + tfidf_svd on cpu
     python bench/embeddings.py --device cuda --n 200000   # + minilm on the GPU: fp16, sorted batches
@@ -38,7 +38,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import numpy as np  # noqa: E402
 
-from scrm.complaints import embeddings as E  # noqa: E402
+from scrm.complaints import backend as E  # noqa: E402
+from scrm.config import EmbedSettings  # noqa: E402
 
 SAMPLE = PROJECT / "data" / "sample" / "twcs_head5000.csv"
 # the same patterns as scrm.text (which needs polars; this script must run without it)
@@ -102,7 +103,7 @@ def timed(fn: Callable[[], Any], sync: Callable[[], None] = lambda: None) -> tup
     return out, time.perf_counter() - t0
 
 
-def bench_minilm(device: str, texts: list[str], cfg: dict[str, Any], model_path: str | None,
+def bench_minilm(device: str, texts: list[str], cfg: EmbedSettings, model_path: str | None,
                  ceilings: bool) -> list[dict[str, Any]]:
     import torch
 
@@ -138,7 +139,7 @@ def bench_minilm(device: str, texts: list[str], cfg: dict[str, Any], model_path:
                      "seconds": sec_model, "note": note})
         # fp16 on the GPU against fp32 on the CPU, on real texts
         k = min(256, len(texts))
-        cpu = E.MiniLMEncoder("cpu", batch_size=64, model_path=model_path)
+        cpu = E.MiniLMEncoder("cpu", cfg.replace(batch_size=64), model_path)
         ref = cpu.encode(texts[:k])
         cos = np.sum(ref * vecs[:k], axis=1) / (np.linalg.norm(ref, axis=1)
                                                  * np.linalg.norm(vecs[:k], axis=1))
@@ -149,30 +150,28 @@ def bench_minilm(device: str, texts: list[str], cfg: dict[str, Any], model_path:
     return rows
 
 
-def bench_tfidf(texts: list[str], cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    enc = E.make_encoder({**cfg, "backend": "tfidf_svd"})
+def bench_tfidf(texts: list[str], cfg: EmbedSettings) -> list[dict[str, Any]]:
+    enc = E.make_encoder(cfg.replace(backend="tfidf_svd"))
     _, sec = timed(lambda: enc.encode(texts))
     return [{"backend": "tfidf_svd", "device": "cpu", "what": "fit + transform", "n": len(texts),
              "seconds": sec, "note": enc.model_id}]
 
 
-def compare_topics(cfg_embed: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+def compare_topics(cfg_embed: EmbedSettings, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Both backends on the sample's openings, same topic settings: quality side by side."""
     import tempfile
 
     import polars as pl
 
     from scrm.complaints import topics as T
-    from scrm.config import Paths
+    from scrm.config import Paths, settings_from_dict
     from scrm.data import fetch, prepare
     from scrm.text import clean_for_topics
 
+    settings = settings_from_dict(params)
     with tempfile.TemporaryDirectory() as tmp:
         paths = Paths(Path(tmp)).ensure()
-        fetch.run(paths, params, source="sample")
-        from scrm.config import settings_from_dict
-
-        settings = settings_from_dict(params)
+        fetch.run(paths, settings.fetch.replace(source="sample"))
         prepare.run(paths, settings.prepare, settings.openings)
         frame = (pl.read_parquet(paths.threads).filter(pl.col("is_opening"))
                  .select(pl.col("opening_tweet_id").alias("tweet_id"),
@@ -181,9 +180,9 @@ def compare_topics(cfg_embed: dict[str, Any], params: dict[str, Any]) -> list[di
     docs = frame["text_clean"].to_list()
     embs = {}
     for backend in ("minilm", "tfidf_svd"):
-        enc = E.make_encoder({**cfg_embed, "backend": backend}, device="cpu")
+        enc = E.make_encoder(cfg_embed.replace(backend=backend), device="cpu")
         embs[backend] = E.embed_texts(docs, enc)
-    res = T.compare_backends(docs, embs, T.settings(params))
+    res = T.compare_backends(docs, embs, settings.topics)
     return [{"backend": b, **q} for b, q in res.items()]
 
 
@@ -232,15 +231,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-write", action="store_true", help="print only")
     args = ap.parse_args(argv)
 
-    import yaml
+    from scrm.config import load_params, load_settings
 
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text(encoding="utf-8"))
-    cfg = E.settings(params)
-    cfg["progress"] = False
+    params = load_params(PROJECT)
+    cfg = load_settings(PROJECT).embed.replace(progress=False)
     if args.batch_size:
-        cfg["batch_size_cuda"] = args.batch_size
+        cfg = cfg.replace(batch_size_cuda=args.batch_size)
     if args.workers:
-        cfg["tokenize_workers"] = args.workers
+        cfg = cfg.replace(tokenize_workers=args.workers)
     base = sample_texts()
     print(f"{len(base)} distinct-ish customer texts from {SAMPLE.name}", flush=True)
     rows: list[dict[str, Any]] = []

@@ -1,7 +1,8 @@
 """A straightforward, vectorised pandas implementation of ``scrm prepare`` (the benchmark's baseline).
 
 Same inputs and the same outputs as :func:`scrm.data.prepare.run`: typed tweets with thread columns
-(parquet), one row per thread (parquet), the quarantine (CSV) and the metrics. Written the way a
+(parquet), one row per thread (parquet), the quarantine (CSV) and the metrics; not the openings table
+(``openings.parquet``), which prepare builds on top, so the comparison leaves prepare that extra work. Written the way a
 competent pandas user would, with no loops over rows: ``read_csv`` of every column as text,
 ``to_datetime`` with an explicit format, regex masks for validation, ``duplicated`` for repeated ids,
 the reply-id lists parsed once in long form (``str.split`` + ``explode``) and turned into an Arrow list

@@ -1,4 +1,4 @@
-"""Full-scale pipeline benchmark (issue 9): every stage on N synthetic rows of the real file's shape.
+"""Full-scale pipeline benchmark: every stage on N synthetic rows of the real file's shape.
 
     python bench/pipeline.py                       # 2,811,774 rows -> runs/full/, bench/results/pipeline.md
     python bench/pipeline.py --rows 200000 --out bench/results/pipeline-200k.md

@@ -1,4 +1,4 @@
-"""Benchmark of ``scrm prepare`` at full scale (issue 3): wall time and peak memory on synthetic rows.
+"""Benchmark of ``scrm prepare`` at full scale: wall time and peak memory on synthetic rows.
 
     python bench/prepare.py                      # 2,811,774 rows -> bench/results/prepare.md
     python bench/prepare.py --rows 300000 --out bench/results/prepare-300k.md --repeat 2
@@ -178,10 +178,12 @@ def measure(kind: str, args: list[str], log: Path) -> dict[str, Any]:
 
 
 def code_fingerprint() -> str:
-    """Hash of what determines the synthetic file: generator code and its parameters."""
+    """Hash of what determines the synthetic file: generator code (the package scrm.data.synthetic)
+    and its parameters."""
     h = hashlib.sha256()
-    for p in ("src/scrm/data/synthetic.py", "src/scrm/resources/synthetic_params.yaml"):
-        h.update((PROJECT / p).read_bytes())
+    files = sorted((PROJECT / "src" / "scrm" / "data" / "synthetic").glob("*.py"))
+    for p in [*files, PROJECT / "src" / "scrm" / "resources" / "synthetic_params.yaml"]:
+        h.update(p.read_bytes())
     return h.hexdigest()[:12]
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from scrm.config import KAGGLE_SAMPLE_CSV, PROJECT_ROOT, SAMPLE_CSV, Paths
+from scrm.config import KAGGLE_SAMPLE_CSV, PROJECT_ROOT, SAMPLE_CSV, FetchSettings, Paths
 from scrm.data.schema import EXPECTED_COLUMNS
 
 T0 = datetime(2017, 10, 31, 12, 0, 0, tzinfo=timezone.utc)
@@ -44,15 +44,22 @@ def make_root(tmp: Path) -> Paths:
     return Paths(tmp).ensure()
 
 
+def fetch_settings(**changes: Any) -> FetchSettings:
+    """The project's fetch settings with ``changes`` (e.g. ``source="file", path=...``)."""
+    from scrm.config import load_settings
+
+    return load_settings(PROJECT_ROOT).fetch.replace(**changes)
+
+
 @pytest.fixture(scope="session")
 def prepared_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
     """fetch(sample) + prepare run once per session in a temp root; read-only for tests."""
-    from scrm.config import load_params, load_settings
+    from scrm.config import load_settings
     from scrm.data import fetch, prepare
 
     paths = make_root(tmp_path_factory.mktemp("prepared"))
     settings = load_settings(paths.root)
-    fetch.run(paths, load_params(paths.root))
+    fetch.run(paths, settings.fetch)
     prepare.run(paths, settings.prepare, settings.openings)
     return paths
 

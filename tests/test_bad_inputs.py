@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from conftest import make_root
+from conftest import fetch_settings, make_root
 from scrm.config import SAMPLE_CSV, load_params, load_settings
 from scrm.data import fetch, prepare
 from scrm.errors import DataError, FetchError
@@ -271,7 +271,7 @@ def test_fetch_rejects_unusable_files_by_name(tmp_path):
     for case, words in [("gzip.csv", "gzip"), ("missing_column.csv", "header lacks created_at"),
                         ("empty.csv", "header lacks"), ("mac_cr.csv", "carriage return")]:
         with pytest.raises(FetchError) as e:
-            fetch.fetch(target, source="file", path=BAD / case)
+            fetch.fetch(target, fetch_settings(source="file", path=str(BAD / case)))
         assert str(BAD / case) in str(e.value) and words in str(e.value), case
     assert not target.exists()
 

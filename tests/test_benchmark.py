@@ -19,9 +19,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scrm.complaints import benchmark as bm
-from scrm.complaints import zoo
-from scrm.config import Paths, load_params
+from scrm.complaints.benchmark import evaluate, splits, stage, zoo
+from scrm.config import (BenchmarkSettings, ConfigError, Paths, ZooEntry, load_params,
+                         settings_from_dict)
 from scrm.errors import DataError, ScrmError
 from scrm.io import write_parquet
 from scrm.text import clean_for_topics
@@ -39,6 +39,7 @@ RULES = [
     ("praise_thanks", r"(?i)thank|love|great|awesome"),
 ]
 FAST_HGB = {"max_iter": 10, "max_leaf_nodes": 7, "early_stopping": False}
+SPLITS = ("stratified", "time", "brand")
 
 
 def complaints_frame(threads: Path) -> pl.DataFrame:
@@ -84,6 +85,15 @@ def fast_params(**bench: Any) -> dict[str, Any]:
     return params
 
 
+def settings_of(params: dict[str, Any]) -> BenchmarkSettings:
+    """The validated benchmark settings of a params dict."""
+    return settings_from_dict(params).benchmark
+
+
+def fast_settings(**bench: Any) -> BenchmarkSettings:
+    return settings_of(fast_params(**bench))
+
+
 def make_model(alpha: float = 1.0, random_state: int | None = None, features: Any = None) -> Any:
     """A researcher's factory, referenced from params by dotted path in a test below."""
     from sklearn.linear_model import RidgeClassifier
@@ -103,11 +113,11 @@ make_model.calls = []  # type: ignore[attr-defined]
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 42, 2024])
 def test_brand_split_never_shares_a_brand(frame: pl.DataFrame, seed: int) -> None:
-    cfg = bm.config(fast_params(seed=seed))
+    cfg = fast_settings(seed=seed)
     for source in ("weak", "gold"):
-        ls = bm.label_set(frame, source, cfg)
+        ls = splits.label_set(frame, source, cfg)
         assert not isinstance(ls, str)
-        folds = bm.make_folds("brand", ls, cfg)
+        folds = splits.make_folds("brand", ls, cfg)
         tested = np.concatenate([f.test for f in folds])
         for f in folds:
             train_brands, test_brands = set(ls.brand[f.train]), set(ls.brand[f.test])
@@ -123,47 +133,47 @@ def test_brand_split_never_shares_a_brand(frame: pl.DataFrame, seed: int) -> Non
 def test_brand_split_property_on_made_up_groups(groups: list[str], seed: int) -> None:
     g = np.array(groups, dtype=object)
     if len(set(groups)) < 2:
-        with pytest.raises(bm.SplitError):
-            bm.brand_holdout(g, 0.3, seed)
+        with pytest.raises(splits.SplitError):
+            splits.brand_holdout(g, 0.3, seed)
         return
-    (fold,) = bm.brand_holdout(g, 0.3, seed)
+    (fold,) = splits.brand_holdout(g, 0.3, seed)
     assert not set(g[fold.train]) & set(g[fold.test])
     assert len(fold.train) + len(fold.test) == len(g)
     y = np.array(["a", "b"] * (len(g) // 2) + ["a"] * (len(g) % 2), dtype=object)
-    for f in bm.brand_cv(y, g, 3, seed):
+    for f in splits.brand_cv(y, g, 3, seed):
         assert not set(g[f.train]) & set(g[f.test])
 
 
 def test_time_split_trains_strictly_earlier(frame: pl.DataFrame) -> None:
-    cfg = bm.config(fast_params())
+    cfg = fast_settings()
     for source in ("weak", "gold"):
-        ls = bm.label_set(frame, source, cfg)
-        folds = bm.make_folds("time", ls, cfg)
+        ls = splits.label_set(frame, source, cfg)
+        folds = splits.make_folds("time", ls, cfg)
         for f in folds:
             assert ls.created_at[f.train].max() < ls.created_at[f.test].min()
         if source == "weak":
             (f,) = folds
-            assert abs(len(f.test) / len(ls.y) - cfg["test_size"]) < 0.05
+            assert abs(len(f.test) / len(ls.y) - cfg.test_size) < 0.05
         else:  # forward chaining: test blocks are disjoint and move forward in time
             starts = [ls.created_at[f.test].min() for f in folds]
-            assert starts == sorted(starts) and len(folds) == cfg["cv_folds"]
+            assert starts == sorted(starts) and len(folds) == cfg.cv_folds
             tested = np.concatenate([f.test for f in folds])
             assert len(tested) == len(set(tested.tolist()))
 
 
 def test_time_split_puts_boundary_ties_on_the_test_side() -> None:
     t = np.array([30, 10, 20, 20, 20, 40], dtype=np.int64)
-    (f,) = bm.time_holdout(t, 0.5)           # row cut at position 3 -> timestamp 20
+    (f,) = splits.time_holdout(t, 0.5)           # row cut at position 3 -> timestamp 20
     assert sorted(t[f.train].tolist()) == [10]
     assert sorted(t[f.test].tolist()) == [20, 20, 20, 30, 40]
-    with pytest.raises(bm.SplitError):
-        bm.time_holdout(np.array([5, 5, 5], dtype=np.int64), 0.5)
+    with pytest.raises(splits.SplitError):
+        splits.time_holdout(np.array([5, 5, 5], dtype=np.int64), 0.5)
 
 
 def test_stratified_split_keeps_class_proportions(frame: pl.DataFrame) -> None:
-    cfg = bm.config(fast_params())
-    ls = bm.label_set(frame, "weak", cfg)
-    (f,) = bm.make_folds("stratified", ls, cfg)
+    cfg = fast_settings()
+    ls = splits.label_set(frame, "weak", cfg)
+    (f,) = splits.make_folds("stratified", ls, cfg)
     all_counts, test_counts = Counter(ls.y.tolist()), Counter(ls.y[f.test].tolist())
     assert set(test_counts) == set(all_counts)
     for c, n in all_counts.items():  # each class within one row of its expected test share
@@ -177,15 +187,15 @@ def test_stratified_split_keeps_class_proportions(frame: pl.DataFrame) -> None:
 def test_rare_classes_are_merged_or_dropped_and_counted() -> None:
     y = np.array(["a"] * 12 + ["b"] * 11 + ["c"] * 3 + ["d"] * 2 + ["other_unclear"] * 6,
                  dtype=object)
-    merged_y, merged, dropped = bm.handle_rare(y, 10, "merge", "other_unclear")
+    merged_y, merged, dropped = splits.handle_rare(y, 10, "merge", "other_unclear")
     assert merged == {"c": 3, "d": 2} and dropped == {}
     assert Counter(merged_y.tolist()) == {"a": 12, "b": 11, "other_unclear": 11}
-    dropped_y, merged, dropped = bm.handle_rare(y, 10, "drop", "other_unclear")
+    dropped_y, merged, dropped = splits.handle_rare(y, 10, "drop", "other_unclear")
     assert merged == {} and dropped == {"c": 3, "d": 2, "other_unclear": 6}
     assert Counter(v for v in dropped_y.tolist() if v is not None) == {"a": 12, "b": 11}
     # the catch-all is itself too rare after merging: dropped, with its count
     y2 = np.array(["a"] * 12 + ["b"] * 12 + ["c"] * 3, dtype=object)
-    out, merged, dropped = bm.handle_rare(y2, 10, "merge", "other_unclear")
+    out, merged, dropped = splits.handle_rare(y2, 10, "merge", "other_unclear")
     assert merged == {"c": 3} and dropped == {"other_unclear": 3}
     assert None in out.tolist()
 
@@ -194,8 +204,8 @@ def test_a_source_without_enough_classes_is_skipped_not_crashed(frame: pl.DataFr
     df = frame.with_columns(pl.lit(None, pl.Utf8).alias("gold_label"),
                             pl.when(pl.col("label").is_not_null())
                             .then(pl.lit("order_delivery")).alias("label"))
-    cfg = bm.config(fast_params(models=["dummy", "complement_nb"]))
-    results, classes, skipped = bm.run_benchmark(df, cfg)
+    cfg = fast_settings(models=["dummy", "complement_nb"])
+    results, classes, skipped = evaluate.run_benchmark(df, cfg)
     assert results == [] and classes == {}
     assert "gold_label" in skipped["gold"] and "fewer than two classes" in skipped["weak"]
 
@@ -204,9 +214,9 @@ def test_missing_column_names_the_file(tmp_path: Path, frame: pl.DataFrame) -> N
     path = tmp_path / "complaints.parquet"
     write_parquet(frame.drop("gold_label"), path)
     with pytest.raises(DataError, match=r"complaints\.parquet.*gold_label"):
-        bm.load_frame(path, "text_clean")
+        stage.load_frame(path, "text_clean")
     with pytest.raises(DataError, match="scrm complaints"):
-        bm.load_frame(tmp_path / "nope.parquet", "text_clean")
+        stage.load_frame(tmp_path / "nope.parquet", "text_clean")
 
 
 # --------------------------------------------------------------------------------------------- zoo
@@ -214,8 +224,8 @@ def test_missing_column_names_the_file(tmp_path: Path, frame: pl.DataFrame) -> N
 
 def test_every_default_zoo_model_fits_and_predicts(frame: pl.DataFrame) -> None:
     params = load_params()
-    cfg = bm.config(fast_params(splits=["stratified"], labels=["weak"]))
-    results, _, skipped = bm.run_benchmark(frame, cfg)
+    cfg = fast_settings(splits=["stratified"], labels=["weak"])
+    results, _, skipped = evaluate.run_benchmark(frame, cfg)
     assert not skipped
     assert [r.model for r in results] == list(params["benchmark"]["zoo"])
     for r in results:
@@ -229,15 +239,16 @@ def test_every_default_zoo_model_fits_and_predicts(frame: pl.DataFrame) -> None:
 def test_model_added_by_dotted_path_is_picked_up(frame: pl.DataFrame) -> None:
     params = fast_params(splits=["brand"], labels=["weak"], models=["knn", "mine"])
     params["benchmark"]["zoo"]["knn"] = {"estimator": "sklearn.neighbors.KNeighborsClassifier",
-                                         "kwargs": {"n_neighbors": 5}}
+                                         "features": "tfidf", "kwargs": {"n_neighbors": 5}}
     params["benchmark"]["zoo"]["mine"] = {"estimator": f"{__name__}:make_model",
-                                          "kwargs": {"alpha": 2.5}}
+                                          "features": "none", "kwargs": {"alpha": 2.5}}
     make_model.calls.clear()  # type: ignore[attr-defined]
-    results, _, _ = bm.run_benchmark(frame, bm.config(params))
+    cfg = settings_of(params)
+    results, _, _ = evaluate.run_benchmark(frame, cfg)
     assert [r.model for r in results] == ["knn", "mine"]
     assert make_model.calls[0] == {"alpha": 2.5, "random_state": 42}  # type: ignore[attr-defined]
     assert all(r.scores["macro_f1"] > 0.2 for r in results)
-    pipe = zoo.build_model("knn", params["benchmark"]["zoo"]["knn"], {}, 0)
+    pipe = zoo.build_model("knn", cfg.zoo["knn"], cfg.features, 0)
     assert [name for name, _ in pipe.steps] == ["features", "clf"]
 
 
@@ -245,21 +256,25 @@ def test_model_added_by_dotted_path_is_picked_up(frame: pl.DataFrame) -> None:
     ({"estimator": "sklearn.linear_model.NoSuchModel"}, "no attribute 'NoSuchModel'"),
     ({"estimator": "nosuchpkg.models:make"}, "cannot import module 'nosuchpkg.models'"),
     ({"estimator": "sklearn.svm.LinearSVC", "kwargs": {"bogus": 1}}, "cannot build"),
-    ({"estimator": "sklearn.svm.LinearSVC", "features": "bert"}, "features='bert'"),
+    ({"estimator": "sklearn.svm.LinearSVC", "features": "bert"}, "x.features = 'bert'"),
     ({"estimator": "math:pi"}, "neither a class nor a factory"),
 ])
 def test_bad_zoo_entries_say_what_is_wrong(spec: dict[str, Any], message: str) -> None:
+    features = fast_settings().features
     with pytest.raises(ScrmError, match=message):
-        zoo.build_model("x", spec, {}, 0)
+        entry = ZooEntry.from_mapping({"features": "tfidf", "kwargs": {}, **spec}, "x")
+        zoo.build_model("x", entry, features, 0)
 
 
 def test_unknown_names_are_rejected() -> None:
-    with pytest.raises(ScrmError, match="unknown model"):
-        bm.config(fast_params(models=["nope"]))
-    with pytest.raises(ScrmError, match="unknown split"):
-        bm.config(fast_params(), splits=["random"])
-    with pytest.raises(ScrmError, match="unknown label source"):
-        bm.config(fast_params(), labels=["silver"])
+    with pytest.raises(ConfigError, match=r"benchmark.models names \['nope'\], not in"):
+        fast_settings(models=["nope"])
+    with pytest.raises(ConfigError, match=r"benchmark.splits\[0\] = 'random': choose one of"):
+        stage.with_overrides(fast_settings(), splits=["random"])
+    with pytest.raises(ConfigError, match=r"benchmark.labels\[0\] = 'silver': choose one of"):
+        stage.with_overrides(fast_settings(), labels=["silver"])
+    with pytest.raises(ConfigError, match=r"benchmark.models names \['nope'\], not in"):
+        stage.with_overrides(fast_settings(), models=["nope"])
 
 
 # ------------------------------------------------------------------------------------------- stage
@@ -267,7 +282,7 @@ def test_unknown_names_are_rejected() -> None:
 
 def _stage_root(tmp: Path, frame: pl.DataFrame, **bench: Any) -> tuple[Paths, dict[str, Any]]:
     paths = Paths(tmp).ensure()
-    write_parquet(frame, bm.complaints_path(paths))
+    write_parquet(frame, paths.complaints)
     return paths, fast_params(**bench)
 
 
@@ -275,28 +290,28 @@ def test_stage_writes_leaderboard_for_every_model_split_and_source(tmp_path: Pat
                                                                    frame: pl.DataFrame) -> None:
     paths, params = _stage_root(tmp_path, frame)
     params["benchmark"]["mlflow"]["enabled"] = False
-    m = bm.run(paths, params)
+    m = stage.run(paths, settings_of(params))
     models = list(params["benchmark"]["zoo"])
-    lb = pl.read_csv(paths.reports / "benchmark.csv")
+    lb = pl.read_csv(paths.benchmark_csv)
     combos = set(lb.select("labels", "split", "model").iter_rows())
-    assert combos == {(s, sp, mo) for s in ("weak", "gold") for sp in bm.SPLITS for mo in models}
+    assert combos == {(s, sp, mo) for s in ("weak", "gold") for sp in SPLITS for mo in models}
     assert m["runs"] == lb.height == 36
     # sorted by macro-F1 within each (labels, split), ranked from 1
     for _, part in lb.group_by(["labels", "split"]):
         assert part["macro_f1"].to_list() == sorted(part["macro_f1"].to_list(), reverse=True)
         assert sorted(part["rank"].to_list()) == list(range(1, len(models) + 1))
     assert {"fit_s", "predict_s", "f1.order_delivery"} <= set(lb.columns)
-    md = (paths.reports / "benchmark.md").read_text(encoding="utf-8")
+    md = paths.benchmark_md.read_text(encoding="utf-8")
     assert md.count("## labels = ") == 6 and "test brands never appear in training" in md
     # metrics: best per split is the top of the leaderboard; no timings
     for (src, split), part in lb.group_by(["labels", "split"]):
         assert m["best"][src][split]["model"] == part.sort("rank")["model"][0]
-    text = (paths.metrics / "benchmark.json").read_text(encoding="utf-8")
+    text = paths.metric("benchmark").read_text(encoding="utf-8")
     assert "fit_s" not in text and "predict_s" not in text
-    conf = pl.read_csv(paths.plots / "benchmark_confusion.csv")
+    conf = pl.read_csv(paths.benchmark_confusion_plot)
     assert conf.columns == ["tweet_id", "actual", "predicted"] and conf.height > 0
     assert m["confusion_plot"].startswith("gold/stratified/")
-    assert (paths.figures / "benchmark_confusion.html").stat().st_size > 10_000
+    assert paths.benchmark_confusion_html.stat().st_size > 10_000
 
 
 def test_one_mlflow_run_per_model_split_and_source(tmp_path: Path, frame: pl.DataFrame) -> None:
@@ -304,11 +319,11 @@ def test_one_mlflow_run_per_model_split_and_source(tmp_path: Path, frame: pl.Dat
 
     paths, params = _stage_root(tmp_path, frame, models=["dummy", "linsvc"])
     params["benchmark"]["mlflow"] = {"enabled": True, "log_models": "none", "register": "none"}
-    m = bm.run(paths, params)
+    m = stage.run(paths, settings_of(params))
     runs = tracking.list_runs("benchmark", paths.root)
     assert len(runs) == m["runs"] == 12
     assert set(runs["tags.mlflow.runName"]) == {f"{mo}|{sp}|{s}" for s in ("weak", "gold")
-                                               for sp in bm.SPLITS for mo in ("dummy", "linsvc")}
+                                               for sp in SPLITS for mo in ("dummy", "linsvc")}
     row = runs[runs["tags.mlflow.runName"] == "linsvc|brand|gold"].iloc[0]
     assert row["metrics.macro_f1"] == pytest.approx(m["results"]["gold"]["brand"]["linsvc"]
                                                     ["macro_f1"], abs=1e-6)
@@ -323,9 +338,9 @@ def test_metrics_json_is_identical_across_runs(tmp_path: Path, frame: pl.DataFra
         paths, params = _stage_root(tmp_path / str(i), frame,
                                     models=["linsvc", "sgd", "hgb_svd"])
         params["benchmark"]["mlflow"]["enabled"] = False
-        bm.run(paths, params)
-        blobs.append((paths.metrics / "benchmark.json").read_bytes())
-        assert (paths.plots / "benchmark_confusion.csv").exists()
+        stage.run(paths, settings_of(params))
+        blobs.append(paths.metric("benchmark").read_bytes())
+        assert paths.benchmark_confusion_plot.exists()
     assert blobs[0] == blobs[1]
     m = json.loads(blobs[0])
     assert m["results"]["gold"]["brand"]["sgd"]["n_folds"] == 3
@@ -344,12 +359,12 @@ def test_cli_overrides_select_models_splits_and_labels(tmp_path: Path, frame: pl
                                    "dummy,linsvc", "--splits", "brand", "--labels", "gold",
                                    "--no-mlflow"])
     assert res.exit_code == 0, res.output
-    lb = pl.read_csv(paths.reports / "benchmark.csv")
+    lb = pl.read_csv(paths.benchmark_csv)
     assert set(lb.select("labels", "split", "model").iter_rows()) == {
         ("gold", "brand", "dummy"), ("gold", "brand", "linsvc")}
     assert not (tmp_path / "mlflow.db").exists()
     res = CliRunner().invoke(app, ["benchmark", "--root", str(tmp_path), "--splits", "random"])
-    assert res.exit_code == 2 and "unknown split" in res.output
+    assert res.exit_code == 2 and "benchmark.splits[0] = 'random': choose one of" in res.output
 
 
 @pytest.mark.slow
@@ -360,7 +375,7 @@ def test_best_model_is_logged_and_registered(tmp_path: Path, frame: pl.DataFrame
     paths, params = _stage_root(tmp_path, frame, models=["dummy", "linsvc"],
                                 splits=["stratified"], labels=["weak"])
     params["benchmark"]["mlflow"] = {"enabled": True, "log_models": "best", "register": "best"}
-    bm.run(paths, params)
+    stage.run(paths, settings_of(params))
     runs = tracking.list_runs("benchmark", paths.root)
     assert len(runs) == 2
     best = runs[runs["tags.benchmark.best_in_split"] == "true"]

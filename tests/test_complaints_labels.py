@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from scrm.complaints import gold as gold_mod
-from scrm.complaints import labels
+from scrm.complaints import weak_labels
 from scrm.complaints.taxonomy import (
     apply_lfs,
     keyword_regex,
@@ -21,12 +21,15 @@ from scrm.complaints.taxonomy import (
     lf_summary,
     load_taxonomy,
 )
-from scrm.config import Paths, load_params
+from scrm.config import ComplaintsSettings, Paths, load_settings
+from scrm.data.openings import known_brands, mentioned_brand
 from scrm.errors import DataError
+from scrm.paths import GOLD_CSV, GOLD_GUIDELINES
 
 from conftest import tweet
 
 TAX = load_taxonomy()
+MIN_VOTES = load_settings().complaints.min_votes   # params.yaml: 1 (one LF vote is enough)
 CATEGORIES = ["billing_refunds", "order_delivery", "account_login", "network_outage",
               "app_software_device", "travel_disruption", "staff_service", "product_quality",
               "praise_thanks", "other_unclear"]
@@ -52,7 +55,7 @@ def test_each_lf_fires_on_its_examples_and_abstains_on_counter_examples(lf_name,
 @functools.cache
 def _example_matrix() -> pl.DataFrame:
     """All LFs over all example texts in one vectorised pass (as the stage applies them)."""
-    return label_texts(sorted({t for _, t, _ in _lf_cases()}), TAX)
+    return label_texts(sorted({t for _, t, _ in _lf_cases()}), TAX, MIN_VOTES)
 
 
 def test_taxonomy_has_the_guideline_categories_and_every_lf_is_tested():
@@ -69,7 +72,8 @@ def test_taxonomy_has_the_guideline_categories_and_every_lf_is_tested():
 
 
 def test_lfs_are_case_insensitive_and_fold_curly_apostrophes():
-    out = label_texts(["MY ORDER HASN’T ARRIVED", "my order hasn't arrived", "REFUND ME"], TAX)
+    out = label_texts(["MY ORDER HASN’T ARRIVED", "my order hasn't arrived", "REFUND ME"], TAX,
+                      MIN_VOTES)
     assert out["lf_not_arrived"].to_list() == [True, True, False]
     assert out["lf_refund"].to_list() == [False, False, True]
 
@@ -104,7 +108,7 @@ def test_combination_rule_majority_priority_and_abstain(tmp_path):
              "avocado",               # a
              "cherry",                # nothing fires -> abstain (null), never the abstain category
              ""]
-    out = label_texts(texts, tax)
+    out = label_texts(texts, tax, min_votes=1)
     assert out["weak_label"].to_list() == ["a", "b", "a", None, None]
     assert out["n_lfs_fired"].to_list() == [3, 2, 1, 0, 0]
     assert out["n_lfs_fired"].dtype == pl.Int32
@@ -119,7 +123,7 @@ def test_combination_rule_majority_priority_and_abstain(tmp_path):
 def test_combination_rule_on_the_real_taxonomy():
     out = label_texts(["Thanks for ruining my phone with the latest update",  # tie -> complaint wins
                        "Thank you so much, great crew on my flight!",         # praise 2 vs travel 1
-                       "hello there"], TAX)
+                       "hello there"], TAX, MIN_VOTES)
     assert out["weak_label"].to_list() == ["app_software_device", "praise_thanks", None]
 
 
@@ -168,7 +172,7 @@ def test_gold_set_loads_with_guideline_categories_only(sample_rows):
     assert g.height >= 400
     assert g["tweet_id"].n_unique() == g.height
     assert set(g["label"]) == set(CATEGORIES)            # every category is represented
-    guidelines = gold_mod.GUIDELINES.read_text(encoding="utf-8")
+    guidelines = GOLD_GUIDELINES.read_text(encoding="utf-8")
     for c in CATEGORIES:
         assert f"`{c}`" in guidelines                    # each label is defined in the guidelines
     # the documented selection: the first 450 openings of the sample by tweet_id
@@ -181,11 +185,12 @@ def test_gold_ids_are_openings_in_the_prepared_sample(prepared_root):
     assert set(gold_mod.load_gold()["tweet_id"].to_list()) <= openings
 
 
-def test_gold_file_is_plain_tweet_id_label_csv():
-    with gold_mod.GOLD_CSV.open(encoding="utf-8", newline="") as fh:
+def test_gold_file_is_plain_tweet_id_label_complaint_csv():
+    with GOLD_CSV.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["tweet_id", "label"]
-    assert all(len(r) == 2 and r[0].isdigit() for r in rows[1:])
+    assert rows[0] == ["tweet_id", "label", "complaint"]
+    assert len(rows) == 451
+    assert all(len(r) == 3 and r[0].isdigit() and r[2] in ("yes", "no") for r in rows[1:])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,13 +235,17 @@ def test_unknown_id_policy(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------
-# brand of unanswered openings
+# brand of unanswered openings (the openings table's rule, which this stage takes as it is)
 
 def test_brand_from_mentions_first_known_brand_handle():
-    df = pl.DataFrame({"t": ["@friend @amazonhelp @AppleSupport my order", "@nobody hi", None,
-                             "@AppleSupport and @AmazonHelp"]})
-    out = df.select(b=labels.brand_from_mentions("t", ["AmazonHelp", "AppleSupport"]))["b"]
-    assert out.to_list() == ["AmazonHelp", None, None, "AppleSupport"]
+    openings = pl.LazyFrame({"opening_tweet_id": [1, 2, 3, 4],
+                             "opening_text": ["@friend @amazonhelp @AppleSupport my order",
+                                              "@nobody hi", None, "@AppleSupport and @AmazonHelp"]})
+    brands = known_brands(pl.LazyFrame({"role": ["brand", "brand", "customer"],
+                                        "author_id": ["AmazonHelp", "AppleSupport", "friend"]}))
+    got = dict(mentioned_brand(openings, brands).collect().iter_rows())
+    out = [got.get(i) for i in (1, 2, 3, 4)]
+    assert out == ["AmazonHelp", None, None, "AppleSupport"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -255,17 +264,15 @@ def _tiny_rows() -> list[dict]:
     ]
 
 
-def _stage_params(root: Path, **complaints) -> dict:
-    params = load_params(root)
-    params["complaints"] = {**params.get("complaints", {}), "track": False, **complaints}
-    return params
+def _stage_settings(root: Path, **complaints) -> ComplaintsSettings:
+    return load_settings(root).complaints.replace(track=False, **complaints)
 
 
 def test_stage_on_hand_made_threads_writes_the_contract(tiny_root):
     paths = tiny_root(_tiny_rows())
-    m = labels.run(paths, _stage_params(paths.root))
-    df = pl.read_parquet(paths.processed / "complaints.parquet")
-    for col, dtype in labels.CONTRACT.items():
+    m = weak_labels.run(paths, _stage_settings(paths.root))
+    df = pl.read_parquet(paths.complaints)
+    for col, dtype in weak_labels.CONTRACT.items():
         assert df.schema[col] == dtype, col
     assert df["tweet_id"].to_list() == [1, 3, 4, 6]       # openings only, sorted
     assert df["thread_id"].to_list() == [1, 3, 4, 6]
@@ -275,40 +282,40 @@ def test_stage_on_hand_made_threads_writes_the_contract(tiny_root):
     assert df["label"].to_list() == df["weak_label"].to_list()
     # the unanswered opening gets its brand from the first @handle that is a brand account
     assert df["brand"].to_list() == ["AmazonHelp", "SpotifyCares", "AmazonHelp", "SpotifyCares"]
-    assert df["brand_source"].to_list() == ["reply", "mention", "reply", "reply"]
+    assert df["brand_source"].to_list() == ["first_reply", "mention", "first_reply", "first_reply"]
     assert df["text_clean"][0] == "my package hasn't arrived, where is my order?"
     assert df["gold_label"].null_count() == 4             # none of these ids is in the gold set
     assert m["openings"] == 4 and m["abstained"] == 1 and m["coverage"] == 0.75
     assert m["gold"] == {"file": "gold_labels.csv", "n": 0,
                          "note": "no gold tweet is an opening of this run"}
-    summary = pl.read_csv(paths.processed / "lf_summary.csv")
+    summary = pl.read_csv(paths.lf_summary)
     assert summary["lf"].to_list() == TAX.lf_names
     assert summary.filter(pl.col("lf") == "lf_package")["n_fired"].item() == 1
-    assert json.loads((paths.metrics / "complaints.json").read_text())["openings"] == 4
+    assert json.loads(paths.metric("complaints").read_text())["openings"] == 4
 
 
 def test_stage_uses_a_users_labels_file(tiny_root, tmp_path):
     paths = tiny_root(_tiny_rows())
     lf = _write(tmp_path, "tweet_id,label\n1,staff_service\n4,other_unclear\n")
-    m = labels.run(paths, _stage_params(paths.root, labels_file=str(lf)))
-    df = pl.read_parquet(paths.processed / "complaints.parquet").sort("tweet_id")
+    m = weak_labels.run(paths, _stage_settings(paths.root, labels_file=str(lf)))
+    df = pl.read_parquet(paths.complaints).sort("tweet_id")
     assert df["label"].to_list() == ["staff_service", None, "other_unclear", None]
     assert df["weak_label"].to_list()[0] == "order_delivery"   # weak labels are kept alongside
     assert set(df["label_source"]) == {"file"}
     assert m["label_source"] == "file" and m["labels_file"]["rows_used"] == 2
-    labels.run(paths, _stage_params(paths.root, labels_file=str(lf), labels_fill="weak"))
-    df = pl.read_parquet(paths.processed / "complaints.parquet").sort("tweet_id")
+    weak_labels.run(paths, _stage_settings(paths.root, labels_file=str(lf), labels_fill="weak"))
+    df = pl.read_parquet(paths.complaints).sort("tweet_id")
     assert df["label"].to_list() == ["staff_service", "app_software_device", "other_unclear",
                                      "praise_thanks"]
     # a label outside the taxonomy and an id that is not an opening are errors with file + line
     bad = _write(tmp_path, "tweet_id,label\n1,staff_service\n3,angry\n", "bad.csv")
     with pytest.raises(DataError, match=r"bad\.csv, line 3: unknown label 'angry'"):
-        labels.run(paths, _stage_params(paths.root, labels_file=str(bad)))
+        weak_labels.run(paths, _stage_settings(paths.root, labels_file=str(bad)))
     reply = _write(tmp_path, "tweet_id,label\n2,staff_service\n", "reply.csv")
     with pytest.raises(DataError, match=r"reply\.csv, line 2: tweet_id 2 is not a customer opening"):
-        labels.run(paths, _stage_params(paths.root, labels_file=str(reply)))
+        weak_labels.run(paths, _stage_settings(paths.root, labels_file=str(reply)))
     with pytest.raises(DataError, match="labels file not found"):
-        labels.run(paths, _stage_params(paths.root, labels_file=str(tmp_path / "nope.csv")))
+        weak_labels.run(paths, _stage_settings(paths.root, labels_file=str(tmp_path / "nope.csv")))
 
 
 @pytest.fixture(scope="module")
@@ -317,21 +324,20 @@ def sample_stage(prepared_root: Paths, tmp_path_factory: pytest.TempPathFactory)
     root = tmp_path_factory.mktemp("complaints")
     shutil.copy(prepared_root.root / "params.yaml", root / "params.yaml")
     paths = Paths(root).ensure()
-    shutil.copy(prepared_root.tweets, paths.tweets)
-    shutil.copy(prepared_root.threads, paths.threads)
-    metrics = labels.run(paths, _stage_params(root))
-    first = (paths.metrics / "complaints.json").read_bytes()
-    labels.run(paths, _stage_params(root))
+    shutil.copy(prepared_root.openings, paths.openings)
+    metrics = weak_labels.run(paths, _stage_settings(root))
+    first = paths.metric("complaints").read_bytes()
+    weak_labels.run(paths, _stage_settings(root))
     return paths, metrics, first
 
 
 def test_stage_on_the_real_sample(sample_stage, prepared_root):
     paths, m, first = sample_stage
-    df = pl.read_parquet(paths.processed / "complaints.parquet")
+    df = pl.read_parquet(paths.complaints)
     threads = pl.read_parquet(prepared_root.threads)
     assert df.height == threads["is_opening"].sum() == m["openings"]
     assert df["tweet_id"].is_unique().all() and df["tweet_id"].is_sorted()
-    for col, dtype in labels.CONTRACT.items():
+    for col, dtype in weak_labels.CONTRACT.items():
         assert df.schema[col] == dtype, col
     assert df["weak_label"].drop_nulls().is_in(CATEGORIES).all()
     assert (df["weak_label"].is_null() == (df["n_lfs_fired"] == 0)).all()   # min_votes = 1
@@ -347,7 +353,7 @@ def test_stage_on_the_real_sample(sample_stage, prepared_root):
     assert set(m["lfs"]) == set(TAX.lf_names)
     assert all(0 <= r["conflicts"] <= r["overlaps"] <= r["coverage"] for r in m["lfs"].values())
     # deterministic: the second run wrote the same bytes
-    assert (paths.metrics / "complaints.json").read_bytes() == first
+    assert paths.metric("complaints").read_bytes() == first
 
 
 def test_cli_complaints_on_a_temp_root(sample_stage):
@@ -362,7 +368,7 @@ def test_cli_complaints_on_a_temp_root(sample_stage):
     res = CliRunner().invoke(app, ["complaints", "--root", str(paths.root)])
     assert res.exit_code == 0, res.output
     assert "gold_macro_f1" in res.output
-    assert (paths.metrics / "complaints.json").read_bytes() == first
+    assert paths.metric("complaints").read_bytes() == first
     # a broken labels file is a clean user error (exit 2, no traceback)
     params["complaints"]["labels_file"] = str(paths.root / "missing.csv")
     (paths.root / "params.yaml").write_text(yaml.safe_dump(params))

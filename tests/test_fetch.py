@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -12,9 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import yaml
 
-from conftest import make_root
-from scrm.config import SAMPLE_CSV, load_params
+from conftest import copy_project, dvc, fetch_settings, make_root
+from scrm import secrets
+from scrm.config import SAMPLE_CSV, load_settings
 from scrm.data import fetch
 from scrm.errors import FetchError
 from scrm.io import sha256_file
@@ -61,7 +65,7 @@ def kaggle_zip(tmp_path) -> Path:
 
 def test_sample_fetch_is_byte_identical(tmp_path):
     paths = make_root(tmp_path)
-    info = fetch.run(paths, load_params(paths.root))
+    info = fetch.run(paths, load_settings(paths.root).fetch)
     assert paths.raw_csv.read_bytes() == SAMPLE_CSV.read_bytes()
     assert info["rows"] == 5000 and info["source"] == "sample"
     assert info["sha256"] == sha256_file(SAMPLE_CSV)
@@ -78,7 +82,7 @@ def test_kaggle_success_with_stand_in(tmp_path, creds, kaggle_zip):
     target = tmp_path / "raw" / "twcs.csv"
     target.parent.mkdir()
     client = FakeKaggle(kaggle_zip)
-    info = fetch.fetch(target, source="kaggle", client_factory=lambda: client)
+    info = fetch.fetch(target, fetch_settings(source="kaggle"), client_factory=lambda: client)
     assert target.read_bytes() == SAMPLE_CSV.read_bytes()
     assert client.calls[0] == ("authenticate",)
     assert client.calls[1] == ("download", "thoughtvector/customer-support-on-twitter", False)
@@ -93,7 +97,8 @@ def test_kaggle_without_credentials_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "empty"))
     target = tmp_path / "twcs.csv"
     with pytest.raises(FetchError) as e:
-        fetch.fetch(target, source="kaggle", client_factory=lambda: pytest.fail("not called"))
+        fetch.fetch(target, fetch_settings(source="kaggle"),
+                    client_factory=lambda: pytest.fail("not called"))
     msg = str(e.value)
     assert "kaggle.json" in msg and "KAGGLE_USERNAME" in msg and "--source sample" in msg
     assert not target.exists()
@@ -106,7 +111,7 @@ def test_kaggle_json_credentials_are_found(tmp_path, monkeypatch):
     cfg.mkdir()
     (cfg / "kaggle.json").write_text(json.dumps({"username": "u", "key": FAKE_KEY}))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(cfg))
-    assert fetch.kaggle_credentials_present()
+    assert secrets.kaggle_credentials_present()
 
 
 @pytest.mark.parametrize("failure, words", [
@@ -117,7 +122,8 @@ def test_kaggle_json_credentials_are_found(tmp_path, monkeypatch):
 def test_kaggle_failures_are_clear_and_secret_free(tmp_path, creds, failure, words):
     target = tmp_path / "twcs.csv"
     with pytest.raises(FetchError) as e:
-        fetch.fetch(target, source="kaggle", client_factory=lambda: FakeKaggle(fail=failure))
+        fetch.fetch(target, fetch_settings(source="kaggle"),
+                    client_factory=lambda: FakeKaggle(fail=failure))
     msg = str(e.value)
     for w in words:
         assert w in msg
@@ -147,19 +153,30 @@ def test_kaggle_unusable_archive_leaves_nothing(tmp_path, creds, build_archive, 
     target = tmp_path / "out" / "twcs.csv"
     target.parent.mkdir()
     with pytest.raises(FetchError, match=message):
-        fetch.fetch(target, source="kaggle", client_factory=lambda: FakeKaggle(archive))
+        fetch.fetch(target, fetch_settings(source="kaggle"), client_factory=lambda: FakeKaggle(archive))
     assert list(target.parent.iterdir()) == []
 
 
 def test_user_file_source_and_missing_file(tmp_path, kaggle_sample_csv):
     target = tmp_path / "raw" / "twcs.csv"
     target.parent.mkdir()
-    info = fetch.fetch(target, source="file", path=kaggle_sample_csv)
+    info = fetch.fetch(target, fetch_settings(source="file", path=str(kaggle_sample_csv)))
     assert info["rows"] == 93 and target.read_bytes() == kaggle_sample_csv.read_bytes()
     with pytest.raises(FetchError, match="not found"):
-        fetch.fetch(target, source="file", path=tmp_path / "nope.csv")
+        fetch.fetch(target, fetch_settings(source="file", path=str(tmp_path / "nope.csv")))
     with pytest.raises(FetchError, match="unknown source"):
-        fetch.fetch(target, source="ftp")
+        fetch.fetch(target, fetch_settings(source="ftp"))
+
+
+def test_relative_fetch_path_is_taken_from_the_run_root(tmp_path, monkeypatch, kaggle_sample_csv):
+    """fetch.path relative: from the run root (where dvc.yaml resolves it too), not the current
+    folder."""
+    (tmp_path / "root").mkdir()
+    paths = make_root(tmp_path / "root")
+    shutil.copy(kaggle_sample_csv, paths.root / "mine.csv")
+    monkeypatch.chdir(tmp_path)
+    info = fetch.run(paths, fetch_settings(source="file", path="mine.csv"))
+    assert info["rows"] == 93 and paths.raw_csv.read_bytes() == kaggle_sample_csv.read_bytes()
 
 
 def test_crash_mid_copy_leaves_no_file(tmp_path):
@@ -227,3 +244,54 @@ def test_cli_real_kaggle_client_offline_fails_cleanly(tmp_path):
     assert FAKE_KEY not in r.stdout + r.stderr
     assert "Traceback" not in r.stdout + r.stderr
     assert not (tmp_path / "data" / "raw" / "twcs.csv").exists()
+
+
+# --------------------------------------------------------------------------------------------------
+# DVC notices a changed input file (dvc.yaml lists ${fetch.path} as a dependency of fetch)
+# --------------------------------------------------------------------------------------------------
+def _prepare_rows(root: Path) -> int:
+    return json.loads((root / "reports" / "metrics" / "prepare.json").read_text())["rows_in"]
+
+
+def _ran(out: str) -> set[str]:
+    return set(re.findall(r"Running stage '([^']+)'", out))
+
+
+@pytest.mark.slow
+def test_dvc_reruns_when_the_user_file_is_replaced(tmp_path):
+    """source=file with a file outside the project: `dvc repro prepare` fetches it; replacing its
+    content at the same path makes the next repro refetch and rerun prepare; with nothing changed, a
+    further repro reruns nothing. A changed generator parameter file marks fetch as changed too."""
+    (tmp_path / "project").mkdir()
+    root = copy_project(tmp_path / "project")
+    user = tmp_path / "elsewhere" / "twcs.csv"
+    user.parent.mkdir()
+    shutil.copy(SAMPLE_CSV, user)
+    # only the two stages under test: later stages are test_pipeline's, and need not even parse here
+    spec = yaml.safe_load((root / "dvc.yaml").read_text())
+    spec["stages"] = {k: spec["stages"][k] for k in ("fetch", "prepare")}
+    (root / "dvc.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+    params = root / "params.yaml"
+    text = params.read_text()
+    for key, old, new in [("source", "sample", "file"),
+                          ("path", "data/sample/twcs_head5000.csv", str(user))]:
+        text, n = re.subn(rf"(?m)^(  {key}: ){re.escape(old)}(\s)", rf"\g<1>{new}\g<2>", text)
+        assert n == 1, key
+    params.write_text(text)
+
+    assert _ran(dvc(root, "repro", "prepare").stdout) == {"fetch", "prepare"}
+    assert _prepare_rows(root) == 5000
+
+    with SAMPLE_CSV.open(encoding="utf-8", newline="") as fh:
+        records = list(csv.reader(fh))
+    with user.open("w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh, lineterminator="\n").writerows(records[:-100])   # header + 4,900 rows
+    assert _ran(dvc(root, "repro", "prepare").stdout) == {"fetch", "prepare"}
+    assert _prepare_rows(root) == 4900
+
+    assert _ran(dvc(root, "repro", "prepare").stdout) == set()
+
+    synthetic_params = root / "src" / "scrm" / "resources" / "synthetic_params.yaml"
+    synthetic_params.write_text(synthetic_params.read_text() + "\n# changed\n")
+    status = dvc(root, "status", "fetch").stdout
+    assert "synthetic_params.yaml" in status, status

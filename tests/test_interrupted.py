@@ -24,7 +24,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from conftest import make_root
+from conftest import fetch_settings, make_root
 from scrm import io as sio
 from scrm.config import SAMPLE_CSV, Paths, load_params, load_settings
 from scrm.data import fetch, prepare
@@ -88,15 +88,18 @@ CHILD = textwrap.dedent("""
         from scrm.data import prepare
         prepare.run(Paths(root), load_settings(root).prepare, load_settings(root).openings)
     elif mode == "fetch-slow-copy":
+        from scrm.config import load_settings
         from scrm.data import fetch
         def slow_copy(src, dst):
             data = Path(src).read_bytes()
             Path(dst).write_bytes(data[: len(data) // 2])
             stall()
         fetch.install.__kwdefaults__["copy"] = slow_copy
-        fetch.fetch(root / "data" / "raw" / "twcs.csv", source="file", path=sys.argv[4])
+        fetch.fetch(root / "data" / "raw" / "twcs.csv",
+                    load_settings(root).fetch.replace(source="file", path=sys.argv[4]))
     elif mode == "fetch-slow-kaggle":
         os.environ.update(KAGGLE_USERNAME="someone", KAGGLE_KEY="k3y-0f-the-test-1234")
+        from scrm.config import load_settings
         from scrm.data import fetch
         class SlowKaggle:
             def authenticate(self): pass
@@ -104,8 +107,8 @@ CHILD = textwrap.dedent("""
                 data = Path(sys.argv[4]).read_bytes()
                 (Path(path) / "customer-support-on-twitter.zip").write_bytes(data[: len(data) // 2])
                 stall()
-        fetch.fetch(root / "data" / "raw" / "twcs.csv", source="kaggle",
-                    client_factory=SlowKaggle)
+        fetch.fetch(root / "data" / "raw" / "twcs.csv",
+                    load_settings(root).fetch.replace(source="kaggle"), client_factory=SlowKaggle)
 """)
 
 
@@ -257,7 +260,7 @@ def test_fetch_killed_mid_copy_leaves_nothing_to_read_then_rerun_matches(tmp_pat
     assert not paths.raw_csv.exists()
     with pytest.raises(Exception, match="file not found"):  # prepare refuses, clearly
         prepare.read_raw(paths.raw_csv)
-    info = fetch.run(paths, load_params(paths.root), source="file", path=str(SAMPLE_CSV))
+    info = fetch.run(paths, fetch_settings(source="file", path=str(SAMPLE_CSV)))
     assert sorted(p.name for p in paths.raw.iterdir()) == ["twcs.csv"]
     assert paths.raw_csv.read_bytes() == SAMPLE_CSV.read_bytes()
     assert info["sha256"] == sio.sha256_file(SAMPLE_CSV)
@@ -265,11 +268,11 @@ def test_fetch_killed_mid_copy_leaves_nothing_to_read_then_rerun_matches(tmp_pat
 
 def test_fetch_killed_mid_copy_keeps_the_old_file(tmp_path):
     paths = make_root(tmp_path)
-    fetch.run(paths, load_params(paths.root), source="file", path=str(BAD / "good.csv"))
+    fetch.run(paths, fetch_settings(source="file", path=str(BAD / "good.csv")))
     old = paths.raw_csv.read_bytes()
     kill_child_mid_write(paths.root, "fetch-slow-copy", str(SAMPLE_CSV))
     assert paths.raw_csv.read_bytes() == old
-    fetch.run(paths, load_params(paths.root), source="file", path=str(SAMPLE_CSV))
+    fetch.run(paths, fetch_settings(source="file", path=str(SAMPLE_CSV)))
     assert paths.raw_csv.read_bytes() == SAMPLE_CSV.read_bytes()
     assert sorted(p.name for p in paths.raw.iterdir()) == ["twcs.csv"]
 
@@ -286,7 +289,7 @@ def test_kaggle_download_killed_mid_way_is_cleaned_up(tmp_path):
     left = list(paths.raw.iterdir())
     assert not paths.raw_csv.exists()
     assert len(left) == 1 and left[0].is_dir() and left[0].name.startswith(sio.TMP_PREFIX)
-    fetch.run(paths, load_params(paths.root))  # the default source: the shipped sample
+    fetch.run(paths, load_settings(paths.root).fetch)  # the default source: the shipped sample
     assert sorted(p.name for p in paths.raw.iterdir()) == ["twcs.csv"]
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_root
+from conftest import fetch_settings, make_root
+from scrm import secrets
 from scrm.config import PROJECT_ROOT, SAMPLE_CSV
 from scrm.data import fetch
 from scrm.errors import FetchError
@@ -126,7 +127,7 @@ def test_kaggle_failures_never_show_credentials(tmp_path, secrets_env, kaggle_zi
     paths = make_root(tmp_path / "root")
     caplog.set_level(logging.DEBUG)
     with pytest.raises(FetchError) as e:
-        fetch.fetch(paths.raw_csv, source="kaggle",
+        fetch.fetch(paths.raw_csv, fetch_settings(source="kaggle"),
                     client_factory=lambda: CarelessKaggle(mode, kaggle_zip))
     msg = str(e.value)
     assert words in msg and "--source sample" in msg
@@ -146,7 +147,7 @@ def test_kaggle_success_writes_no_credential_anywhere(tmp_path, secrets_env, kag
     (tmp_path / "root").mkdir()
     paths = make_root(tmp_path / "root")
     caplog.set_level(logging.DEBUG)
-    info = fetch.fetch(paths.raw_csv, source="kaggle",
+    info = fetch.fetch(paths.raw_csv, fetch_settings(source="kaggle"),
                        client_factory=lambda: CarelessKaggle("ok", kaggle_zip))
     assert paths.raw_csv.read_bytes() == SAMPLE_CSV.read_bytes()
     assert_no_secret("the fetch info", json.dumps(info))
@@ -158,10 +159,10 @@ def test_kaggle_success_writes_no_credential_anywhere(tmp_path, secrets_env, kag
 
 def test_redact_covers_every_credential_source(secrets_env):
     text = leaky("x") + " " + base64.b64encode(f"{USER}:{FILE_KEY}".encode()).decode()
-    red = fetch.redact(text)
+    red = secrets.redact(text)
     assert_no_secret("redacted text", red)
     assert red.count("***") >= 5
-    assert fetch.kaggle_credentials_present()
+    assert secrets.kaggle_credentials_present()
 
 
 def test_new_style_api_token_alone_counts_as_credentials(tmp_path, monkeypatch):
@@ -173,13 +174,13 @@ def test_new_style_api_token_alone_counts_as_credentials(tmp_path, monkeypatch):
     (home / ".kaggle").mkdir(parents=True)
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "nothing"))
-    assert not fetch.kaggle_credentials_present()
+    assert not secrets.kaggle_credentials_present()
     (home / ".kaggle" / "access_token").write_text(TOKEN + "\n")
-    assert fetch.kaggle_credentials_present()
-    assert fetch.redact(f"Bearer {TOKEN}") == "Bearer ***"
+    assert secrets.kaggle_credentials_present()
+    assert secrets.redact(f"Bearer {TOKEN}") == "Bearer ***"
     (home / ".kaggle" / "access_token").unlink()
     monkeypatch.setenv("KAGGLE_API_TOKEN", TOKEN)
-    assert fetch.kaggle_credentials_present() and TOKEN not in fetch.redact(f"t={TOKEN}")
+    assert secrets.kaggle_credentials_present() and TOKEN not in secrets.redact(f"t={TOKEN}")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,9 +12,11 @@ import polars as pl
 import pytest
 import yaml
 
-from scrm.complaints import embeddings as E
+from scrm.complaints import embed as E
+from scrm.complaints import topic_tables as TT
 from scrm.complaints import topics as T
-from scrm.config import Paths, load_params
+from scrm.complaints.topic_drawing import write_figures
+from scrm.config import Paths, TopicsSettings, load_params, load_settings
 from scrm.errors import DataError
 from scrm.text import clean_for_topics
 
@@ -38,82 +40,83 @@ def write_complaints(src: Paths, dst: Paths) -> pl.DataFrame:
                      clean_for_topics("opening_text").alias("text_clean"),
                      label.alias("weak_label"))
              .with_columns(label=pl.col("weak_label"), gold_label=pl.lit(None, dtype=pl.String)))
-    frame.write_parquet(dst.processed / E.COMPLAINTS_FILE)
+    frame.write_parquet(dst.complaints)
     return frame
 
 
 @pytest.fixture(scope="module")
 def topics_run(prepared_root: Paths, tmp_path_factory: pytest.TempPathFactory
-               ) -> tuple[Paths, dict[str, Any], dict[str, Any]]:
+               ) -> tuple[Paths, TopicsSettings, dict[str, Any]]:
     """embed (tfidf_svd) + topics once on the real sample in a fresh root."""
     paths = make_root(tmp_path_factory.mktemp("topics"))
     write_complaints(prepared_root, paths)
     params = load_params(paths.root)
     params["embed"] = {**params["embed"], "backend": "tfidf_svd", "progress": False}
     (paths.root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
-    E.run(paths, params)
-    metrics = T.run(paths, params)
-    return paths, params, metrics
+    settings = load_settings(paths.root)
+    E.run(paths, settings.embed)
+    metrics = T.run(paths, settings.topics)
+    return paths, settings.topics, metrics
 
 
 # ---- BERTopic on the sample ----------------------------------------------------------------------
-def test_same_seed_gives_the_same_topics_twice(topics_run: tuple[Paths, dict, dict]) -> None:
-    paths, params, metrics = topics_run
+def test_same_seed_gives_the_same_topics_twice(topics_run: tuple[Paths, TopicsSettings, dict]
+                                               ) -> None:
+    paths, cfg, metrics = topics_run
     frame, cache = T.load_inputs(paths)
-    cfg = T.settings(params)
     again = T.fit_topics(frame["text_clean"].to_list(), cache.vectors, cfg)
-    saved = pl.read_parquet(paths.processed / "topics.parquet")
+    saved = pl.read_parquet(paths.topics)
     assert saved["tweet_id"].to_list() == cache.ids.tolist()
     assert np.array_equal(again.topics, saved["topic"].to_numpy())
     assert np.array_equal(again.topics_raw, saved["topic_raw"].to_numpy())
-    info = pl.read_parquet(paths.processed / "topic_info.parquet")
-    assert T.top_words(again.model, cfg["top_n_words"]) == {
+    info = pl.read_parquet(paths.topic_info)
+    assert T.top_words(again.model, cfg.top_n_words) == {
         r["topic"]: r["top_words"] for r in info.iter_rows(named=True) if r["topic"] != -1}
     assert T.quality(again, frame["text_clean"].to_list(), cfg)[0]["coherence_npmi"] == \
         metrics["coherence_npmi"]
 
 
-def test_topics_stage_outputs(topics_run: tuple[Paths, dict, dict]) -> None:
-    paths, params, m = topics_run
-    cfg = T.settings(params)
-    topics = pl.read_parquet(paths.processed / "topics.parquet")
-    info = pl.read_parquet(paths.processed / "topic_info.parquet")
+def test_topics_stage_outputs(topics_run: tuple[Paths, TopicsSettings, dict]) -> None:
+    paths, cfg, m = topics_run
+    topics = pl.read_parquet(paths.topics)
+    info = pl.read_parquet(paths.topic_info)
     # real structure found on the sample, outliers re-assigned after HDBSCAN
     assert m["docs"] == topics.height > 1200 and m["n_topics"] >= 3
     assert m["outlier_share_raw"] > m["outlier_share"]
     assert set(topics["topic"].unique().to_list()) == set(info["topic"].to_list())
     assert info["size"].sum() == topics.height
     assert info.filter(pl.col("topic") != -1)["top_words"].list.len().min() >= 3
-    stops = set(T.stop_words(cfg["extra_stop_words"]))
+    stops = set(T.stop_words(cfg.extra_stop_words))
     assert not stops & {w for ws in info["top_words"].to_list() for w in ws}
     assert info["representative_tweets"].list.len().min() >= 1
     assert 0 < m["diversity"] <= 1 and -1 <= m["coherence_npmi"] <= 1
     # taxonomy mapping: majority label and purity from complaints.parquet
-    tax = pl.read_parquet(paths.processed / "topic_taxonomy.parquet")
+    tax = pl.read_parquet(paths.topic_taxonomy)
     assert tax.filter(pl.col("purity").is_not_null())["purity"].is_between(0, 1).all()
     assert m["taxonomy"]["labelled_docs"] > 0 and 0 < m["taxonomy"]["weighted_purity"] <= 1
     # shares sum to one per brand and per period
-    for name, by in (("topic_share_brand", "brand"), ("topic_share_time", "period")):
-        share = pl.read_parquet(paths.processed / f"{name}.parquet")
+    for path, by in ((paths.topic_share_brand, "brand"), (paths.topic_share_time, "period")):
+        share = pl.read_parquet(path)
         sums = share.group_by(by).agg(pl.col("share").sum())["share"]
         assert ((sums - 1).abs() < 1e-5).all()
     # metrics file is the returned dict, deterministic JSON
-    assert json.loads((paths.metrics / "topics.json").read_text()) == json.loads(json.dumps(m))
+    assert json.loads(paths.metric("topics").read_text()) == json.loads(json.dumps(m))
     # figures written or their absence recorded with a reason
     for name, status in m["figures"].items():
-        html = paths.figures / "topics" / f"{name}.html"
+        html = paths.topic_figures / f"{name}.html"
         assert (status == "ok") == html.exists()
         assert status == "ok" or status.startswith("skipped: ")
     assert m["figures"]["barchart"] == "ok"
 
 
-def test_model_is_saved_as_safetensors_and_logged(topics_run: tuple[Paths, dict, dict]) -> None:
+def test_model_is_saved_as_safetensors_and_logged(topics_run: tuple[Paths, TopicsSettings, dict]
+                                                  ) -> None:
     from bertopic import BERTopic
 
     from scrm import tracking
 
     paths, _, m = topics_run
-    model_dir = paths.models / "bertopic"
+    model_dir = paths.bertopic_model
     assert (model_dir / "topic_embeddings.safetensors").exists()
     assert (model_dir / "ctfidf.safetensors").exists()
     assert not list(model_dir.glob("*.pkl")) and not list(model_dir.glob("*.bin"))
@@ -126,45 +129,51 @@ def test_model_is_saved_as_safetensors_and_logged(topics_run: tuple[Paths, dict,
     assert (art / "ctfidf.safetensors").exists()
 
 
-def test_stale_embeddings_are_refused(topics_run: tuple[Paths, dict, dict],
+def test_stale_embeddings_are_refused(topics_run: tuple[Paths, TopicsSettings, dict],
                                       tmp_path: Path) -> None:
     paths, _, _ = topics_run
     other = make_root(tmp_path)
-    cache = E.load_embeddings(paths.processed / E.EMBEDDINGS_FILE)
-    pl.read_parquet(paths.processed / E.COMPLAINTS_FILE).filter(
-        pl.col("tweet_id") != int(cache.ids[5])).write_parquet(other.processed / E.COMPLAINTS_FILE)
-    E.save_embeddings(other.processed / E.EMBEDDINGS_FILE, cache)
+    cache = E.load_embeddings(paths.embeddings)
+    pl.read_parquet(paths.complaints).filter(
+        pl.col("tweet_id") != int(cache.ids[5])).write_parquet(other.complaints)
+    E.save_embeddings(other.embeddings, cache)
     with pytest.raises(DataError, match="stale"):
         T.load_inputs(other)
 
 
 # ---- quality metrics with known answers ----------------------------------------------------------
+def _npmi(topic_words: dict[int, list[str]], docs: list[str]) -> tuple[float, dict[int, float]]:
+    cfg = load_settings().topics  # the words are tokenised as the stage does (params.yaml)
+    return TT.npmi_coherence(topic_words, docs, token_pattern=cfg.token_pattern,
+                             ngram_max=cfg.ngram_max)
+
+
 def test_npmi_known_values() -> None:
     docs = ["apple banana", "apple banana", "cherry", "date", "egg fig", "egg", "fig", "nothing"]
-    mean, per = T.npmi_coherence({0: ["apple", "banana"], 1: ["cherry", "date"]}, docs)
+    mean, per = _npmi({0: ["apple", "banana"], 1: ["cherry", "date"]}, docs)
     assert per[0] == pytest.approx(1.0)  # always together
     assert per[1] == pytest.approx(-1.0)  # never together
     assert mean == pytest.approx(0.0)
     # independent words: p(e)=p(f)=1/2 in these 4 docs, p(e,f)=1/4 -> PMI 0 -> NPMI 0
-    _, per = T.npmi_coherence({0: ["egg", "fig"]}, ["egg fig", "egg", "fig", "nothing"])
+    _, per = _npmi({0: ["egg", "fig"]}, ["egg fig", "egg", "fig", "nothing"])
     assert per[0] == pytest.approx(0.0, abs=1e-12)
     # a three-word topic averages its three pairs: (1 + -1 + -1) / 3
-    _, per = T.npmi_coherence({0: ["apple", "banana", "cherry"]}, docs)
+    _, per = _npmi({0: ["apple", "banana", "cherry"]}, docs)
     assert per[0] == pytest.approx(-1 / 3)
 
 
 def test_umap_start_layout_switches_to_pca_for_large_inputs() -> None:
-    cfg = {**T.DEFAULTS, "umap_init": "auto", "umap_spectral_max_docs": 100}
+    cfg = load_settings().topics.replace(umap_init="auto", umap_spectral_max_docs=100)
     assert T.umap_init(cfg, 100) == "spectral" and T.umap_init(cfg, 101) == "pca"
-    assert T.umap_init({**cfg, "umap_init": "random"}, 5) == "random"
-    assert T.build_model({**cfg, "seed": 3}, 500).umap_model.init == "pca"
+    assert T.umap_init(cfg.replace(umap_init="random"), 5) == "random"
+    assert T.build_model(cfg.replace(seed=3), 500).umap_model.init == "pca"
 
 
 def test_diversity_known_values() -> None:
-    assert T.topic_diversity({0: ["a", "b"], 1: ["c", "d"]}) == 1.0
-    assert T.topic_diversity({0: ["a", "b"], 1: ["b", "c"]}) == 0.75
-    assert T.topic_diversity({0: ["a", "b"], 1: ["a", "b"]}) == 0.5
-    assert T.topic_diversity({}) == 0.0
+    assert TT.topic_diversity({0: ["a", "b"], 1: ["c", "d"]}) == 1.0
+    assert TT.topic_diversity({0: ["a", "b"], 1: ["b", "c"]}) == 0.75
+    assert TT.topic_diversity({0: ["a", "b"], 1: ["a", "b"]}) == 0.5
+    assert TT.topic_diversity({}) == 0.0
 
 
 def test_taxonomy_mapping_majority_and_purity() -> None:
@@ -172,7 +181,7 @@ def test_taxonomy_mapping_majority_and_purity() -> None:
         "topic": [0, 0, 0, 0, 1, 1, 2, -1],
         "label": ["x", "x", "y", None, "z", "y", None, "x"],
     })
-    tax = {r["topic"]: r for r in T.taxonomy_mapping(frame).iter_rows(named=True)}
+    tax = {r["topic"]: r for r in TT.taxonomy_mapping(frame).iter_rows(named=True)}
     assert tax[0]["label"] == "x" and tax[0]["purity"] == pytest.approx(2 / 3)
     assert tax[0]["n_docs"] == 4 and tax[0]["n_labelled"] == 3
     assert tax[1]["label"] == "y" and tax[1]["purity"] == 0.5  # tie -> alphabetical first
@@ -182,7 +191,7 @@ def test_taxonomy_mapping_majority_and_purity() -> None:
 def test_representative_docs_are_closest_to_the_centroid() -> None:
     emb = np.array([[1, 0], [0.9, 0.1], [0.6, 0.8], [0, 1], [0.1, 0.9]], dtype=np.float32)
     texts = ["a", "b", "c", "d", "e"]
-    reps = T.representative_docs(texts, emb, np.array([0, 0, 0, 1, 1]), n=2)
+    reps = TT.representative_docs(texts, emb, np.array([0, 0, 0, 1, 1]), n=2)
     assert reps[0] == ["b", "a"] and set(reps[1]) == {"d", "e"}
 
 
@@ -199,8 +208,8 @@ def test_a_figure_that_cannot_be_drawn_is_recorded(tmp_path: Path) -> None:
         def visualize_topics_over_time(self, *_: Any, **__: Any) -> Any:
             return go.Figure()
 
-    fit = T.TopicFit(model=Model(), topics_raw=np.array([0, 1, 2, 3]), topics=np.array([0, 1, 2, 3]))
-    status = T.write_figures(fit, over_time=None, out_dir=tmp_path, cfg=T.DEFAULTS)
+    status = write_figures(Model(), np.array([0, 1, 2, 3]), over_time=None, out_dir=tmp_path,
+                           settings=load_settings().topics)
     assert status["intertopic_map"].startswith("skipped: ValueError")
     assert status["topics_over_time"].startswith("skipped: ")
     assert status["barchart"] == "ok" and (tmp_path / "barchart.html").exists()

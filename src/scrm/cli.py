@@ -82,17 +82,23 @@ def fetch(
                                                "(download the full file), file (your own copy) or "
                                                "synthetic (generated, real shape). Default: "
                                                "params.yaml fetch.source.")] = None,
-    path: Annotated[Path | None, typer.Option(help="with --source file: your twcs.csv")] = None,
-    rows: Annotated[int | None, typer.Option(help="with --source synthetic: rows to generate")] = None,
-    seed: Annotated[int | None, typer.Option(help="with --source synthetic: random seed")] = None,
+    path: Annotated[Path | None, typer.Option(help="with --source file: your twcs.csv (default: "
+                                              "params.yaml fetch.path)")] = None,
+    rows: Annotated[int | None, typer.Option(help="with --source synthetic: rows to generate "
+                                             "(default: params.yaml fetch.rows)")] = None,
+    seed: Annotated[int | None, typer.Option(help="with --source synthetic: random seed (default: "
+                                             "params.yaml fetch.seed)")] = None,
     root: RootOpt = None,
 ) -> None:
     """Put a checked twcs.csv into data/raw/ (atomically: never a half-written file)."""
     from .data import fetch as f
 
     paths = get_paths(root)
-    info = f.run(paths, load_params(root), source=source, path=str(path) if path else None,
-                 rows=rows, seed=seed)
+    options = {"source": source, "path": str(path.expanduser().resolve()) if path else None,
+               "rows": rows, "seed": seed}
+    settings = load_settings(root).fetch.replace(**{k: v for k, v in options.items()
+                                                    if v is not None})
+    info = f.run(paths, settings)
     _summary(f"fetched {paths.raw_csv}", info, ["source", "rows", "bytes", "sha256"])
 
 
@@ -184,16 +190,16 @@ def outcome(root: RootOpt = None) -> None:
 @_stage
 def complaints(root: RootOpt = None) -> None:
     """Weak complaint labels from the taxonomy's labelling functions, scored on the gold set."""
-    from .complaints import labels
+    from .complaints import weak_labels
 
     paths = get_paths(root)
-    m = labels.run(paths, load_params(root))
+    m = weak_labels.run(paths, load_settings(root).complaints)
     g = m.get("gold") or {}
     _summary("complaint labels", {**m, **{f"gold_{k}": v for k, v in g.items() if k != "file"}},
              ["openings", "n_lfs", "coverage", "abstained", "conflict_rate", "label_source",
               "gold_n", "gold_coverage", "gold_accuracy_covered", "gold_accuracy_overall",
               "gold_macro_f1"])
-    out.print(f"  per-LF coverage/overlaps/conflicts/precision: {paths.processed / 'lf_summary.csv'}",
+    out.print(f"  per-LF coverage/overlaps/conflicts/precision: {paths.lf_summary}",
               highlight=False)
 
 
@@ -201,9 +207,9 @@ def complaints(root: RootOpt = None) -> None:
 @_stage
 def embed(root: RootOpt = None) -> None:
     """Embed customer openings once (minilm or tfidf_svd backend) and cache them for topics."""
-    from .complaints import embeddings
+    from .complaints import embed as em
 
-    m = embeddings.run(get_paths(root), load_params(root))
+    m = em.run(get_paths(root), load_settings(root).embed)
     _summary("embeddings", m)
 
 
@@ -213,7 +219,7 @@ def topics(root: RootOpt = None) -> None:
     """BERTopic topics of customer openings (offline), with quality metrics and figures."""
     from .complaints import topics as tp
 
-    m = tp.run(get_paths(root), load_params(root))
+    m = tp.run(get_paths(root), load_settings(root).topics)
     _summary("topics", m, ["backend", "docs", "n_topics", "outlier_share_raw", "outlier_share",
                            "diversity", "coherence_npmi", "taxonomy", "figures"])
 
@@ -238,13 +244,13 @@ def benchmark(
     """Text-classifier benchmark: every model x split x label source, tracked in MLflow.
 
     Options override params.yaml for an ad-hoc run (outputs are rewritten for that selection)."""
-    from .complaints import benchmark as bm
+    from .complaints.benchmark import stage as bm
 
     def _csv(v: str | None) -> list[str] | None:
         return [x.strip() for x in v.split(",") if x.strip()] if v else None
 
-    m = bm.run(get_paths(root), load_params(root), models=_csv(models), splits=_csv(splits),
-               labels=_csv(labels), log_models=log_models, mlflow=mlflow)
+    m = bm.run(get_paths(root), load_settings(root).benchmark, models=_csv(models),
+               splits=_csv(splits), labels=_csv(labels), log_models=log_models, mlflow=mlflow)
     _summary("benchmark", m, ["runs", "best", "skipped"])
 
 
@@ -258,6 +264,62 @@ def report(root: RootOpt = None) -> None:
     path = rp.run(paths, load_params(root))
     out.print(f"report: {path} (open it in a browser; it works offline)", highlight=False)
     out.print(f"  one HTML per figure: {paths.figures / rp.STANDALONE_DIR}", highlight=False)
+
+
+synthetic_app = typer.Typer(
+    name="synthetic",
+    help="The synthetic twcs.csv generator: derive its parameters from the real sample, or write a "
+    "file (`scrm fetch --source synthetic` writes data/raw/twcs.csv with the same generator).",
+    no_args_is_help=True,
+)
+app.add_typer(synthetic_app)
+
+
+@synthetic_app.command("derive")
+@_stage
+def synthetic_derive(
+    csv: Annotated[Path | None, typer.Option(help="the real twcs.csv to measure (default: the "
+                                             "shipped sample data/sample/twcs_head5000.csv)")]
+    = None,
+    write: Annotated[bool, typer.Option("--write", help="replace the generated blocks at the end "
+                                        "of src/scrm/resources/synthetic_params.yaml")] = False,
+    root: RootOpt = None,
+) -> None:
+    """Measure the generator's fitted block on the real sample; print it and the calibrated block.
+
+    The YAML goes to stdout; --write also puts it below the marker of synthetic_params.yaml."""
+    from .config import SAMPLE_CSV
+    from .data import prepare, synthetic
+
+    source = csv or SAMPLE_CSV
+    tweets = prepare.threaded_tweets(source, load_settings(root).prepare)
+    text = synthetic.derived_yaml(tweets, source.name)
+    if write:
+        err.print(f"wrote {synthetic.write_derived(text)}", highlight=False)
+    typer.echo(text, nl=False)
+
+
+@synthetic_app.command("generate")
+@_stage
+def synthetic_generate(
+    path: Annotated[Path, typer.Argument(help="the CSV to write")],
+    rows: Annotated[int | None, typer.Option(help="rows to generate (default: params.yaml "
+                                             "fetch.rows)")] = None,
+    seed: Annotated[int | None, typer.Option(help="random seed; the same rows and seed give the "
+                                             "same bytes (default: params.yaml fetch.seed)")]
+    = None,
+    truth: Annotated[Path | None, typer.Option(help="also write the generator's ground truth per "
+                                               "opening (tweet_id, brand, kind) to this parquet")]
+    = None,
+    root: RootOpt = None,
+) -> None:
+    """Write a synthetic twcs.csv of the real file's shape to PATH (deterministic for rows + seed)."""
+    from .data import synthetic
+
+    settings = load_settings(root).fetch
+    info = synthetic.generate(path, rows=rows or settings.rows, seed=settings.seed if seed is None
+                              else seed, truth_path=truth)
+    _summary(f"generated {path}", info)
 
 
 @app.command()

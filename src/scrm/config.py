@@ -37,15 +37,22 @@ __all__ = ["ConfigError", "Params", "Paths", "PROJECT_ROOT", "SAMPLE_CSV", "SAMP
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class FetchSettings(Section):
+    """Where ``data/raw/twcs.csv`` comes from (:mod:`scrm.data.fetch`).
+
+    ``path`` is always a file name, never null: dvc.yaml lists ``${fetch.path}`` as a dependency of
+    the fetch stage (so a replaced user file reruns the pipeline), and DVC cannot interpolate null.
+    """
+
     source: Literal["sample", "kaggle", "file", "synthetic"] = req()
-    path: str | None = req()
+    path: str = req()
     dataset: str = req()
     rows: int = req(POSITIVE)
     seed: int = req()
 
     def validate(self, where: str) -> None:
-        if self.source == "file" and not self.path:
-            raise ConfigError(f"params.yaml: {where}.path is required when {where}.source is file")
+        if not self.path.strip():
+            raise ConfigError(f"params.yaml: {where}.path is empty; name your twcs.csv (source "
+                              f"file) or keep the shipped sample data/sample/twcs_head5000.csv")
 
 
 @dataclass(frozen=True)

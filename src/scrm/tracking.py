@@ -23,6 +23,7 @@ from typing import Any
 
 from .config import PROJECT_ROOT, default_root
 from .io import sha256_file
+from .secrets import known_secrets
 
 _SECRET_KEY = re.compile(r"(key|secret|token|password|passwd|credential)", re.I)
 
@@ -74,17 +75,11 @@ def git_commit() -> str:
         return "unknown"
 
 
-def _known_secrets() -> list[str]:
-    from .data.fetch import _secrets  # the one place that knows where credentials live
-
-    return _secrets()
-
-
 def flatten(d: Mapping[str, Any], prefix: str = "", _secrets: list[str] | None = None
             ) -> dict[str, Any]:
     """Nested params -> ``a.b.c`` keys. Credential-like keys are dropped, and so is any value that
     contains a credential the Kaggle client could use (whatever its key is called)."""
-    secrets = _known_secrets() if _secrets is None else _secrets
+    secrets = known_secrets() if _secrets is None else _secrets
     out: dict[str, Any] = {}
     for k, v in d.items():
         key = f"{prefix}{k}"

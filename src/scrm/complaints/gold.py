@@ -26,11 +26,10 @@ from typing import Any
 
 import polars as pl
 
-from ..config import PROJECT_ROOT
 from ..errors import DataError
+from ..paths import GOLD_CSV
+from ..stats.intervals import finite
 
-GOLD_CSV = PROJECT_ROOT / "references" / "gold_labels.csv"
-GUIDELINES = PROJECT_ROOT / "references" / "gold_guidelines.md"
 ABSTAIN = "(abstain)"
 
 
@@ -103,10 +102,6 @@ def load_gold(path: Path | str | None = None, categories: Sequence[str] | None =
     return load_labels(path or GOLD_CSV, categories)
 
 
-def _r(x: float) -> float:
-    return round(float(x), 6)
-
-
 def evaluate(pred: Sequence[str | None], truth: Sequence[str], abstain_as: str | None = None,
              ) -> dict[str, Any]:
     """Coverage, accuracy (covered / overall), macro-F1, per-class scores and a confusion table."""
@@ -124,27 +119,30 @@ def evaluate(pred: Sequence[str | None], truth: Sequence[str], abstain_as: str |
     out: dict[str, Any] = {
         "n": n,
         "n_covered": len(covered),
-        "coverage": _r(len(covered) / n),
-        "accuracy_covered": _r(correct / len(covered)) if covered else None,
-        "accuracy_overall": _r(correct / n),
-        "macro_f1": _r(f1_score(truth, y_pred, labels=classes, average="macro", zero_division=0)),
+        "coverage": finite(len(covered) / n),
+        "accuracy_covered": finite(correct / len(covered)) if covered else None,
+        "accuracy_overall": finite(correct / n),
+        "macro_f1": finite(f1_score(truth, y_pred, labels=classes, average="macro",
+                                    zero_division=0)),
     }
     if covered:
         t_c = [truth[i] for i in covered]
         p_c = [pred[i] for i in covered]
-        out["macro_f1_covered"] = _r(f1_score(t_c, p_c, labels=sorted(set(t_c) | set(p_c)),
-                                              average="macro", zero_division=0))
+        out["macro_f1_covered"] = finite(f1_score(t_c, p_c, labels=sorted(set(t_c) | set(p_c)),
+                                                  average="macro", zero_division=0))
     else:
         out["macro_f1_covered"] = None
     if abstain_as is not None:
         y_other = [p if p is not None else abstain_as for p in pred]
         cls = sorted(set(truth) | set(y_other))
-        out["accuracy_abstain_as_other"] = _r(sum(p == t for p, t in zip(y_other, truth)) / n)
-        out["macro_f1_abstain_as_other"] = _r(f1_score(truth, y_other, labels=cls, average="macro",
-                                                       zero_division=0))
+        out["accuracy_abstain_as_other"] = finite(sum(p == t for p, t in zip(y_other, truth))
+                                                  / n)
+        out["macro_f1_abstain_as_other"] = finite(f1_score(truth, y_other, labels=cls,
+                                                           average="macro", zero_division=0))
     p, r, f, s = precision_recall_fscore_support(truth, y_pred, labels=classes, zero_division=0)
-    out["per_class"] = {c: {"precision": _r(p[i]), "recall": _r(r[i]), "f1": _r(f[i]),
-                            "support": int(s[i])} for i, c in enumerate(classes)}
+    out["per_class"] = {c: {"precision": finite(p[i]), "recall": finite(r[i]),
+                            "f1": finite(f[i]), "support": int(s[i])}
+                        for i, c in enumerate(classes)}
     conf: dict[str, dict[str, int]] = {}
     for t, q in zip(truth, y_pred):
         conf.setdefault(t, {}).setdefault(q, 0)

@@ -212,7 +212,7 @@ def _votes(tax: Taxonomy, category: str) -> pl.Expr:
 
 
 def combine(df: pl.DataFrame | pl.LazyFrame, tax: Taxonomy,
-            min_votes: int = 1) -> pl.DataFrame | pl.LazyFrame:
+            min_votes: int) -> pl.DataFrame | pl.LazyFrame:
     """Add ``weak_label`` (null = abstain), ``n_lfs_fired`` and ``lfs_fired`` from the label matrix.
 
     Majority vote, priority tie-break and abstention (see the module docstring).
@@ -284,7 +284,8 @@ def lf_summary(df: pl.DataFrame, tax: Taxonomy, gold_col: str | None = "gold_lab
         "gold_correct": pl.Int64, "gold_precision": pl.Float64})
 
 
-def label_texts(texts: Sequence[str], tax: Taxonomy, min_votes: int = 1) -> pl.DataFrame:
-    """Convenience for notebooks and tests: LF matrix + weak label for a list of raw strings."""
+def label_texts(texts: Sequence[str], tax: Taxonomy, min_votes: int) -> pl.DataFrame:
+    """Convenience for notebooks and tests: LF matrix + weak label for a list of raw strings
+    (``min_votes`` as in params ``complaints.min_votes``)."""
     df = pl.DataFrame({"text_clean": list(texts)}, schema={"text_clean": pl.Utf8})
     return combine(apply_lfs(df, tax), tax, min_votes)

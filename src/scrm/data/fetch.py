@@ -3,11 +3,17 @@
 * ``sample`` (default): the real 5,000-row sample shipped in ``data/sample/`` (CC BY-NC-SA 4.0).
 * ``kaggle``: the real download of ``thoughtvector/customer-support-on-twitter`` with the ``kaggle``
   package. Credentials come from ``~/.kaggle/kaggle.json`` (or ``$KAGGLE_CONFIG_DIR``) or the
-  ``KAGGLE_USERNAME``/``KAGGLE_KEY`` environment variables. ``kaggle`` is imported lazily here only
-  (importing it without credentials prints an auth banner), and its failures become a
-  :class:`~scrm.errors.FetchError` that says what to do and never contains the key.
-* ``file``: a user's own copy, validated the same way.
+  ``KAGGLE_USERNAME``/``KAGGLE_KEY`` environment variables (found and redacted by
+  :mod:`scrm.secrets`). ``kaggle`` is imported lazily here only (importing it without credentials
+  prints an auth banner), and its failures become a :class:`~scrm.errors.FetchError` that says what
+  to do and never contains the key.
+* ``file``: a user's own copy (``fetch.path``), validated the same way.
 * ``synthetic``: a generated file of the real file's shape (:mod:`scrm.data.synthetic`).
+
+Settings come from :class:`scrm.config.FetchSettings`. ``fetch.path`` is always a real file: DVC lists
+it as a dependency of the stage (``${fetch.path}`` in dvc.yaml), so replacing the user's file at the
+same path reruns fetch and every stage after it. With other sources it keeps naming the shipped
+sample.
 
 Whatever the source, the file is written to a temp name beside the target and renamed into place only
 after its header has been checked, so an interrupted fetch never leaves a file a later stage trusts.
@@ -18,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import json
 import logging
 import os
 import re
@@ -27,16 +32,19 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import io as sio
-from ..config import SAMPLE_CSV
 from ..errors import FetchError
+from ..paths import SAMPLE_CSV
+from ..secrets import kaggle_credentials_present, redact
 from .schema import EXPECTED_COLUMNS
 
-KAGGLE_DATASET = "thoughtvector/customer-support-on-twitter"
+if TYPE_CHECKING:
+    from ..config import FetchSettings
+    from ..paths import Paths
+
 FULL_FILE_BYTES = 516_508_641
-FULL_FILE_ROWS = 2_811_774
 SOURCES = ("sample", "kaggle", "file", "synthetic")
 
 _FALLBACK = ("Meanwhile everything runs on the embedded real sample: `scrm fetch --source sample` "
@@ -100,84 +108,6 @@ def install(src: Path, target: Path, *, copy: Callable[[Path, Path], Any] = shut
 # --------------------------------------------------------------------------------------------------
 # kaggle
 # --------------------------------------------------------------------------------------------------
-def _config_dirs(env: dict[str, str]) -> list[Path]:
-    dirs = [Path(env["KAGGLE_CONFIG_DIR"])] if env.get("KAGGLE_CONFIG_DIR") else []
-    return [*dirs, Path.home() / ".kaggle"]
-
-
-def _read(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except (OSError, ValueError):
-        return ""
-
-
-def _kaggle_json(env: dict[str, str]) -> dict[str, Any]:
-    """kaggle.json of $KAGGLE_CONFIG_DIR, else of ~/.kaggle (kaggle's own order)."""
-    first = _config_dirs(env)[0] / "kaggle.json"
-    try:
-        data = json.loads(_read(first) or "{}")
-    except ValueError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
-def _access_token(env: dict[str, str]) -> str:
-    """kaggle >= 1.8 API token: $KAGGLE_API_TOKEN (the token, or a file holding it) or a file
-    ``access_token`` beside kaggle.json."""
-    tok = env.get("KAGGLE_API_TOKEN", "").strip()
-    if tok:
-        with contextlib.suppress(OSError, ValueError):
-            if len(tok) < 4096 and Path(tok).is_file():
-                return _read(Path(tok))
-        return tok
-    for d in _config_dirs(env):
-        for name in ("access_token", "access_token.txt"):
-            tok = _read(d / name)
-            if tok:
-                return tok
-    return ""
-
-
-def kaggle_credentials_present(env: dict[str, str] | None = None) -> bool:
-    env = dict(os.environ) if env is None else env
-    if env.get("KAGGLE_USERNAME") and env.get("KAGGLE_KEY"):
-        return True
-    if _access_token(env):
-        return True
-    data = _kaggle_json(env)
-    return bool(data.get("username") and data.get("key"))
-
-
-def _secrets() -> list[str]:
-    """Every credential the kaggle client could use, in the forms it may show up in a message
-    (plain, and base64 of ``user:key`` as in an HTTP basic-auth header)."""
-    import base64
-
-    env = dict(os.environ)
-    files = []
-    for d in _config_dirs(env):
-        with contextlib.suppress(ValueError):
-            data = json.loads(_read(d / "kaggle.json") or "{}")
-            files.append(data if isinstance(data, dict) else {})
-    users = [env.get("KAGGLE_USERNAME", ""), *(str(f.get("username") or "") for f in files)]
-    keys = [env.get("KAGGLE_KEY", ""), *(str(f.get("key") or "") for f in files),
-            _access_token(env)]
-    keys = [k for k in keys if k and len(k) >= 4]
-    out = list(keys)
-    for u in users:
-        for k in keys:
-            out.append(base64.b64encode(f"{u}:{k}".encode()).decode())
-    return sorted(set(out), key=len, reverse=True)
-
-
-def redact(text: str) -> str:
-    """Replace every known credential in ``text`` by ``***``."""
-    for s in _secrets():
-        text = text.replace(s, "***")
-    return text
-
-
 def default_kaggle_client() -> KaggleClient:
     """Import kaggle lazily, swallowing the banner it prints, and return an authenticated API."""
     buf = io.StringIO()
@@ -188,20 +118,20 @@ def default_kaggle_client() -> KaggleClient:
     return api
 
 
-def _no_credentials() -> FetchError:
+def _no_credentials(dataset: str) -> FetchError:
     return FetchError(
         "Kaggle credentials not found. Create an API token on kaggle.com (Account -> API -> Create "
         "New Token) and save it as ~/.kaggle/kaggle.json (chmod 600), or set KAGGLE_USERNAME and "
         "KAGGLE_KEY (or KAGGLE_API_TOKEN, or ~/.kaggle/access_token for the newer tokens) in the "
         "environment; you must also accept the dataset's terms on its Kaggle page "
-        f"({KAGGLE_DATASET}). " + _FALLBACK)
+        f"({dataset}). " + _FALLBACK)
 
 
 _AUTH_WORDS = re.compile(r"\b(401|403|unauthori[sz]ed|forbidden|invalid credentials|"
                          r"authentication (failed|required)|permission denied)\b", re.I)
 
 
-def _classify(exc: BaseException, during_auth: bool = False) -> FetchError:
+def _classify(exc: BaseException, dataset: str, during_auth: bool) -> FetchError:
     """Turn whatever the kaggle client raised into one clear, credential-free message.
 
     By status code or exception type first, then by whole words of the (redacted) message: a
@@ -217,9 +147,9 @@ def _classify(exc: BaseException, during_auth: bool = False) -> FetchError:
         return FetchError(
             f"Kaggle refused the credentials or the dataset ({msg}). Check the username/key in "
             "~/.kaggle/kaggle.json or KAGGLE_USERNAME/KAGGLE_KEY, and that you accepted the "
-            f"dataset's terms on kaggle.com/datasets/{KAGGLE_DATASET}. " + _FALLBACK)
+            f"dataset's terms on kaggle.com/datasets/{dataset}. " + _FALLBACK)
     return FetchError(
-        f"Could not download {KAGGLE_DATASET} from Kaggle ({msg}). Check the network connection "
+        f"Could not download {dataset} from Kaggle ({msg}). Check the network connection "
         "(and any proxy: HTTPS_PROXY) and retry; or download the zip in a browser and run "
         "`scrm fetch --source file --path twcs.csv`. " + _FALLBACK)
 
@@ -260,12 +190,12 @@ def extract_twcs(archive: Path, workdir: Path) -> Path:
                          "download was truncated or damaged. Retry. " + _FALLBACK) from None
 
 
-def fetch_kaggle(target: Path, dataset: str = KAGGLE_DATASET,
+def fetch_kaggle(target: Path, dataset: str,
                  client_factory: Callable[[], KaggleClient] | None = None,
                  check_credentials: bool = True) -> dict[str, Any]:
     """Download, unzip, check and atomically install the full ``twcs.csv``."""
     if check_credentials and not kaggle_credentials_present():
-        raise _no_credentials()
+        raise _no_credentials(dataset)
     factory = client_factory or default_kaggle_client
     # a temp folder named like every temp output, so that a killed download (hundreds of MB) is
     # removed by the next fetch (scrm.io.cleanup_stale_tmp)
@@ -283,7 +213,7 @@ def fetch_kaggle(target: Path, dataset: str = KAGGLE_DATASET,
         except FetchError as exc:
             raise FetchError(redact(str(exc))) from None
         except (SystemExit, Exception) as exc:  # kaggle raises many types; it may sys.exit on auth
-            raise _classify(exc, during_auth) from None
+            raise _classify(exc, dataset, during_auth) from None
         try:
             zips = sorted(work.glob("*.zip"))
             csvs = sorted(work.glob("**/twcs.csv"))
@@ -305,34 +235,42 @@ def fetch_kaggle(target: Path, dataset: str = KAGGLE_DATASET,
 # --------------------------------------------------------------------------------------------------
 # stage
 # --------------------------------------------------------------------------------------------------
-def fetch(target: Path, source: str = "sample", path: Path | str | None = None,
-          rows: int | None = None, seed: int = 42, dataset: str = KAGGLE_DATASET,
+def input_path(settings: FetchSettings, root: Path) -> Path:
+    """``fetch.path`` as a file: ``~`` expanded, a relative path taken from the run root (where
+    params.yaml and dvc.yaml are, so DVC watches the same file)."""
+    path = Path(settings.path).expanduser()
+    return path if path.is_absolute() else root / path
+
+
+def fetch(target: Path, settings: FetchSettings,
           client_factory: Callable[[], KaggleClient] | None = None) -> dict[str, Any]:
-    """Put a checked ``twcs.csv`` at ``target``; returns facts about it for the metrics file."""
+    """Put a checked ``twcs.csv`` at ``target`` from ``settings.source``; returns facts about it for
+    the metrics file. ``settings.path`` (source ``file``) is used as given (relative to the current
+    folder); :func:`run` resolves it against the run root first."""
+    source = settings.source
     target.parent.mkdir(parents=True, exist_ok=True)
     sio.cleanup_stale_tmp(target.parent)
     if source == "sample":
         install(SAMPLE_CSV, target)
         info: dict[str, Any] = {"source": "sample", "file": SAMPLE_CSV.name}
     elif source == "file":
-        if not path:
+        if not settings.path:
             raise FetchError("--source file needs --path PATH_TO/twcs.csv (or fetch.path in "
                              "params.yaml).")
-        src = Path(path).expanduser()
+        src = Path(settings.path).expanduser()
         if not src.exists():
             raise FetchError(f"{src}: file not found.")
         install(src, target)
         info = {"source": "file", "file": src.name}
     elif source == "kaggle":
-        info = fetch_kaggle(target, dataset=dataset, client_factory=client_factory)
+        info = fetch_kaggle(target, dataset=settings.dataset, client_factory=client_factory)
     elif source == "synthetic":
         from .synthetic import generate  # noqa: PLC0415
 
-        n = int(rows or FULL_FILE_ROWS)
         with sio.atomic_path(target) as tmp:
-            generate(tmp, rows=n, seed=seed)
+            generate(tmp, rows=settings.rows, seed=settings.seed)
             check_header(tmp)
-        info = {"source": "synthetic", "rows_requested": n, "seed": seed}
+        info = {"source": "synthetic", "rows_requested": settings.rows, "seed": settings.seed}
     else:
         raise FetchError(f"unknown source {source!r}; choose one of {', '.join(SOURCES)}.")
     info["bytes"] = target.stat().st_size
@@ -341,12 +279,10 @@ def fetch(target: Path, source: str = "sample", path: Path | str | None = None,
     return info
 
 
-def run(paths: Any, params: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    """DVC stage ``fetch``: params.yaml ``fetch`` section, CLI options override it."""
-    sec = {**(params.get("fetch") or {}), **{k: v for k, v in overrides.items() if v is not None}}
+def run(paths: Paths, settings: FetchSettings) -> dict[str, Any]:
+    """DVC stage ``fetch``: a checked ``data/raw/twcs.csv`` and ``reports/metrics/fetch.json``."""
     paths.ensure()
-    info = fetch(paths.raw_csv, source=sec.get("source", "sample"), path=sec.get("path"),
-                 rows=sec.get("rows"), seed=int(sec.get("seed", params.get("seed", 42))),
-                 dataset=sec.get("dataset", KAGGLE_DATASET))
-    sio.write_json(paths.metrics / "fetch.json", info)
+    resolved = settings.replace(path=str(input_path(settings, paths.root)))
+    info = fetch(paths.raw_csv, resolved)
+    sio.write_json(paths.metric("fetch"), info)
     return info

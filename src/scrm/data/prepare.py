@@ -309,7 +309,7 @@ def _blank(col: str) -> pl.Expr:
     return pl.col(col).is_null() | (pl.col(col).str.strip_chars() == "")
 
 
-def validate(raw: RawRead, require_text: bool = True) -> tuple[pl.DataFrame, pl.DataFrame]:
+def validate(raw: RawRead, require_text: bool) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Split raw records into (clean typed tweets, quarantined records with reason and detail)."""
     frame = raw.frame
     if "line_end" not in frame.columns:
@@ -415,6 +415,16 @@ def quarantine_summary(quarantine: pl.DataFrame) -> dict[str, Any]:
         return {}
     counts = quarantine.group_by("reason").len().sort("reason")
     return {r: int(n) for r, n in counts.iter_rows()}
+
+
+def threaded_tweets(path: Path | str, settings: PrepareSettings) -> pl.DataFrame:
+    """The clean, threaded tweets of a raw CSV, as ``tweets.parquet`` holds them; nothing is written
+    and quarantined rows are dropped (the synthetic generator's derivation reads the sample so)."""
+    from .threads import assign_threads
+
+    clean, _ = validate(read_raw(path), require_text=settings.require_text)
+    tweets, _ = assign_threads(clean)
+    return tweets.select(TWEET_COLUMNS).sort("tweet_id")
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,22 +1,23 @@
 """Stage ``complaints``: weak complaint labels for every customer opening, scored on the gold set.
 
-Inputs: ``data/interim/tweets.parquet`` and ``data/processed/threads.parquet`` (see
-:mod:`scrm.data.schema`), the taxonomy (:mod:`scrm.complaints.taxonomy`), the gold set and,
-optionally, a user's labels file (:mod:`scrm.complaints.gold`). Params: ``complaints:``.
+Inputs: ``data/processed/openings.parquet`` (the one openings table, :mod:`scrm.data.openings`: the
+opening, its customer, time, text and brand), the taxonomy (:mod:`scrm.complaints.taxonomy`), the
+gold set and, optionally, a user's labels file (:mod:`scrm.complaints.gold`). Settings:
+:class:`scrm.config.ComplaintsSettings` (params ``complaints:``).
 
-Output contract: ``data/processed/complaints.parquet``, one row per customer opening
-(``threads.is_opening``), sorted by ``tweet_id``. Later stages (embed, topics, benchmark, report)
-rely on these columns; new columns may be added, none of these removed or renamed.
+Output contract: ``data/processed/complaints.parquet``, one row per customer opening, sorted by
+``tweet_id``. Later stages (embed, topics, benchmark, report) rely on these columns; new columns may
+be added, none of these removed or renamed.
 
 =============  ====================  ===============================================================
 column         dtype                 meaning
 =============  ====================  ===============================================================
-tweet_id       Int64                 the opening tweet (= thread root)
+tweet_id       Int64                 the opening tweet (= thread root; ``opening_tweet_id``)
 thread_id      Int64                 its thread (equal to tweet_id for an opening)
-brand          Utf8 (nullable)       brand account of the thread (``threads.brand``); when no brand
-                                     replied, the first @handle in the text that is a known brand
-                                     account (:func:`brand_from_mentions`); else null
-brand_source   Utf8 (nullable)       ``reply`` (from the thread), ``mention`` (from the text), null
+brand          Utf8 (nullable)       brand of the opening as defined in :mod:`scrm.data.openings`
+                                     (first brand to tweet in the thread, else the first @mentioned
+                                     known brand, else null)
+brand_source   Utf8                  ``first_reply``, ``mention`` or ``none`` (from the openings table)
 customer_id    Utf8                  author of the opening (anonymised customer id)
 created_at     Datetime(us, UTC)     when the opening was posted
 text           Utf8                  original text, unchanged
@@ -42,15 +43,16 @@ floats rounded to 6 decimals).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from ..config import PROJECT_ROOT, Paths, section
+from ..config import ComplaintsSettings
 from ..errors import DataError
 from ..io import write_csv, write_json, write_parquet
+from ..paths import PROJECT_ROOT, Paths
 from ..text import clean_for_topics
 from . import gold as gold_mod
 from .taxonomy import Taxonomy, apply_lfs, combine, lf_summary, load_taxonomy
@@ -64,7 +66,6 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
     "tweet_id", "thread_id", "brand", "brand_source", "customer_id", "created_at", "text",
     "text_clean", "weak_label", "n_lfs_fired", "lfs_fired", "label", "label_source", "gold_label",
 )
-HANDLE_RE = r"@(\w+)"
 
 
 def resolve(paths: Paths, value: str | Path | None) -> Path | None:
@@ -80,36 +81,19 @@ def resolve(paths: Paths, value: str | Path | None) -> Path | None:
     return paths.root / p
 
 
-def brand_from_mentions(text: str | pl.Expr, brands: Sequence[str]) -> pl.Expr:
-    """The first @handle in ``text`` that is a known brand account (case-insensitive), else null.
+def opening_frame(openings: pl.LazyFrame) -> pl.LazyFrame:
+    """The contract's id, brand, customer, time and text columns of every customer opening.
 
-    Why: an opening nobody answered has no brand in ``threads`` (brand = who replied), but the
-    customer addressed it to a brand with an @mention; taking the first mention that matches a brand
-    account seen in the data keeps unanswered openings in per-brand views instead of losing them.
+    Brand and brand source are taken as they are from the openings table, so the complaints, response
+    time and outcome stages agree on the brand of every opening.
     """
-    e = pl.col(text) if isinstance(text, str) else text
-    canon = {b.lower(): b for b in sorted(brands, reverse=True)}  # ties: the first in sort order
-    return (e.str.extract_all(HANDLE_RE)
-            .list.eval(pl.element().str.slice(1).str.to_lowercase()
-                       .replace_strict(canon, default=None, return_dtype=pl.Utf8))
-            .list.drop_nulls().list.first())
-
-
-def build_openings(tweets: pl.LazyFrame, threads: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per customer opening with the contract's id, brand, customer, time and text columns."""
-    brands = (tweets.filter(pl.col("role") == "brand").select(pl.col("author_id").unique())
-              .collect()["author_id"].to_list())
-    mention = brand_from_mentions("opening_text", brands)
     return (
-        threads.filter(pl.col("is_opening"))
-        .select(
+        openings.select(
             pl.col("opening_tweet_id").cast(pl.Int64).alias("tweet_id"),
             pl.col("thread_id").cast(pl.Int64),
-            pl.coalesce(pl.col("brand"), mention).alias("brand"),
-            pl.when(pl.col("brand").is_not_null()).then(pl.lit("reply"))
-            .when(mention.is_not_null()).then(pl.lit("mention"))
-            .otherwise(pl.lit(None, pl.Utf8)).alias("brand_source"),
-            pl.col("opening_author_id").cast(pl.Utf8).alias("customer_id"),
+            pl.col("brand").cast(pl.Utf8),
+            pl.col("brand_source").cast(pl.Utf8),
+            pl.col("customer_id").cast(pl.Utf8),
             pl.col("opening_at").dt.convert_time_zone("UTC").alias("created_at"),
             pl.col("opening_text").alias("text"),
             clean_for_topics("opening_text").alias("text_clean"),
@@ -118,14 +102,13 @@ def build_openings(tweets: pl.LazyFrame, threads: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _read_inputs(paths: Paths) -> tuple[pl.LazyFrame, pl.LazyFrame]:
-    for p in (paths.tweets, paths.threads):
-        if not p.exists():
-            raise DataError("not found; run `scrm prepare` (or `dvc repro prepare`) first", p)
-    return pl.scan_parquet(paths.tweets), pl.scan_parquet(paths.threads)
+def _read_openings(paths: Paths) -> pl.LazyFrame:
+    if not paths.openings.exists():
+        raise DataError("not found; run `scrm prepare` (or `dvc repro prepare`) first", paths.openings)
+    return pl.scan_parquet(paths.openings)
 
 
-def _attach_user_labels(df: pl.DataFrame, tax: Taxonomy, sec: dict[str, Any],
+def _attach_user_labels(df: pl.DataFrame, tax: Taxonomy, settings: ComplaintsSettings,
                         labels_path: Path | None) -> tuple[pl.DataFrame, dict[str, Any]]:
     """Fill ``label``/``label_source`` from the weak labels or the user's labels file."""
     if labels_path is None:
@@ -133,11 +116,8 @@ def _attach_user_labels(df: pl.DataFrame, tax: Taxonomy, sec: dict[str, Any],
             "source": "weak"}
     user = gold_mod.load_labels(labels_path, tax.names)
     n_rows = user.height
-    user = gold_mod.check_ids(user, df["tweet_id"], labels_path,
-                              str(sec.get("labels_unknown_ids") or "error"))
-    fill = sec.get("labels_fill")
-    if fill not in (None, "weak"):
-        raise DataError(f"complaints.labels_fill must be null or `weak` (got {fill!r})")
+    user = gold_mod.check_ids(user, df["tweet_id"], labels_path, settings.labels_unknown_ids)
+    fill = settings.labels_fill
     out = df.join(user.select("tweet_id", pl.col("label").alias("_user")), on="tweet_id", how="left")
     label = pl.col("_user")
     if fill == "weak":
@@ -149,11 +129,9 @@ def _attach_user_labels(df: pl.DataFrame, tax: Taxonomy, sec: dict[str, Any],
     return out, info
 
 
-def label_openings(tweets: pl.LazyFrame, threads: pl.LazyFrame, tax: Taxonomy,
-                   min_votes: int = 1) -> pl.DataFrame:
+def label_openings(openings: pl.LazyFrame, tax: Taxonomy, min_votes: int) -> pl.DataFrame:
     """Openings + label matrix (one Boolean column per LF) + weak_label / n_lfs_fired / lfs_fired."""
-    lazy = build_openings(tweets, threads)
-    return combine(apply_lfs(lazy, tax, "text_clean"), tax, min_votes).collect()
+    return combine(apply_lfs(opening_frame(openings), tax, "text_clean"), tax, min_votes).collect()
 
 
 def _counts(s: pl.Series) -> dict[str, int]:
@@ -214,22 +192,19 @@ def _gold_metrics(df: pl.DataFrame, tax: Taxonomy, gold_path: Path | None,
     return out
 
 
-def run(paths: Paths, params: dict[str, Any]) -> dict[str, Any]:
+def run(paths: Paths, settings: ComplaintsSettings) -> dict[str, Any]:
     """Label every customer opening, summarise the LFs, score against gold, write the outputs."""
-    sec = section(params, "complaints")
-    tax = load_taxonomy(resolve(paths, sec.get("taxonomy")))
-    min_votes = int(sec.get("min_votes", 1))
-    tweets, threads = _read_inputs(paths)
-    df = label_openings(tweets, threads, tax, min_votes)
+    tax = load_taxonomy(resolve(paths, settings.taxonomy))
+    df = label_openings(_read_openings(paths), tax, settings.min_votes)
 
-    gold_path = resolve(paths, sec.get("gold_file", "references/gold_labels.csv"))
+    gold_path = resolve(paths, settings.gold_file)
     if gold_path is not None:
         gold = gold_mod.load_labels(gold_path, tax.names)
         df = df.join(gold.select("tweet_id", pl.col("label").alias("gold_label")), on="tweet_id",
                      how="left")
     else:
         df = df.with_columns(gold_label=pl.lit(None, pl.Utf8))
-    df, label_info = _attach_user_labels(df, tax, sec, resolve(paths, sec.get("labels_file")))
+    df, label_info = _attach_user_labels(df, tax, settings, resolve(paths, settings.labels_file))
     df = df.sort("tweet_id")
 
     summary = lf_summary(df, tax, "gold_label" if gold_path is not None else None)
@@ -239,16 +214,16 @@ def run(paths: Paths, params: dict[str, Any]) -> dict[str, Any]:
     paths.ensure()
     out = df.select(list(OUTPUT_COLUMNS)).with_columns(
         [pl.col(c).cast(t) for c, t in CONTRACT.items()])
-    write_parquet(out, paths.processed / "complaints.parquet")
-    write_csv(summary, paths.processed / "lf_summary.csv")
-    write_json(paths.metrics / "complaints.json", metrics)
-    if sec.get("track", True):
-        _track(paths, sec, tax, metrics, [paths.tweets, paths.threads, tax.source]
+    write_parquet(out, paths.complaints)
+    write_csv(summary, paths.lf_summary)
+    write_json(paths.metric("complaints"), metrics)
+    if settings.track:
+        _track(paths, settings, tax, metrics, [paths.openings, tax.source]
                + ([gold_path] if gold_path else []))
     return metrics
 
 
-def _track(paths: Paths, sec: dict[str, Any], tax: Taxonomy, metrics: dict[str, Any],
+def _track(paths: Paths, settings: ComplaintsSettings, tax: Taxonomy, metrics: dict[str, Any],
            inputs: list[Path]) -> None:
     """One MLflow run per stage run: params, input hashes and the headline numbers."""
     from .. import tracking
@@ -261,8 +236,9 @@ def _track(paths: Paths, sec: dict[str, Any], tax: Taxonomy, metrics: dict[str, 
         flat[f"{lf}.coverage"] = r["coverage"]
         if r.get("gold_precision") is not None:
             flat[f"{lf}.gold_precision"] = r["gold_precision"]
-    with tracking.start_run("complaints", "weak-labels", params={**sec, "taxonomy_file": tax.source.name},
-                            seed=sec.get("seed"), inputs=inputs, root=paths.root):
+    with tracking.start_run("complaints", "weak-labels",
+                            params={**asdict(settings), "taxonomy_file": tax.source.name},
+                            inputs=inputs, root=paths.root):
         tracking.log_metrics(flat)
-        tracking.log_artifact(paths.processed / "lf_summary.csv")
+        tracking.log_artifact(paths.lf_summary)
         tracking.log_dict({"lfs": metrics["lfs"]}, "lf_summary.json")

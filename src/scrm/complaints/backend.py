@@ -1,10 +1,6 @@
-"""Sentence embeddings of customer openings, computed once and cached for BERTopic (stage ``embed``).
+"""The two embedding backends of the ``embed`` stage: all-MiniLM-L6-v2 and TF-IDF -> SVD.
 
-BERTopic's slowest step is embedding, and every topic experiment (UMAP/HDBSCAN settings, stop words)
-reuses the same vectors, so the ``embed`` stage computes them once and caches them as
-``data/processed/embeddings.npz`` (ids, float32 matrix, backend name); ``topics`` passes them in.
-
-Two backends, chosen by ``embed.backend``:
+Chosen by ``embed.backend`` (:class:`scrm.config.EmbedSettings`):
 
 ``minilm``
     all-MiniLM-L6-v2 (BERTopic's own default model), loaded from the files that the PyPI package
@@ -17,8 +13,8 @@ Two backends, chosen by ``embed.backend``:
     TF-IDF -> TruncatedSVD -> L2 normaliser (an sklearn Pipeline): fast on two CPU cores, which is
     what the full-scale run uses by default.
 
-``embed.max_docs`` caps the number of openings embedded (a seeded sample): BERTopic cannot use 800k
-openings on two cores, and sampling before embedding saves the embedding time too.
+Both return unit-length float32 rows in input order; the stage and its cache are in
+:mod:`scrm.complaints.embed`.
 """
 
 from __future__ import annotations
@@ -26,64 +22,23 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
+import typing
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..config import Paths, section
+from ..config import EmbedSettings, TfidfSvdSettings
 from ..errors import DataError, ScrmError
-from ..io import atomic_path
 
 log = logging.getLogger(__name__)
 
-BACKENDS: tuple[str, ...] = ("minilm", "tfidf_svd")
-DEVICES: tuple[str, ...] = ("cpu", "cuda", "auto")
+# the device choices of params embed.device, read from the settings class (their one home)
+DEVICES: tuple[str, ...] = typing.get_args(typing.get_type_hints(EmbedSettings)["device"])
 MINILM_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-COMPLAINTS_FILE = "complaints.parquet"
-EMBEDDINGS_FILE = "embeddings.npz"
-TEXT_COLUMN = "text_clean"
-
-DEFAULTS: dict[str, Any] = {
-    "backend": "minilm",
-    "device": "cpu",
-    "max_docs": None,
-    "batch_size": 64,
-    "batch_size_cuda": 4096,
-    "fp16": True,
-    "cpu_threads": 2,
-    "tokenize_workers": 2,
-    "prefetch_batches": 4,
-    "max_seq_length": 128,
-    "progress": True,
-    "tfidf_svd": {
-        "n_components": 100,
-        "min_df": 2,
-        "max_df": 0.5,
-        "max_features": 50000,
-        "ngram_max": 2,
-        "sublinear_tf": True,
-        "stop_words": "english",
-        "n_iter": 5,
-    },
-}
-
-
-def settings(params: dict[str, Any]) -> dict[str, Any]:
-    """The ``embed`` section over the defaults (the nested ``tfidf_svd`` block merged key by key)."""
-    sec = section(params, "embed")
-    out = {**DEFAULTS, **sec}
-    out["tfidf_svd"] = {**DEFAULTS["tfidf_svd"], **(sec.get("tfidf_svd") or {})}
-    if out["backend"] not in BACKENDS:
-        raise ScrmError(f"params.yaml embed.backend={out['backend']!r}: choose one of {list(BACKENDS)}.")
-    if out["device"] not in DEVICES:
-        raise ScrmError(f"params.yaml embed.device={out['device']!r}: choose one of {list(DEVICES)}.")
-    return out
 
 
 # --------------------------------------------------------------------------------------------------
@@ -126,7 +81,7 @@ def minilm_model_path() -> Path:
     return path
 
 
-def load_minilm(device: str = "cpu", model_path: Path | str | None = None) -> Any:
+def load_minilm(device: str, model_path: Path | str | None = None) -> Any:
     """all-MiniLM-L6-v2 as a SentenceTransformer from local files, with the hub switched off."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -152,8 +107,8 @@ def length_sorted_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarr
 
 
 def encode_batches(texts: Sequence[str], tokenize: Callable[[list[str]], Any],
-                   forward: Callable[[Any], Any], *, batch_size: int, workers: int = 2,
-                   prefetch: int = 4, progress: bool = False,
+                   forward: Callable[[Any], Any], *, batch_size: int, workers: int,
+                   prefetch: int, progress: bool,
                    to_numpy: Callable[[list[Any]], np.ndarray] | None = None,
                    flush_rows: int = 1 << 18) -> np.ndarray:
     """Embed ``texts`` in length-sorted batches, tokenising ahead in ``workers`` threads while
@@ -223,29 +178,29 @@ class MiniLMEncoder:
 
     name = "minilm"
 
-    def __init__(self, device: str = "cpu", *, batch_size: int | None = None, fp16: bool = True,
-                 cpu_threads: int = 2, tokenize_workers: int = 2, prefetch_batches: int = 4,
-                 max_seq_length: int = 128, progress: bool = False,
+    def __init__(self, device: str, settings: EmbedSettings,
                  model_path: Path | str | None = None) -> None:
+        """``device`` as resolved (cpu or cuda); batch size, fp16, threads and sequence length from
+        ``settings`` (the cuda batch size on a GPU)."""
         import torch
 
         self.device = device
-        self.progress = progress
-        self.workers = tokenize_workers
-        self.prefetch = prefetch_batches
+        self.progress = settings.progress
+        self.workers = settings.tokenize_workers
+        self.prefetch = settings.prefetch_batches
         if device == "cpu":
             # fixed thread count: float sums in a fixed order, the same vectors on every run
-            torch.set_num_threads(max(1, int(cpu_threads)))
+            torch.set_num_threads(settings.cpu_threads)
         self.model = load_minilm(device, model_path)
         self.model.eval()
-        self.fp16 = bool(fp16) and device.startswith("cuda")
+        self.fp16 = settings.fp16 and device.startswith("cuda")
         # explicit dtype: a checkpoint saved in fp16 would otherwise run in fp16 on the CPU too
         if self.fp16:
             self.model.half()
         else:
             self.model.float()
-        self.max_seq_length = min(int(max_seq_length), int(self.model.max_seq_length or 512))
-        self.batch_size = int(batch_size or (4096 if device.startswith("cuda") else 64))
+        self.max_seq_length = min(settings.max_seq_length, int(self.model.max_seq_length or 512))
+        self.batch_size = settings.batch_size_cuda if device.startswith("cuda") else settings.batch_size
         self._tls = threading.local()
         self.model_id = MINILM_NAME
 
@@ -313,7 +268,7 @@ class MiniLMEncoder:
         return vecs
 
 
-def make_tfidf_svd(cfg: dict[str, Any], n_docs: int, seed: int) -> Any:
+def make_tfidf_svd(settings: TfidfSvdSettings, n_docs: int, seed: int) -> Any:
     """TF-IDF -> TruncatedSVD -> L2 normaliser. On tiny corpora (tests, a few dozen texts) min_df and
     max_df relax and n_components shrinks to what the vocabulary allows."""
     from sklearn.decomposition import TruncatedSVD
@@ -321,15 +276,14 @@ def make_tfidf_svd(cfg: dict[str, Any], n_docs: int, seed: int) -> Any:
     from sklearn.pipeline import Pipeline
     from sklearn.preprocessing import Normalizer
 
-    min_df = cfg["min_df"] if n_docs >= 10 * max(1, int(cfg["min_df"])) else 1
-    max_df = cfg["max_df"] if n_docs >= 20 else 1.0
+    s = settings
+    min_df = s.min_df if n_docs >= 10 * max(1, int(s.min_df)) else 1
+    max_df = s.max_df if n_docs >= 20 else 1.0
     return Pipeline([
-        ("tfidf", TfidfVectorizer(min_df=min_df, max_df=max_df, max_features=cfg["max_features"],
-                                  ngram_range=(1, int(cfg["ngram_max"])),
-                                  sublinear_tf=bool(cfg["sublinear_tf"]),
-                                  stop_words=cfg["stop_words"], dtype=np.float32)),
-        ("svd", TruncatedSVD(n_components=int(cfg["n_components"]), n_iter=int(cfg["n_iter"]),
-                             random_state=seed)),
+        ("tfidf", TfidfVectorizer(min_df=min_df, max_df=max_df, max_features=s.max_features,
+                                  ngram_range=(1, s.ngram_max), sublinear_tf=s.sublinear_tf,
+                                  stop_words=s.stop_words, dtype=np.float32)),
+        ("svd", TruncatedSVD(n_components=s.n_components, n_iter=s.n_iter, random_state=seed)),
         ("norm", Normalizer(copy=False)),
     ])
 
@@ -339,17 +293,17 @@ class TfidfSvdEncoder:
 
     name = "tfidf_svd"
 
-    def __init__(self, cfg: dict[str, Any], seed: int) -> None:
-        self.cfg = cfg
+    def __init__(self, settings: TfidfSvdSettings, seed: int) -> None:
+        self.settings = settings
         self.seed = seed
         self.pipeline: Any = None
-        self.model_id = f"tfidf_svd(n_components={cfg['n_components']})"
+        self.model_id = f"tfidf_svd(n_components={settings.n_components})"
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
-        self.pipeline = make_tfidf_svd(self.cfg, len(texts), self.seed)
+        self.pipeline = make_tfidf_svd(self.settings, len(texts), self.seed)
         tfidf = self.pipeline.named_steps["tfidf"]
         try:
             X = tfidf.fit_transform(texts)
@@ -363,20 +317,14 @@ class TfidfSvdEncoder:
         return np.ascontiguousarray(Z, dtype=np.float32)
 
 
-def make_encoder(cfg: dict[str, Any], device: str | None = None,
+def make_encoder(settings: EmbedSettings, device: str | None = None,
                  model_path: Path | str | None = None) -> MiniLMEncoder | TfidfSvdEncoder:
-    """The configured backend (``cfg`` = :func:`settings` output); ``device`` overrides cfg."""
-    if cfg["backend"] == "tfidf_svd":
-        if (device or cfg["device"]) == "cuda":
+    """The backend of ``settings.backend``; ``device`` overrides ``settings.device``."""
+    if settings.backend == "tfidf_svd":
+        if (device or settings.device) == "cuda":
             log.warning("embed.backend=tfidf_svd runs on the CPU; embed.device=cuda is ignored.")
-        return TfidfSvdEncoder(cfg["tfidf_svd"], int(cfg["seed"]))
-    dev = resolve_device(device or cfg["device"])
-    bs = cfg["batch_size_cuda"] if dev.startswith("cuda") else cfg["batch_size"]
-    return MiniLMEncoder(dev, batch_size=bs, fp16=cfg["fp16"], cpu_threads=cfg["cpu_threads"],
-                         tokenize_workers=cfg["tokenize_workers"],
-                         prefetch_batches=cfg["prefetch_batches"],
-                         max_seq_length=cfg["max_seq_length"], progress=cfg["progress"],
-                         model_path=model_path)
+        return TfidfSvdEncoder(settings.tfidf_svd, settings.seed)
+    return MiniLMEncoder(resolve_device(device or settings.device), settings, model_path)
 
 
 def embed_texts(texts: Sequence[str], encoder: MiniLMEncoder | TfidfSvdEncoder) -> np.ndarray:
@@ -390,115 +338,3 @@ def embed_texts(texts: Sequence[str], encoder: MiniLMEncoder | TfidfSvdEncoder) 
     uniq, inverse = np.unique(arr, return_inverse=True)
     vecs = encoder.encode(uniq.tolist())
     return vecs[inverse.reshape(-1)]
-
-
-# --------------------------------------------------------------------------------------------------
-# the cache
-# --------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class EmbeddingCache:
-    """What ``embeddings.npz`` holds: row i of ``vectors`` embeds the opening ``ids[i]``."""
-
-    ids: np.ndarray
-    vectors: np.ndarray
-    backend: str
-    model: str
-
-    def __post_init__(self) -> None:
-        if self.vectors.ndim != 2 or len(self.ids) != self.vectors.shape[0]:
-            raise DataError(f"embeddings: {len(self.ids)} ids but a matrix of shape "
-                            f"{self.vectors.shape}.")
-
-
-def save_embeddings(target: Path | str, cache: EmbeddingCache) -> Path:
-    """Write the cache atomically as an ``.npz`` that ``np.load`` reads. Written entry by entry with
-    a fixed timestamp (``np.savez`` stamps the current time), so the same vectors give the same
-    bytes and DVC sees an unchanged output as unchanged."""
-    import zipfile
-
-    arrays = {"ids": np.asarray(cache.ids, dtype=np.int64),
-              "vectors": np.asarray(cache.vectors, dtype=np.float32),
-              "backend": np.array(cache.backend), "model": np.array(cache.model)}
-    with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED,
-                                                     allowZip64=True) as zf:
-        for name, arr in arrays.items():
-            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
-            with zf.open(info, "w", force_zip64=True) as fh:
-                np.lib.format.write_array(fh, arr, allow_pickle=False)
-    return Path(target)
-
-
-def load_embeddings(path: Path | str) -> EmbeddingCache:
-    path = Path(path)
-    if not path.exists():
-        raise DataError("embeddings cache not found: run `scrm embed` first.", path)
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            return EmbeddingCache(ids=z["ids"], vectors=z["vectors"], backend=str(z["backend"]),
-                                  model=str(z["model"]))
-    except (KeyError, ValueError, OSError) as exc:
-        raise DataError(f"not a scrm embeddings cache ({exc}); rerun `scrm embed`.", path) from exc
-
-
-# --------------------------------------------------------------------------------------------------
-# stage
-# --------------------------------------------------------------------------------------------------
-def load_openings(path: Path, columns: Sequence[str] = ("tweet_id", TEXT_COLUMN)) -> tuple[Any, int]:
-    """Openings with a non-empty cleaned text, sorted by id (polars frame), and the number of
-    openings dropped because cleaning left no text (a bare @handle or link has no topic)."""
-    import polars as pl
-
-    if not path.exists():
-        raise DataError("complaints table not found: run `scrm complaints` first.", path)
-    have = pl.read_parquet_schema(path)
-    missing = [c for c in columns if c not in have]
-    if missing:
-        raise DataError(f"missing column(s) {missing}; expected the complaints contract "
-                        f"(tweet_id, text_clean, ...).", path)
-    frame = pl.scan_parquet(path).select(list(columns)).collect()
-    if frame["tweet_id"].null_count() or frame["tweet_id"].n_unique() != frame.height:
-        raise DataError("tweet_id must be unique and non-null (one row per opening).", path)
-    kept = (frame.filter(pl.col(TEXT_COLUMN).is_not_null()
-                         & (pl.col(TEXT_COLUMN).str.strip_chars().str.len_chars() > 0))
-            .sort("tweet_id"))
-    return kept, frame.height - kept.height
-
-
-def sample_rows(n: int, max_docs: int | None, seed: int) -> np.ndarray:
-    """Sorted row positions of a seeded sample of ``max_docs`` rows (all rows when uncapped)."""
-    if max_docs is None or max_docs >= n:
-        return np.arange(n)
-    if max_docs < 1:
-        raise ScrmError(f"params.yaml embed.max_docs must be >= 1 or null, got {max_docs}.")
-    rng = np.random.default_rng(seed)
-    return np.sort(rng.choice(n, size=int(max_docs), replace=False))
-
-
-def run(paths: Paths, params: dict[str, Any]) -> dict[str, Any]:
-    """Embed the (sampled) customer openings and cache the vectors for ``topics``."""
-    cfg = settings(params)
-    src = paths.processed / COMPLAINTS_FILE
-    frame, n_empty = load_openings(src)
-    rows = sample_rows(frame.height, cfg["max_docs"], int(cfg["seed"]))
-    ids = frame["tweet_id"].to_numpy()[rows]
-    texts = frame[TEXT_COLUMN].to_numpy()[rows].tolist()
-    if not texts:
-        raise DataError("no opening with a non-empty text_clean: nothing to embed.", src)
-    encoder = make_encoder(cfg)
-    t0 = time.perf_counter()
-    vectors = embed_texts(texts, encoder)
-    seconds = time.perf_counter() - t0
-    cache = EmbeddingCache(ids=ids, vectors=vectors, backend=encoder.name, model=encoder.model_id)
-    save_embeddings(paths.processed / EMBEDDINGS_FILE, cache)
-    return {
-        "backend": encoder.name,
-        "model": encoder.model_id,
-        "device": getattr(encoder, "device", "cpu"),
-        "openings": frame.height + n_empty,
-        "empty_text_dropped": n_empty,
-        "docs": len(ids),
-        "dim": int(vectors.shape[1]),
-        "sampled": len(ids) < frame.height,
-        "seconds": round(seconds, 1),
-        "sentences_per_s": round(len(ids) / seconds, 1) if seconds > 0 else None,
-    }

@@ -7,20 +7,22 @@ code::
       zoo:
         logreg:                                   # an sklearn class: put after the shared features
           estimator: sklearn.linear_model.LogisticRegression
+          features: tfidf
           kwargs: {C: 4.0, max_iter: 2000}
         mine:                                     # a factory: returns a whole Pipeline
           estimator: mypkg.models:make_model
+          features: none
           kwargs: {alpha: 0.1}
 
 Every model reads the same input: a one-column pandas frame ``text`` (see :func:`text_frame`), which
 is also what a logged model receives when MLflow serves it.
 
 Why a shared feature block: the comparison is about classifiers, so every class-path model sees the
-same TF-IDF features (word 1-2 grams + char_wb 2-5 grams), built fresh (unfitted) for each model.
-``features`` picks the block: ``tfidf`` (default for classes), ``tfidf_svd`` (dense SVD components,
-for models that want dense input such as gradient boosting) or ``none`` (the estimator reads the
-frame itself; default for factories). A factory whose signature has a ``features`` argument gets the
-shared block (unfitted) to build on. Seeds (``random_state``/``seed``) and ``n_jobs=1`` are injected
+same TF-IDF features (word and char_wb n-grams of ``benchmark.features``), built fresh (unfitted) for
+each model. An entry's ``features`` picks the block: ``tfidf`` (usual for classes), ``tfidf_svd``
+(dense SVD components, for models that want dense input such as gradient boosting) or ``none`` (the
+estimator reads the frame itself, as a factory's Pipeline does). A factory whose signature has a
+``features`` argument gets the shared block (unfitted) to build on. Seeds (``random_state``/``seed``) and ``n_jobs=1`` are injected
 where accepted and not set in the entry, so the same params give the same models.
 """
 
@@ -28,30 +30,19 @@ from __future__ import annotations
 
 import importlib
 import inspect
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sklearn.base import BaseEstimator
+from sklearn.compose import ColumnTransformer
 from sklearn.decomposition import TruncatedSVD
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.pipeline import Pipeline
-from sklearn.compose import ColumnTransformer
 
-from ..errors import ScrmError
+from ...config import FeatureSettings, ZooEntry
+from ...errors import ScrmError
 
-FEATURE_KINDS = ("tfidf", "tfidf_svd", "none")
 TEXT = "text"  # the one column of the frame every model reads
-
-DEFAULT_FEATURES: dict[str, Any] = {
-    "word_ngram": [1, 2],
-    "char_ngram": [2, 5],
-    "min_df": 2,
-    "max_df": 1.0,
-    "max_features": None,
-    "sublinear_tf": True,
-    "lowercase": True,
-    "svd_components": 50,
-}
 
 
 def text_frame(texts: Any) -> Any:
@@ -95,25 +86,16 @@ def resolve(dotted: str) -> Any:
     return obj
 
 
-def feature_params(raw: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Feature settings with defaults filled in (unknown keys are an error: typos must not pass)."""
-    raw = dict(raw or {})
-    unknown = sorted(set(raw) - set(DEFAULT_FEATURES))
-    if unknown:
-        raise ScrmError(f"benchmark.features: unknown key(s) {unknown}; known: "
-                        f"{sorted(DEFAULT_FEATURES)}")
-    return {**DEFAULT_FEATURES, **raw}
-
-
-def tfidf_features(fp: Mapping[str, Any]) -> ColumnTransformer:
-    """Word 1-2 grams + char_wb 2-5 grams TF-IDF of the ``text`` column, stacked (a feature union):
-    words carry the topic, char n-grams survive typos and hashtags. Output stays sparse."""
-    common = {"min_df": fp["min_df"], "max_df": fp["max_df"], "max_features": fp["max_features"],
-              "sublinear_tf": fp["sublinear_tf"], "lowercase": fp["lowercase"]}
+def tfidf_features(features: FeatureSettings) -> ColumnTransformer:
+    """Word + char_wb n-gram TF-IDF of the ``text`` column, stacked (a feature union): words carry
+    the topic, char n-grams survive typos and hashtags. Output stays sparse."""
+    f = features
+    common = {"min_df": f.min_df, "max_df": f.max_df, "max_features": f.max_features,
+              "sublinear_tf": f.sublinear_tf, "lowercase": f.lowercase}
     return ColumnTransformer([
-        ("word", TfidfVectorizer(analyzer="word", ngram_range=tuple(fp["word_ngram"]),
+        ("word", TfidfVectorizer(analyzer="word", ngram_range=tuple(f.word_ngram),
                                  token_pattern=r"(?u)\b\w\w+\b", **common), TEXT),
-        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(fp["char_ngram"]), **common),
+        ("char", TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(f.char_ngram), **common),
          TEXT),
     ], sparse_threshold=1.0, n_jobs=1)
 
@@ -144,26 +126,16 @@ def _check_estimator(est: Any, name: str, path: str) -> None:
                         "factory returning one")
 
 
-def build_model(name: str, spec: Mapping[str, Any], features: Mapping[str, Any],
-                seed: int) -> Pipeline:
-    """One zoo entry -> an unfitted Pipeline mapping a `text` frame to labels."""
-    if not isinstance(spec, Mapping) or "estimator" not in spec:
-        raise ScrmError(f"benchmark.zoo.{name}: needs an 'estimator' dotted path "
-                        f"(e.g. sklearn.linear_model.LogisticRegression), got {spec!r}")
-    unknown = sorted(set(spec) - {"estimator", "kwargs", "features"})
-    if unknown:
-        raise ScrmError(f"benchmark.zoo.{name}: unknown key(s) {unknown}; known: estimator, "
-                        "kwargs, features")
-    path = spec["estimator"]
-    kwargs = dict(spec.get("kwargs") or {})
+def build_model(name: str, spec: ZooEntry, features: FeatureSettings, seed: int) -> Pipeline:
+    """One zoo entry (keys and the ``features`` choice checked by :class:`scrm.config.ZooEntry`)
+    -> an unfitted Pipeline mapping a `text` frame to labels."""
+    path = spec.estimator
+    kwargs = dict(spec.kwargs)
     target = resolve(path)
     is_class = inspect.isclass(target)
     if not is_class and not callable(target):
         raise ScrmError(f"benchmark.zoo.{name}: {path!r} is neither a class nor a factory function")
-    kind = spec.get("features") or ("tfidf" if is_class else "none")
-    if kind not in FEATURE_KINDS:
-        raise ScrmError(f"benchmark.zoo.{name}: features={kind!r}; choose one of {FEATURE_KINDS}")
-    fp = feature_params(features)
+    kind = spec.features
 
     accepts = _signature_params(target)
     if is_class and issubclass(target, BaseEstimator):
@@ -171,7 +143,7 @@ def build_model(name: str, spec: Mapping[str, Any], features: Mapping[str, Any],
     call_kwargs = _inject(accepts, kwargs, seed)
     if not is_class and "features" in accepts and "features" not in call_kwargs:
         # a factory may reuse the shared (unfitted) feature block for a like-for-like comparison
-        call_kwargs["features"] = tfidf_features(fp)
+        call_kwargs["features"] = tfidf_features(features)
     try:
         est = target(**call_kwargs)
     except TypeError as exc:
@@ -181,9 +153,9 @@ def build_model(name: str, spec: Mapping[str, Any], features: Mapping[str, Any],
 
     steps: list[tuple[str, Any]] = []
     if kind in ("tfidf", "tfidf_svd"):
-        steps.append(("features", tfidf_features(fp)))
+        steps.append(("features", tfidf_features(features)))
     if kind == "tfidf_svd":
-        steps.append(("svd", TruncatedSVD(n_components=int(fp["svd_components"]),
+        steps.append(("svd", TruncatedSVD(n_components=features.svd_components,
                                           random_state=seed)))
     if not steps and isinstance(est, Pipeline):
         return est
@@ -191,7 +163,7 @@ def build_model(name: str, spec: Mapping[str, Any], features: Mapping[str, Any],
     return Pipeline(steps)
 
 
-def build_zoo(zoo: Mapping[str, Any], names: list[str] | None, features: Mapping[str, Any],
+def build_zoo(zoo: Mapping[str, ZooEntry], names: Sequence[str] | None, features: FeatureSettings,
               seed: int) -> dict[str, Pipeline]:
     """The selected zoo entries (all, in params order, when ``names`` is None), unfitted."""
     if not zoo:

@@ -1,0 +1,41 @@
+"""The benchmark's figure: confusion matrices of the best model per label source and split."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .evaluate import Result
+
+
+def confusion_figure(best: Sequence[Result]) -> Any:
+    """Row-normalised confusion heatmaps of the best model per (label source, split)."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    n = len(best)
+    cols = min(3, max(n, 1))
+    rows = max(1, -(-n // cols))
+    titles = [f"{r.labels} / {r.split}: {r.model} (macro-F1 {r.scores['macro_f1']:.3f})"
+              for r in best]
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.12,
+                        vertical_spacing=0.22)
+    for i, r in enumerate(best):
+        cm = np.asarray(r.scores["confusion"], dtype=float)
+        norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+        fig.add_trace(go.Heatmap(z=norm, x=r.classes, y=r.classes, zmin=0, zmax=1,
+                                 colorscale="Blues", showscale=i == 0, customdata=cm,
+                                 text=cm.astype(int), texttemplate="%{text}",
+                                 hovertemplate="actual %{y}<br>predicted %{x}<br>"
+                                               "n=%{customdata:.0f} (%{z:.0%} of actual)"
+                                               "<extra></extra>"),
+                      row=i // cols + 1, col=i % cols + 1)
+        fig.update_yaxes(autorange="reversed", title_text="actual", row=i // cols + 1,
+                         col=i % cols + 1)
+        fig.update_xaxes(title_text="predicted", row=i // cols + 1, col=i % cols + 1)
+    fig.update_layout(title="Confusion matrices of the best model per label source and split "
+                            "(colour: share of the actual class; numbers: counts)",
+                      height=480 * rows, width=560 * cols, template="plotly_white")
+    return fig
