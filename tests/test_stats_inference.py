@@ -342,3 +342,13 @@ def test_concordance_against_direct_pairs_and_its_interval() -> None:
     assert out["c_index"] == pytest.approx(num / den, abs=1e-6)
     assert cox.concordance(d, e, r, strata) == out["c_index"]
     assert out["c_index_ci_low"] <= out["c_index"] <= out["c_index_ci_high"]
+
+
+def test_log_normal_interval_of_a_positive_estimate() -> None:
+    from scrm.stats.intervals import log_normal_interval
+
+    lo, hi = log_normal_interval(30.0, 20.0, Z95)
+    assert (lo, hi) == pytest.approx((30.0 / math.exp(Z95 * 20 / 30), 30.0 * math.exp(Z95 * 20 / 30)))
+    assert lo > 0 and 30.0 - Z95 * 20.0 < 0  # where the normal interval would go below zero
+    assert math.log(hi) - math.log(30.0) == pytest.approx(math.log(30.0) - math.log(lo))
+    assert log_normal_interval(0.0, 1.0, Z95) == (None, None)

@@ -6,7 +6,8 @@ Every figure of a group carries an interval at ``response_time.ci_level``:
 
 * shares (answered; answered within 15 min / 1 h / 24 h): Wilson;
 * Kaplan-Meier median time to first response: Brookmeyer-Crowley (statsmodels, cloglog);
-* restricted mean time to first response within ``rmst_hours`` (RMST): Greenwood-type normal;
+* restricted mean time to first response within ``rmst_hours`` (RMST): Greenwood-type standard
+  error, interval on the log scale (it stays positive);
 * median and 90th percentile latency of the answered openings, and of replies: order statistics.
 
 "Answered within X" counts an opening as served when a response came within X, as not served when
@@ -22,7 +23,8 @@ import numpy as np
 import polars as pl
 
 from ..stats import survival
-from ..stats.intervals import finite, newcombe_interval, quantile_interval, wilson_interval, z_value
+from ..stats.intervals import (finite, log_normal_interval, newcombe_interval, quantile_interval,
+                               wilson_interval, z_value)
 from .features import UNKNOWN_BRAND, seconds
 
 if TYPE_CHECKING:
@@ -95,12 +97,10 @@ def service_stats(df: pl.DataFrame, settings: ResponseTimeSettings) -> dict[str,
     event = df["event"].cast(pl.Float64).to_numpy()
     est, lo, hi = survival.km_quantile_ci(minutes, event, 0.5, level)
     out.update(km_median_min=finite(est), km_median_min_ci_low=lo, km_median_min_ci_high=hi)
-    if n:
-        area, se = survival.rmst(minutes, event, settings.rmst_hours * 60.0)
-        out.update(rmst_min=finite(area), rmst_min_ci_low=finite(area - z * se),
-                   rmst_min_ci_high=finite(area + z * se))
-    else:
-        out.update(rmst_min=None, rmst_min_ci_low=None, rmst_min_ci_high=None)
+    area, se = survival.rmst(minutes, event, settings.rmst_hours * 60.0) if n else (
+        float("nan"), float("nan"))
+    lo, hi = log_normal_interval(area, se, z)
+    out.update(rmst_min=finite(area), rmst_min_ci_low=finite(lo), rmst_min_ci_high=finite(hi))
     answered = df.filter(pl.col("answered"))["latency_s"].to_numpy().astype(float) / 60.0
     out.update(_quantile("median_latency_min", answered, 0.5, level))
     out.update(_quantile("p90_latency_min", answered, 0.9, level))

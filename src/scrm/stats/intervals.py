@@ -73,6 +73,16 @@ def quantile_interval(values: np.ndarray, q: float, level: float) -> tuple[float
     return lo, hi
 
 
+def log_normal_interval(estimate: float, se: float, z: float) -> tuple[float | None, float | None]:
+    """Interval of a positive estimate on the log scale (delta method: se of log = se / estimate):
+    ``estimate * exp(±z * se / estimate)``. It stays positive and is wider upwards, as the sampling
+    distribution of a mean waiting time is; a normal interval would reach below 0 at small n."""
+    if not (math.isfinite(estimate) and math.isfinite(se)) or estimate <= 0:
+        return None, None
+    w = math.exp(z * se / estimate)
+    return estimate / w, estimate * w
+
+
 def p_value(p: object, digits: int = 6) -> float | None:
     """A p-value for a metrics file: ``digits`` significant digits (never rounded to a bare 0.0),
     None when it is not finite or underflowed to 0 (then read ``log10_p``)."""
