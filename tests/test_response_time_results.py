@@ -239,3 +239,34 @@ def test_metrics_are_deterministic(run_root: Paths, metrics: dict[str, Any],
         mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
         again = rt.run(run_root, settings.response_time, settings.openings)
     assert json.loads(json.dumps(again)) == metrics
+
+
+def test_report_section_shows_intervals_bands_and_tests(run_root: Paths,
+                                                        metrics: dict[str, Any]) -> None:
+    import re
+
+    from scrm.report import Report, render
+    from scrm.report.sections import brands_section
+
+    section = brands_section(run_root, load_settings(run_root.root).report)
+    assert not section.missing
+    figs = {f.id: f.figure for f in section.figures}
+    assert {"fig-answered-share", "fig-within-1h", "fig-latency", "fig-km",
+            "fig-calibration"} <= set(figs)
+    assert any(getattr(t, "fill", None) == "tonexty" for t in figs["fig-km"].data)  # bands
+    for fid in ("fig-answered-share", "fig-within-1h"):
+        bar = figs[fid].data[0]
+        assert bar.error_x.array is not None and len(bar.error_x.array) == len(bar.x)
+    assert all(t.error_y.array is not None for t in figs["fig-calibration"].data[1:])
+    page = render(Report("t", [section]))
+    for text in ("Sensitivity to the definitions", "Holm", "(a) direct reply to the opening",
+                 "Service table", "DeLong", "Proportional hazards fail"):
+        assert text in page, text
+    cox = metrics["models"]["cox"]
+    assert ("no better than chance" in page) == (cox["better_than_chance"] is False)
+    assert "R² is negative for 3 of 3 models" in page  # every latency model, as on the sample
+    # the service table: every figure cell of the ten largest brands carries "(low–high)"
+    table = re.search(r"<h3>Service table</h3>(.*?)</table>", page, re.S).group(1)
+    cells = re.findall(r'<td class="txt">([^<]*)</td>', table)
+    with_interval = [c for c in cells if re.fullmatch(r"[\d.,]+%? \([^)]*\)", c)]
+    assert len(with_interval) >= 10 * 7
