@@ -303,7 +303,8 @@ def fill(s: Section, paths: Paths, settings: ReportSettings) -> Section:
                  ("RMST 24 h (min)", ci_text(ov, "rmst_min")),
                  *[(k.replace("share_within_", "answered within "), ci_text(ov, k, pct=True))
                    for k in SHARES[1:]],
-                 ("unanswered (censored)", ov.get("n_censored"))]))
+                 (f"censored: no reply within {_hours(ov.get('horizon_hours'))}",
+                  ov.get("n_censored"))]))
     _sensitivity(s, paths)
     big = _service(s, paths, settings.top_brands)
     _comparisons(s, paths, m)
