@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ..stats.intervals import chi2_two_proportions, newcombe_interval, wilson_interval, z_value
-from ..stats.multiplicity import benjamini_hochberg, holm, pvalue
+from ..stats.intervals import (benjamini_hochberg, chi2_two_proportions, holm, newcombe_interval,
+                               p_value, wilson_interval, z_value)
 from .measure import MEASURED_END_STATES, OPENING_STATES
 from .trajectories import LABELS, answered_unhappy
 
@@ -123,7 +123,7 @@ def findings_table(outcome: pl.DataFrame, settings: OutcomeSettings) -> pl.DataF
         [pl.col(c).fill_nan(None).round(6) for c in
          ("rate_with", "rate_without", "ci_low_with", "ci_high_with", "ci_low_without",
           "ci_high_without", "diff", "diff_ci_low", "diff_ci_high", "chi2", "min_expected")]
-        + [pl.col(c).fill_nan(None).map_elements(pvalue, return_dtype=pl.Float64)
+        + [pl.col(c).fill_nan(None).map_elements(p_value, return_dtype=pl.Float64)
            for c in ("p_value", "p_holm", "p_bh")])
     return res.with_columns(_verdicts(settings)).select(FINDINGS_COLUMNS)
 

@@ -20,9 +20,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from ..stats.auc import auc, delong_paired
-from ..stats.intervals import finite
-from ..stats.multiplicity import holm
+from ..stats.compare import auc_ranks, delong, weighted_auc
+from ..stats.intervals import finite, holm, p_value
 from .reply_features import (BINARY_PREDICTORS, CATEGORICAL_PREDICTORS, NUMERIC_PREDICTORS,
                              add_template_features)
 from .trajectories import answered_unhappy
@@ -110,6 +109,14 @@ def feature_matrix(df: pl.DataFrame) -> Any:
     return out
 
 
+def auc(y: np.ndarray, p: np.ndarray) -> float | None:
+    """ROC AUC (ties count half, :func:`scrm.stats.compare.weighted_auc` with unit weights); None
+    with a single class."""
+    y = np.asarray(y)
+    value = weighted_auc(y, auc_ranks(p), np.ones(len(y)))
+    return None if np.isnan(value) else value
+
+
 def cross_validate(outcome: pl.DataFrame, settings: OutcomeSettings, seed: int) -> dict[str, Any]:
     """Out-of-fold AUC per model with a customer-grouped, stratified k-fold.
 
@@ -189,22 +196,20 @@ def cross_validate(outcome: pl.DataFrame, settings: OutcomeSettings, seed: int) 
 
 
 def compare_with_baseline(y: np.ndarray, oof: dict[str, np.ndarray]) -> dict[str, Any]:
-    """DeLong's paired test of every model's pooled out-of-fold AUC against :data:`BASELINE`'s, on
-    the threads both scored, with Holm-adjusted p-values across the comparisons."""
+    """DeLong's paired test (:func:`scrm.stats.compare.delong`) of every model's pooled
+    out-of-fold AUC against :data:`BASELINE`'s, on the threads both scored, with Holm-adjusted
+    p-values across the comparisons."""
     base = oof[BASELINE]
     rows: dict[str, Any] = {}
     for name, p in oof.items():
         if name == BASELINE:
             continue
         done = ~np.isnan(p) & ~np.isnan(base)
-        if len(np.unique(y[done])) < 2:
-            rows[name] = {"skipped": "one class among the scored threads"}
-            continue
-        rows[name] = delong_paired(y[done], p[done], base[done])
+        rows[name] = {**delong(y[done], p[done], base[done]), "baseline": BASELINE}
     names = [m for m in rows if rows[m].get("p_value") is not None]
-    adj = holm([rows[m]["p_value"] for m in names])
+    adj = holm(np.array([rows[m]["p_value"] for m in names]))
     for m, a in zip(names, adj, strict=True):
-        rows[m]["p_holm"] = float(f"{a:.4g}")
+        rows[m]["p_holm"] = p_value(a)
     return rows
 
 

@@ -199,7 +199,7 @@ def outcome_models(metrics: dict[str, Any]) -> pl.DataFrame:
         ci = v.get("oof_auc_ci") or [None, None]
         d = vs.get(name) or {}
         rows.append({"model": name, "oof_auc": v.get("oof_auc"), "ci_low": ci[0], "ci_high": ci[1],
-                     "diff_vs_baseline": d.get("diff"), "p_value": d.get("p_value"),
+                     "diff_vs_baseline": d.get("auc_diff"), "p_value": d.get("p_value"),
                      "p_holm": d.get("p_holm")})
     return pl.DataFrame(rows, schema={"model": pl.String, "oof_auc": pl.Float64,
                                       "ci_low": pl.Float64, "ci_high": pl.Float64,

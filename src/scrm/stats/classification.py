@@ -17,11 +17,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import binom, chi2
+from scipy.stats import binom
 
 from .agreement import _kappa_codes
-from .intervals import finite
-from .multiplicity import pvalue
+from .intervals import chi2_test, finite, p_value
 
 
 def _codes(values: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
@@ -77,14 +76,13 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[str, A
     b = int((a & ~b_).sum())
     c = int((~a & b_).sum())
     n = b + c
-    out: dict[str, Any] = {"only_a_correct": b, "only_b_correct": c, "df": 1,
+    out: dict[str, Any] = {"only_a_correct": b, "only_b_correct": c,
                            "test": "McNemar (exact binomial p; chi-square beside it)"}
     if n == 0:
-        out.update(chi2=None, p_value=None, p_value_chi2=None)
+        out.update(p_value=None, chi2=chi2_test(float("nan"), 1))
         return out
     p_exact = min(1.0, 2.0 * float(binom.cdf(min(b, c), n, 0.5)))
-    stat = (b - c) ** 2 / n
-    out.update(chi2=finite(stat), p_value=pvalue(p_exact), p_value_chi2=pvalue(chi2.sf(stat, 1)))
+    out.update(p_value=p_value(p_exact), chi2=chi2_test((b - c) ** 2 / n, 1))
     return out
 
 

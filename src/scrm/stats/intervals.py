@@ -6,7 +6,8 @@ of a difference from the two Wilson intervals with the same good behaviour. A sa
 median latency) gets the distribution-free order-statistic interval: it assumes nothing about the
 heavy-tailed shape of waiting times. p-values are kept to significant digits (a p of 3e-12 rounded
 to 6 decimals would read as a bare 0.0) together with their statistic, degrees of freedom and
-log10, and many p-values are adjusted with Holm's step-down method (family-wise error).
+log10, and many p-values are adjusted with Holm's step-down method (family-wise error) or
+Benjamini–Hochberg's (false discovery rate).
 """
 
 from __future__ import annotations
@@ -146,6 +147,25 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error); nan entries stay nan."""
     with np.errstate(divide="ignore"):
         return 10.0 ** holm_log10(np.log10(np.asarray(p_values, dtype=float)))
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q-values, false discovery rate): the i-th smallest of
+    m becomes min over j >= i of min(1, m p_(j) / j); nan entries stay nan and do not count in m.
+
+    Beside Holm when a table is exploratory: Holm bounds the chance of *any* false row, BH the
+    expected share of false rows among those called significant.
+    """
+    p = np.asarray(p_values, dtype=float)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(~np.isnan(p))
+    m = ok.size
+    if m == 0:
+        return out
+    order = ok[np.argsort(p[ok], kind="stable")]
+    scaled = p[order] * m / np.arange(1, m + 1)
+    out[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
+    return out
 
 
 def finite(x: object, digits: int = 6) -> float | None:

@@ -26,10 +26,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import chi2, norm
+from scipy.stats import norm
 
-from .intervals import finite
-from .multiplicity import pvalue
+from .intervals import chi2_test, finite, z_test
 
 
 def epv_select(candidates: Sequence[str], events: int, per_predictor: float) -> dict[str, Any]:
@@ -49,15 +48,21 @@ def _varying(X: np.ndarray, names: Sequence[str]) -> tuple[np.ndarray, list[str]
 
 def _wald_rows(names: Sequence[str], params: np.ndarray, bse: np.ndarray, level: float,
                ratio: str) -> dict[str, dict[str, Any]]:
+    """Per coefficient: estimate, SE, exp(estimate) as ``ratio`` with its Wald interval, and the
+    Wald test (z, p, log10 p; chi-square = z^2 with df 1)."""
     q = float(norm.ppf(0.5 + level / 2))
     rows: dict[str, dict[str, Any]] = {}
     for name, b, s in zip(names, params, bse, strict=True):
-        z = b / s if s > 0 else np.nan
         rows[name] = {"coef": finite(b), "se": finite(s), ratio: finite(np.exp(b)),
                       "ci_low": finite(np.exp(b - q * s)), "ci_high": finite(np.exp(b + q * s)),
-                      "z": finite(z), "chi2": finite(z * z), "df": 1,
-                      "p_value": pvalue(2 * norm.sf(abs(z))) if np.isfinite(z) else None}
+                      **_wald(b, s)}
     return rows
+
+
+def _wald(estimate: float, se: float) -> dict[str, Any]:
+    """The Wald test of ``estimate / se``: z, p, log10 p, and chi-square = z^2 with df 1."""
+    z = estimate / se if se > 0 else float("nan")
+    return {**z_test(z), "chi2": finite(z * z), "df": 1}
 
 
 def _fit_options(groups: Any | None, maxiter: int, out: dict[str, Any]) -> dict[str, Any]:
@@ -134,9 +139,7 @@ def logit_odds_ratios(X: Any, y: Any, names: Sequence[str], groups: Any | None =
         ll0 = reduced.llf if reduced is not None else np.nan
     else:
         ll0 = res.llnull
-    lr = 2 * (res.llf - ll0)
-    out["lr_test"] = {"chi2": finite(lr), "df": k,
-                      "p_value": pvalue(chi2.sf(lr, k)) if np.isfinite(lr) else None}
+    out["lr_test"] = chi2_test(2 * (res.llf - ll0), k)
     out["pseudo_r2_mcfadden"] = finite(1 - res.llf / res.llnull)
     return out
 
@@ -206,10 +209,8 @@ def multinomial_effects(X: Any, y: Sequence[str], names: Sequence[str], outcomes
                                for e in np.eye(flat.size)])
         se = np.sqrt(np.clip(np.diag(jac @ cov @ jac.T), 0, None))
         changes[name] = {o: {"change": finite(est[k]), "se": finite(se[k]),
-                             "ci_low": finite(est[k] - q * se[k]), "ci_high": finite(est[k] + q * se[k]),
-                             "z": finite(est[k] / se[k]) if se[k] > 0 else None,
-                             "chi2": finite((est[k] / se[k]) ** 2) if se[k] > 0 else None, "df": 1,
-                             "p_value": pvalue(2 * norm.sf(abs(est[k] / se[k]))) if se[k] > 0 else None}
+                             "ci_low": finite(est[k] - q * se[k]),
+                             "ci_high": finite(est[k] + q * se[k]), **_wald(est[k], se[k])}
                          for k, o in enumerate(outcomes)}
     out["average_changes"] = changes
     return out
