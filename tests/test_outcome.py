@@ -425,7 +425,8 @@ def test_the_measure_beats_the_baseline_on_the_sealed_test(sample_run):
             r = test[name][metric]
             assert r["a"] > r["b"] and r["diff_ci"][0] > 0, (name, metric)
             assert r["a_ci"][0] <= r["a"] <= r["a_ci"][1]
-        assert test[name]["mcnemar"]["df"] == 1 and test[name]["mcnemar"]["p_value"] < 0.05
+        mc = test[name]["mcnemar"]
+        assert mc["chi2"]["df"] == 1 and mc["p_value"] < 0.05 and mc["only_a_correct"] > mc["only_b_correct"]
         cm = np.array(test[name]["confusion_measure"])
         assert cm.sum() == 210 and np.trace(cm) / 210 == pytest.approx(test[name]["accuracy"]["a"], abs=1e-6)
     rec = test["recovered"]
