@@ -67,7 +67,7 @@ Modules
     :mod:`.models` estimators, fitting, test metrics, permutation importance;
     :mod:`.evaluation` bootstrap intervals, paired comparison with the baseline, calibration,
     train/test shift; :mod:`.cox` the Cox model and its checks;
-    :mod:`.drawing` the importance figure; :mod:`.stage` the DVC stage (I/O and MLflow).
+    :mod:`.stage` the DVC stage (I/O and MLflow).
 
 Survival analysis uses statsmodels (:mod:`scrm.stats.survival`, :mod:`scrm.stats.cox`): lifelines
 cannot be installed next to pandas 3.

@@ -15,7 +15,7 @@ from . import features as ft
 from . import models as md
 from . import service as sv
 from .cox import cox_model
-from .drawing import importance_figure
+from ..report.figures_static import importance_figure
 from .evaluation import evaluate, split_shift
 from .sensitivity import SENSITIVITY_INPUT, sensitivity_metrics, sensitivity_table
 
