@@ -13,6 +13,7 @@ Benjamini–Hochberg's (false discovery rate).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import norm
@@ -128,9 +129,9 @@ def z_test(z: float) -> dict[str, float | None]:
             "log10_p": finite(min(log10_p, 0.0), 4)}
 
 
-def holm_log10(log10_p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment on log10 p-values (exact where p itself underflows); nan stays
-    nan. The i-th smallest of m p-values becomes max over j <= i of min(1, (m - j + 1) p_(j))."""
+def _adjust_log10(log10_p: np.ndarray, step: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Apply a step-wise adjustment ``step(sorted log10 p, m)`` to the non-nan entries, put the
+    results back in input order and cap them at log10(1) = 0; nan stays nan and is not counted."""
     lp = np.asarray(log10_p, dtype=float)
     out = np.full(lp.shape, np.nan)
     ok = np.flatnonzero(~np.isnan(lp))
@@ -138,9 +139,14 @@ def holm_log10(log10_p: np.ndarray) -> np.ndarray:
     if m == 0:
         return out
     order = ok[np.argsort(lp[ok], kind="stable")]
-    adj = np.maximum.accumulate(np.log10(m - np.arange(m)) + lp[order])
-    out[order] = np.minimum(adj, 0.0)
+    out[order] = np.minimum(step(lp[order], m), 0.0)
     return out
+
+
+def holm_log10(log10_p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment on log10 p-values (exact where p itself underflows); nan stays
+    nan. The i-th smallest of m p-values becomes max over j <= i of min(1, (m - j + 1) p_(j))."""
+    return _adjust_log10(log10_p, lambda lp, m: np.maximum.accumulate(np.log10(m - np.arange(m)) + lp))
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
@@ -156,16 +162,12 @@ def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
     Beside Holm when a table is exploratory: Holm bounds the chance of *any* false row, BH the
     expected share of false rows among those called significant.
     """
-    p = np.asarray(p_values, dtype=float)
-    out = np.full(p.shape, np.nan)
-    ok = np.flatnonzero(~np.isnan(p))
-    m = ok.size
-    if m == 0:
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    scaled = p[order] * m / np.arange(1, m + 1)
-    out[order] = np.minimum(np.minimum.accumulate(scaled[::-1])[::-1], 1.0)
-    return out
+    def step(lp: np.ndarray, m: int) -> np.ndarray:
+        scaled = lp + np.log10(m) - np.log10(np.arange(1, m + 1))
+        return np.minimum.accumulate(scaled[::-1])[::-1]
+
+    with np.errstate(divide="ignore"):
+        return 10.0 ** _adjust_log10(np.log10(np.asarray(p_values, dtype=float)), step)
 
 
 def finite(x: object, digits: int = 6) -> float | None:
