@@ -11,6 +11,7 @@ from pathlib import Path
 from .. import io as sio
 from ..config import ReportSettings
 from ..paths import Paths
+from . import headline
 from .html import Report, display, render, write_standalone
 from .sections import BUILDERS, SECTIONS
 from .views import read_json
@@ -28,8 +29,10 @@ def build(paths: Paths, settings: ReportSettings) -> Report:
 
 
 def run(paths: Paths, settings: ReportSettings) -> Path:
-    """DVC stage ``report``: index.html + one standalone HTML per figure. Returns index.html."""
+    """DVC stage ``report``: index.html + one standalone HTML per figure + the flat headline
+    metrics (:mod:`scrm.report.headline`). Returns index.html."""
     paths.ensure()
+    headline.write(paths)
     report = build(paths, settings)
     index = sio.write_text(paths.report_html, render(report))
     write_standalone(report, paths.report_figures)
