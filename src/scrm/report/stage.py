@@ -11,7 +11,6 @@ from pathlib import Path
 from .. import io as sio
 from ..config import ReportSettings
 from ..paths import Paths
-from . import headline
 from .html import Report, display, render, write_standalone
 from .sections import BUILDERS, SECTIONS
 from .views import read_json
@@ -31,8 +30,10 @@ def build(paths: Paths, settings: ReportSettings) -> Report:
 def run(paths: Paths, settings: ReportSettings) -> Path:
     """DVC stage ``report``: index.html + one standalone HTML per figure + the flat headline
     metrics (:mod:`scrm.report.headline`). Returns index.html."""
+    from .headline import write as write_headline  # also a script: not imported with the package
+
     paths.ensure()
-    headline.write(paths)
+    write_headline(paths)
     report = build(paths, settings)
     index = sio.write_text(paths.report_html, render(report))
     write_standalone(report, paths.report_figures)
