@@ -58,8 +58,10 @@ test-fast: venv  ## tests without the slow end-to-end pipeline and browser tests
 	python -m pytest -m "not slow"
 
 UI_PORT ?= 5000
+# one worker and no job runner (its ~8 background consumers only serve MLflow's GenAI jobs): on 2
+# cores the UI then answers in seconds; the URL is printed once it does
 ui: venv  ## MLflow UI on http://127.0.0.1:5000 (loopback only; see README to expose it)
-	@mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port $(UI_PORT) \
+	@MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port $(UI_PORT) \
 	  --workers 1 & pid=$$!; trap 'kill $$pid 2>/dev/null' INT TERM EXIT; \
 	python -m scrm.progress wait http://127.0.0.1:$(UI_PORT)/health 180 \
 	  && echo "MLflow UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops it)" && wait $$pid
