@@ -54,7 +54,7 @@ run: venv  ## set up and run the whole pipeline on the embedded real sample
 test: venv  ## run the test suite (what CI runs; 10-21 min on 2 cores)
 	python -m pytest
 
-test-fast: venv  ## tests without the slow end-to-end pipeline and browser tests (~4 min)
+test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (~7 min)
 	python -m pytest -m "not slow"
 
 UI_PORT ?= 5000
