@@ -156,7 +156,7 @@ def test_a_failure_midway_leaves_the_old_output(detect_root: Paths,
     monkeypatch.setattr(CL, "score_batch", flaky)
     with pytest.raises(KeyboardInterrupt):
         CL.classify_csv(src, out, "scrm-complaint-detector@rules", chunk_rows=5,
-                        root=detect_root.root, progress=False)
+                        root=detect_root.root, show_progress=False)
     assert out.read_text() == "old\n" and not list(tmp_path.glob(".tmp-*"))
 
 

@@ -160,7 +160,14 @@ def test_sealed_test_scores_match_a_direct_count(detect_root: Paths) -> None:
     assert base["recall"] == 1.0 and base["precision"] == round(sum(truth) / 420, 6)
     comps = m["test"]["comparisons"]
     assert {(c["a"], c["b"]) for c in comps} >= {("logreg", "rules"), ("rules", "always_complaint")}
-    assert all(c["p_holm"] >= c["p_value"] > 0 and c["df"] is None for c in comps)
+    for c in comps:
+        mc = c["mcnemar"]
+        assert mc["p_holm"] >= mc["p_value"] > 0 and mc["chi2"]["df"] == 1
+        assert c["f1"]["a"] == m["test"]["scores"][c["a"]]["f1"]
+        assert c["f1"]["b"] == m["test"]["scores"][c["b"]]["f1"]
+        if c["b"] == "always_complaint":  # only A right: its true negatives; only B: A's misses
+            sc = m["test"]["scores"][c["a"]]
+            assert (mc["only_a_correct"], mc["only_b_correct"]) == (sc["tn"], sc["fn"])
 
 
 def test_champion_is_chosen_on_dev_and_not_moved_by_the_test_labels(detect_root: Paths,

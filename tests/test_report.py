@@ -75,11 +75,13 @@ STAGES = (("sentiment", "sentiment"), ("response_time", "response-time"), ("outc
           ("benchmark", "benchmark"))
 
 # Test-time settings: the same code paths, less work (no model logging, fewer bootstrap rounds, the
-# fast embedding backend, three benchmark models).
+# fast embedding backend, an outcome measure of lexical cues only, three benchmark models).
 FAST_PARAMS = {
     ("response_time", "log_models"): False,
     ("outcome", "model", "n_boot"): 20,
     ("outcome", "model", "log_models"): False,
+    ("outcome", "measure", "embedding"): "none",
+    ("outcome", "measure", "n_boot"): 200,
     ("complaints", "track"): False,
     ("embed", "backend"): "tfidf_svd",
     ("embed", "progress"): False,
@@ -408,7 +410,10 @@ def test_every_section_renders_from_the_stage_outputs(report_root: Paths) -> Non
         rt = json.loads(report_root.metric("response_time").read_text())
         cards = dict((k, v) for v, k in re.findall(
             r'<span class="v">([^<]*)</span><span class="k">([^<]*)</span>', page))
-        assert cards["answered share"] == f"{rt['overall']['answered_share']:.1%}"
+        ov = rt["overall"]
+        assert cards["answered share"] == (f"{ov['answered_share']:.1%} ("
+                                           f"{100 * ov['answered_share_ci_low']:.1f}–"
+                                           f"{100 * ov['answered_share_ci_high']:.1f})")
     if "benchmark" in present:
         lb = pl.read_csv(report_root.benchmark_csv)
         for src in lb["labels"].unique().to_list():

@@ -1,5 +1,5 @@
-"""scrm.stats.classification and the clustering agreement of scrm.stats.agreement, each against a
-hand computation or an independent implementation."""
+"""The binary scores of scrm.stats.classification and the clustering agreement of
+scrm.stats.agreement, each against a hand computation or an independent implementation."""
 
 from __future__ import annotations
 
@@ -42,24 +42,17 @@ def test_binary_scores_without_predicted_positives() -> None:
         C.binary_scores([1, 0], [1, 0])
 
 
-def test_mcnemar_exact_by_hand() -> None:
-    truth = np.ones(10, dtype=bool)
-    a = np.array([1, 1, 1, 1, 1, 1, 1, 0, 1, 0], dtype=bool)   # right on 8
-    b = np.array([1, 1, 0, 0, 0, 0, 0, 1, 0, 0], dtype=bool)   # right on 3
-    r = C.paired_comparison(truth, a, b, n_boot=200, seed=0)
-    # discordant: only A right on 6 items, only B right on 1 -> two-sided binomial(7, 1/2)
-    assert (r["a_only_right"], r["b_only_right"]) == (6, 1)
-    assert r["p_value"] == pytest.approx(2 * (1 + 7) / 2 ** 7)   # 0.125
-    assert r["statistic"] == 1.0 and r["df"] is None
-    f1 = lambda p: 2 * p.sum() / (2 * p.sum() + (~p).sum())  # noqa: E731 - all items positive
-    assert r["f1_diff"] == round(f1(a) - f1(b), 6)
-    assert r["f1_diff_ci"][0] <= r["f1_diff"] <= r["f1_diff_ci"][1]
-
-
-def test_holm_by_hand_and_p_values_never_zero() -> None:
-    assert C.holm([0.01, 0.04, 0.03, None]) == [0.03, 0.06, 0.06, None]
-    assert C.p_value(0.0) > 0 and C.p_value(1e-320) > 0
-    assert C.p_value(0.000123456) == 0.0001235 and C.p_value(float("nan")) is None
+def test_paired_scores_of_the_positive_class_is_its_f1() -> None:
+    """Two binary detectors compared with paired_scores scoring only the positive class: its
+    macro-F1 is the F1 of that class (what detect stores for every comparison)."""
+    a = np.where(PRED, "yes", "no")
+    b = np.where(np.ones(10, dtype=bool), "yes", "no")
+    t = np.where(TRUTH, "yes", "no")
+    res = C.paired_scores(t, a, b, ["yes", "no"], ["yes"], n_boot=200, seed=1)
+    assert res["macro_f1"]["a"] == round(2 / 3, 6)                 # 2*4 / (2*4 + 2 + 2)
+    assert res["macro_f1"]["b"] == round(2 * 6 / (2 * 6 + 4), 6)  # always yes: tp 6, fp 4
+    # only A right: its true negatives (items 4, 6); only B right: A's false negatives (1, 9)
+    assert res["mcnemar"]["only_a_correct"] == 2 and res["mcnemar"]["only_b_correct"] == 2
 
 
 def test_adjusted_rand_by_hand() -> None:

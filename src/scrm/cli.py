@@ -136,25 +136,32 @@ def sentiment(root: RootOpt = None) -> None:
 def response_time(root: RootOpt = None) -> None:
     """Latency of brand replies: service table, Kaplan-Meier curves, drivers models (MLflow).
 
-    Reads the opening table (scrm prepare) and the sentiment scores (scrm sentiment). Writes data/processed/response_time.parquet (one row per opening: features, latency,
-    censoring), data/processed/service_table.parquet (per brand), reports/metrics/response_time.json,
-    reports/plots/{latency_by_brand,km_curves}.csv (`dvc plots show`) and
-    reports/figures/response_time_importance.png; runs go to the MLflow experiment response_time.
+    Reads the opening table (scrm prepare) and the sentiment scores (scrm sentiment). Writes
+    data/processed/response_time.parquet (one row per opening: features, latency, censoring),
+    service_table.parquet (per brand, with intervals), response_time_sensitivity.parquet (per
+    answered definition), response_time_pairwise.parquet (brand pairs, Holm), reports/metrics/
+    response_time.json, reports/plots/{latency_by_brand,km_curves,within_1h_calibration}.csv
+    (`dvc plots show`) and reports/figures/response_time_importance.png; runs go to the MLflow
+    experiment response_time.
     """
     from . import response_time as rt
 
     paths = get_paths(root)
+    settings = load_settings(root)
     with err.status("measuring response times, fitting survival curves and models..."):
-        m = rt.run(paths, load_settings(root).response_time)
-    _summary("response time", m["overall"],
-             ["n_openings", "answered_share", "median_latency_min", "km_median_latency_s",
-              "p90_latency_s", "share_within_15m", "share_within_1h", "share_within_24h",
-              "later_turns"])
-    models = {f"{task}/{name}": {k: v.get(k) for k in ("auc", "brier", "mae_minutes", "r2_log",
-                                                       "c_index", "reason") if k in v}
+        m = rt.run(paths, settings.response_time, settings.openings)
+    _summary("openings", m["openings"], ["answered_definition", "openings", "answered",
+                                         "unanswered", "requests", "non_requests"])
+    _summary(f"response time ({m['population']})", m["overall"],
+             ["n_openings", "answered_share", "km_median_min", "rmst_min", "median_latency_min",
+              "share_within_15m", "share_within_1h", "share_within_24h"])
+    models = {f"{task}/{name}": {k: v.get(k) for k in ("auc", "auc_ci_low", "auc_ci_high", "brier",
+                                                       "mae_minutes", "r2_log", "vs_baseline",
+                                                       "reason") if k in v}
               for task, group in m["models"].items() if task != "cox"
               for name, v in group.items()}
-    models["cox"] = {k: m["models"]["cox"].get(k) for k in ("c_index", "reason")
+    models["cox"] = {k: m["models"]["cox"].get(k) for k in ("c_index", "c_index_ci_low",
+                                                            "c_index_ci_high", "reason")
                      if k in m["models"]["cox"]}
     _summary("models (test split)", models)
     out.print(f"  service table: {paths.service_table}")
@@ -163,19 +170,24 @@ def response_time(root: RootOpt = None) -> None:
 @app.command()
 @_stage
 def outcome(root: RootOpt = None) -> None:
-    """Sentiment trajectories, the unhappy->happy label and what in replies predicts recovery."""
+    """The customer's state measured from text (validated on hand labels), recovery, silence, and
+    what in the first reply goes with them."""
     from . import outcome as oc
 
     paths = get_paths(root)
-    with err.status("labelling threads, fitting recovery models..."):
+    with err.status("fitting the state measure, labelling threads, fitting outcome models..."):
         settings = load_settings(root)
-        m = oc.run(paths, settings.outcome, settings.sentiment)
+        m = oc.run(paths, settings.outcome, settings.sentiment, settings.embed)
     model = m.get("model", {})
     aucs = {k: v.get("oof_auc") for k, v in model.get("models", {}).items()}
-    _summary("outcome", {**m, "recovery_model": {"n": model.get("n"), "n_positive":
-                                                 model.get("n_positive"), "oof_auc": aucs,
-                                                 "skipped": model.get("skipped")}},
-             ["threads", "labels", "recovery_rate", "recovery_model"])
+    test = m.get("sealed_test") or {}
+    validity = {f: {"measure": test[f]["macro_f1"]["a"], "baseline": test[f]["macro_f1"]["b"]}
+                for f in ("opening_state", "end_state") if f in test}
+    _summary("outcome", {**m, "sealed_test_macro_f1": validity or test.get("skipped"),
+                         "recovery_model": {"n": model.get("n"), "n_positive": model.get("n_positive"),
+                                            "oof_auc": aucs, "skipped": model.get("skipped")}},
+             ["threads", "labels", "sealed_test_macro_f1", "recovery_rate", "silence",
+              "recovery_model"])
     out.print(f"  per thread: {paths.outcome}; findings: {paths.outcome_findings}")
 
 
@@ -301,7 +313,7 @@ def classify(
         raise ScrmError(f"scrm classify needs {', '.join(missing)} (or --list)")
     summary = cl.classify_csv(input, output, model, text_column=text_column,  # type: ignore[arg-type]
                               id_column=id_column, chunk_rows=chunk_rows, root=root,
-                              progress=progress)
+                              show_progress=progress)
     _summary("classified", summary)
 
 
@@ -396,16 +408,31 @@ def runs(experiment: Annotated[str | None, typer.Argument(help="experiment name 
 def ui(host: Annotated[str, typer.Option(help="interface to bind; 127.0.0.1 keeps it private. "
                                          "Binding 0.0.0.0 exposes every run to your network.")]
        = "127.0.0.1", port: int = 5000, root: RootOpt = None) -> None:
-    """Start the MLflow UI on this project's store (loopback only by default)."""
+    """Start the MLflow UI on this project's store (loopback only by default).
+
+    One worker (the UI needs no more, and four take a minute to start on two cores); the URL is
+    printed only once the server answers. Ctrl-C stops it."""
+    import os
     import subprocess
 
     from . import tracking
+    from .progress import wait_for_url
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] binding {escape(host)} exposes the MLflow UI beyond this machine.")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(root),
-           "--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd))
+           "--host", host, "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        loopback = ("127.0.0.1", "localhost", "::1")
+        probe = host if host in loopback else "127.0.0.1" if host in ("0.0.0.0", "::") else None
+        if probe is None or wait_for_url(f"http://{probe}:{port}/health", 180) is not None:
+            out.print(f"MLflow UI: http://{host}:{port}  (Ctrl-C stops it)")
+        raise typer.Exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        raise typer.Exit(proc.wait()) from None
 
 
 def main() -> None:

@@ -17,6 +17,7 @@ Rules (the machinery is in :mod:`scrm.configbase`)
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any, Literal
 
 from .configbase import (FRACTION, NON_NEGATIVE, POSITIVE, ConfigError, Section, between, each,
                          read_yaml, regexes, req)
+from .config_detect import DetectSettings
 from .paths import KAGGLE_SAMPLE_CSV, PROJECT_ROOT, SAMPLE_CSV, SAMPLE_DIR, Paths
 
 __all__ = ["ConfigError", "Params", "Paths", "PROJECT_ROOT", "SAMPLE_CSV", "SAMPLE_DIR",
@@ -60,10 +62,38 @@ class PrepareSettings(Section):
 
 
 @dataclass(frozen=True)
+class NonRequestSettings(Section):
+    """Rules flagging openings that are not customer requests (:mod:`scrm.data.openings`)."""
+
+    brand_account: bool = req()
+    alias_min_mentioners: int | None = req(between(1))
+    broadcast_patterns: tuple[str, ...] = req(regexes)
+    promo_patterns: tuple[str, ...] = req(regexes)
+    promo_requires_link: bool = req()
+    no_brand_mention: bool = req()
+    no_brand_requires_link: bool = req()
+    brand_name_pattern: str = req()
+    min_name_chars: int = req(between(1))
+
+    def validate(self, where: str) -> None:
+        try:
+            groups = re.compile(self.brand_name_pattern).groups
+        except re.error as exc:
+            raise ConfigError(f"params.yaml: {where}.brand_name_pattern is not a regular expression "
+                              f"({exc})") from None
+        if groups < 1:
+            raise ConfigError(f"params.yaml: {where}.brand_name_pattern needs a capture group (the "
+                              f"brand name), got {self.brand_name_pattern!r}")
+
+
+@dataclass(frozen=True)
 class OpeningsSettings(Section):
-    """How a customer opening counts as answered (definitions in :mod:`scrm.data.openings`)."""
+    """How a customer opening counts as answered, and which openings are customer requests
+    (definitions in :mod:`scrm.data.openings`)."""
 
     answered_definition: Literal["direct", "customer", "thread"] = req()
+    exclude_non_requests: bool = req()
+    non_request: NonRequestSettings = req()
 
 
 @dataclass(frozen=True)
@@ -82,10 +112,14 @@ class ResponseTimeSettings(Section):
     sla_minutes: tuple[int, ...] = req(each(POSITIVE))
     load_window_minutes: int = req(POSITIVE)
     backlog_window_hours: float | None = req(POSITIVE)
+    rmst_hours: float = req(POSITIVE)
+    ci_level: float = req(FRACTION)
+    n_boot: int = req(between(0))
     train_fraction: float = req(FRACTION)
     min_train_rows: int = req(between(2))
     min_brand_openings: int = req(between(1))
     headline_brands: int = req(NON_NEGATIVE)
+    sensitivity_brands: int = req(NON_NEGATIVE)
     logrank_brands: int = req(between(2))
     km_plot_brands: int = req(NON_NEGATIVE)
     km_grid_points: int = req(between(2))
@@ -94,7 +128,9 @@ class ResponseTimeSettings(Section):
     logistic_c: float = req(POSITIVE)
     ridge_alpha: float = req(NON_NEGATIVE)
     gbm: dict[str, Any] = req()
+    calibration_bins: int = req(between(2))
     cox: bool = req()
+    cox_cluster: Literal["customer", "brand", "none"] = req()
     cox_max_rows: int = req(between(10))
     cox_concordance_max_rows: int = req(between(10))
     importance_repeats: int = req(between(1))
@@ -105,6 +141,10 @@ class ResponseTimeSettings(Section):
     def validate(self, where: str) -> None:
         if not self.sla_minutes:
             raise ConfigError(f"params.yaml: {where}.sla_minutes must list at least one limit")
+        if self.horizon_hours is not None and self.rmst_hours > self.horizon_hours:
+            raise ConfigError(f"params.yaml: {where}.rmst_hours ({self.rmst_hours}) must not exceed "
+                              f"{where}.horizon_hours ({self.horizon_hours}): RMST is the area "
+                              "under the curve up to a time every opening can be followed to")
 
     def logs_model(self, task: str, name: str) -> bool:
         """``log_models``: true (all), false (none) or a list of names (``hgb``, ``task/name``)."""
@@ -155,6 +195,52 @@ class MarkerSettings(Section):
 
 
 @dataclass(frozen=True)
+class MeasureLexiconSettings(Section):
+    """Case-insensitive cue patterns of the state measure's lexical features (``outcome.measure.lexicon``)."""
+
+    thanks: tuple[str, ...] = req(regexes)
+    persist: tuple[str, ...] = req(regexes)
+    procedural: tuple[str, ...] = req(regexes)
+
+
+@dataclass(frozen=True)
+class OutcomeMeasureSettings(Section):
+    """The text measure of the customer's state, fitted on the dev part of the outcome set
+    (``outcome.measure``; definitions in :mod:`scrm.outcome.measure`)."""
+
+    labels_file: str | None = req()
+    embedding: Literal["minilm", "none"] = req()
+    C_grid: tuple[float, ...] = req(each(POSITIVE))
+    cv_folds: int = req(between(2))
+    class_weight: Literal["balanced"] | None = req()
+    min_per_class: int = req(between(2))
+    n_boot: int = req(between(10))
+    lexicon: MeasureLexiconSettings = req()
+
+    def validate(self, where: str) -> None:
+        if not self.C_grid:
+            raise ConfigError(f"params.yaml: {where}.C_grid must list at least one value")
+        if self.min_per_class < self.cv_folds:
+            raise ConfigError(f"params.yaml: {where}.min_per_class ({self.min_per_class}) must be "
+                              f">= {where}.cv_folds ({self.cv_folds}): every fold needs each class")
+
+
+@dataclass(frozen=True)
+class OutcomeEffectsSettings(Section):
+    """Odds ratios and the competing-outcomes model (``outcome.effects``)."""
+
+    predictors: tuple[str, ...] = req()
+    events_per_predictor: float = req(between(1))
+
+    def validate(self, where: str) -> None:
+        if len(set(self.predictors)) != len(self.predictors):
+            raise ConfigError(f"params.yaml: {where}.predictors lists a predictor twice")
+        if "fast_reply" in self.predictors and "log_latency_min" in self.predictors:
+            raise ConfigError(f"params.yaml: {where}.predictors: fast_reply is a cut of "
+                              "log_latency_min; keep one")
+
+
+@dataclass(frozen=True)
 class OutcomeSettings(Section):
     seed: int = req()
     negative_threshold: float = req(between(-1, 1))
@@ -165,6 +251,8 @@ class OutcomeSettings(Section):
     top_brands: int = req(NON_NEGATIVE)
     ci_level: float = req(FRACTION)
     findings_features: tuple[str, ...] = req()
+    measure: OutcomeMeasureSettings = req()
+    effects: OutcomeEffectsSettings = req()
     model: OutcomeModelSettings = req()
     markers: MarkerSettings = req()
     name_patterns: tuple[str, ...] = req(regexes)
@@ -230,7 +318,7 @@ class TopicsSettings(Section):
     samples_ratio: float = req(between(0, 1, open_lo=True))
     collapse_share: float = req(FRACTION)
     collapse_retries: int = req(between(0, 2))
-    stability_runs: int = req(NON_NEGATIVE)
+    stability_runs: int = req(lambda v: None if v == 0 or v >= 3 else "must be 0 (off) or >= 3")
     npmi_epsilon: float = req(between(0, 1e-3, open_lo=True))
     cluster_selection_method: Literal["eom", "leaf"] = req()
     umap_n_neighbors: int = req(between(2))
@@ -253,52 +341,6 @@ class TopicsSettings(Section):
     time_min_docs: int = req(NON_NEGATIVE)
     barchart_topics: int = req(between(1))
     barchart_words: int = req(between(1))
-
-    def validate(self, where: str) -> None:
-        if self.stability_runs == 1 or self.stability_runs == 2:
-            raise ConfigError(f"params.yaml: {where}.stability_runs must be 0 (off) or at least 3 "
-                              f"(seeds to compare), got {self.stability_runs}")
-
-
-@dataclass(frozen=True)
-class DetectFeatureSettings(Section):
-    """Word TF-IDF of the learned complaint detectors (``detect.features``)."""
-
-    ngram_max: int = req(between(1, 3))
-    min_df: int = req(between(1))
-    max_df: float = req(FRACTION)
-    sublinear_tf: bool = req()
-
-
-@dataclass(frozen=True)
-class CategoryChampionSettings(Section):
-    """Which benchmark run becomes the category champion (``detect.category``)."""
-
-    name: str = req()
-    labels: Literal["weak", "gold"] = req()
-    split: Literal["stratified", "time", "brand"] = req()
-
-
-@dataclass(frozen=True)
-class DetectSettings(Section):
-    """Complaint detection, stage ``detect`` (:mod:`scrm.complaints.detect`)."""
-
-    seed: int = req()
-    rules: str | None = req()
-    dev_file: str = req()
-    test_file: str = req()
-    train_abstain: Literal["exclude", "as_not_complaint"] = req()
-    models: tuple[Literal["logreg", "complement_nb"], ...] = req()
-    features: DetectFeatureSettings = req()
-    logreg_c: float = req(POSITIVE)
-    nb_alpha: float = req(POSITIVE)
-    threshold: float = req(FRACTION)
-    ci_level: float = req(FRACTION)
-    n_boot: int = req(between(100))
-    min_train_rows: int = req(between(2))
-    register: bool = req()
-    detector_name: str = req()
-    category: CategoryChampionSettings = req()
 
 
 @dataclass(frozen=True)

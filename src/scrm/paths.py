@@ -107,6 +107,20 @@ class Paths:
     def km_plot(self) -> Path:
         return self.plots / "km_curves.csv"
 
+    @property
+    def calibration_plot(self) -> Path:
+        return self.plots / "within_1h_calibration.csv"
+
+    @property
+    def rt_sensitivity(self) -> Path:
+        """Service figures per answered definition x population x scope."""
+        return self.processed / "response_time_sensitivity.parquet"
+
+    @property
+    def rt_pairwise(self) -> Path:
+        """Pairwise brand comparisons: log-rank with Holm, RMST and within-1 h differences."""
+        return self.processed / "response_time_pairwise.parquet"
+
     # outcome --------------------------------------------------------------------------------
     @property
     def outcome(self) -> Path:
@@ -203,6 +217,11 @@ class Paths:
     @property
     def report_figures(self) -> Path:
         return self.figures / "report"
+
+    @property
+    def headline(self) -> Path:
+        """``reports/metrics/headline.json``: the flat file of DVC's one declared metric."""
+        return self.metric("headline")
 
     # tracking -------------------------------------------------------------------------------
     @property

@@ -9,7 +9,7 @@ store, skops, no pickle), by name:
 Each text is cleaned exactly as the pipeline cleans an opening before any model sees it
 (:func:`scrm.text.clean_for_topics`: no @handles, URLs or sign-offs) and passed as the one-column
 frame ``text`` that every model of this project reads. The file is streamed in chunks (polars
-batches, a progress bar on stderr) and the output is written atomically: one row per input row, in
+batches; progress on stderr through :mod:`scrm.progress`) and the output is written atomically: one row per input row, in
 input order, with the input's id column (``--id-column``; default ``tweet_id`` or ``id`` when present,
 else ``row``, the 1-based row number), ``label``, ``reason`` (why there is no label: an empty text)
 and one ``proba_<class>`` column per class (``score_<class>`` for models with decision scores only).
@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import codecs
 import json
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -149,12 +148,10 @@ def read_batches(src: Path, lf: pl.LazyFrame, chunk_rows: int) -> Iterator[pl.Da
 def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: str, *,
                  text_column: str = "text", id_column: str | None = None,
                  chunk_rows: int = 50_000, root: Path | str | None = None,
-                 progress: bool = True) -> dict[str, Any]:
+                 show_progress: bool = True) -> dict[str, Any]:
     """Score every row of ``input_path`` with the registered model ``model_spec``; write
     ``output_path`` atomically. Returns a summary (rows, labelled, empty, label counts, model)."""
-    from tqdm.auto import tqdm
-
-    from .. import tracking
+    from .. import progress, tracking
 
     src, dst = Path(input_path), Path(output_path)
     cols = input_columns(src)
@@ -169,8 +166,7 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
     lf = pl.scan_csv(src, infer_schema=False).select([c for c in (ident, text_column) if c])
     rows = labelled = 0
     counts: dict[str, int] = {}
-    bar = tqdm(desc="classifying", unit="rows", disable=not progress, file=sys.stderr,
-               mininterval=1.0)
+    bar = progress.bar(None, "classifying", "rows", enabled=show_progress, min_interval_s=5.0)
     try:
         with atomic_path(dst) as tmp, tmp.open("wb") as fh:
             for batch in read_batches(src, lf, chunk_rows):
@@ -226,9 +222,11 @@ def promote_category_champion(paths: Paths, settings: DetectSettings) -> dict[st
                & (runs["tags.benchmark.labels"] == cat.labels)]
     if hit.empty:
         return {**out, "status": "not set: the best model's benchmark run is not in the store"}
+    run_id = str(hit.iloc[-1]["run_id"])
     try:
-        version = tracking.register_run_model(str(hit.iloc[-1]["run_id"]), cat.name, paths.root)
-        tracking.set_alias(cat.name, "champion", version, paths.root)
+        tracking.register_run_model(run_id, cat.name, paths.root)
+        tracking.set_champion(cat.name, run_id, f"best {cat.labels}/{cat.split} macro-F1 of the "
+                              f"benchmark ({best.get('macro_f1')})", paths.root)
     except (ScrmError, OSError) as exc:
         return {**out, "status": f"not set: {exc}"}
     except Exception as exc:  # noqa: BLE001 - MLflow: e.g. the run logged no model

@@ -21,8 +21,9 @@ a feature, so a detector can score tweets to companies that are not in twcs.
 
 Protocol: the champion is the detector with the best F1 on the **dev** gold set
 (``detect.dev_file``); the sealed test set (``detect.test_file``) is only scored: precision and
-recall with Wilson intervals, F1 with a bootstrap interval, and paired McNemar tests with
-Holm-adjusted p-values (:mod:`scrm.stats.classification`). Nothing is tuned on it.
+recall with Wilson intervals, F1 with a bootstrap interval, and paired comparisons (F1, accuracy
+and kappa differences with paired bootstrap intervals, McNemar tests with Holm-adjusted p-values;
+:mod:`scrm.stats.classification`). Nothing is tuned on it.
 
 MLflow (experiment ``detect``): one run per detector; each is registered as a version of
 ``detect.detector_name`` with an alias of its own name and ``champion`` on the dev winner. The
@@ -44,7 +45,8 @@ from ..config import DetectSettings
 from ..errors import DataError
 from ..io import write_csv, write_json, write_parquet
 from ..paths import Paths
-from ..stats.classification import binary_scores, holm, paired_comparison
+from ..stats.classification import binary_scores, paired_scores
+from ..stats.intervals import holm, p_value
 from .benchmark.zoo import text_frame
 from .detect_rules import (COMPLAINT, NOT_COMPLAINT, ComplaintRules, RuleDetector, brand_words,
                            load_rules, rule_matrix, rule_summary)
@@ -194,15 +196,23 @@ def evaluate(rows: pl.DataFrame, detectors: list[str], settings: DetectSettings
 
 def comparisons(rows: pl.DataFrame, preds: dict[str, np.ndarray], detectors: list[str],
                 settings: DetectSettings) -> list[dict[str, Any]]:
-    """Paired tests on the same rows: every learned detector against the rules, every detector
-    against the baseline; Holm-adjusted over the whole family."""
-    truth = rows["gold_complaint"].to_numpy().astype(bool)
+    """Paired comparisons on the same rows (:func:`scrm.stats.classification.paired_scores`,
+    scoring the complaint class only, so its macro-F1 is the complaint F1): every learned detector
+    against the rules, every detector against the baseline; McNemar p-values Holm-adjusted over
+    the whole family."""
+    truth = np.where(rows["gold_complaint"].to_numpy().astype(bool), COMPLAINT, NOT_COMPLAINT)
+    label = {d: np.where(p, COMPLAINT, NOT_COMPLAINT) for d, p in preds.items()}
     pairs = [(d, "rules") for d in detectors if d != "rules"] + [(d, BASELINE) for d in detectors]
-    out = [{"a": a, "b": b, **paired_comparison(truth, preds[a], preds[b], level=settings.ci_level,
-                                                n_boot=settings.n_boot, seed=settings.seed)}
-           for a, b in pairs]
-    for row, q in zip(out, holm([r["p_value"] for r in out])):
-        row["p_holm"] = q
+    out = []
+    for a, b in pairs:
+        res = paired_scores(truth, label[a], label[b], [COMPLAINT, NOT_COMPLAINT], [COMPLAINT],
+                            n_boot=settings.n_boot, level=settings.ci_level, seed=settings.seed)
+        out.append({"a": a, "b": b, "n": res["n"], "f1": res["macro_f1"],
+                    "accuracy": res["accuracy"], "kappa": res["kappa"], "mcnemar": res["mcnemar"]})
+    adjusted = holm(np.array([np.nan if r["mcnemar"]["p_value"] is None else r["mcnemar"]["p_value"]
+                              for r in out], dtype=float))
+    for row, q in zip(out, adjusted):
+        row["mcnemar"]["p_holm"] = p_value(q)
     return out
 
 
@@ -314,6 +324,7 @@ def register(paths: Paths, settings: DetectSettings, models: dict[str, Any],
     name = settings.detector_name
     example = text_frame(train["text_clean"].head(5).to_list() or ["my order is late"])
     versions: dict[str, str] = {}
+    run_ids: dict[str, str] = {}
     inputs = [paths.complaints, resolve(paths, settings.dev_file),
               resolve(paths, settings.test_file)]
     for det, model in models.items():
@@ -328,12 +339,14 @@ def register(paths: Paths, settings: DetectSettings, models: dict[str, Any],
                     if isinstance(v, (int, float))}
             tracking.log_metrics(flat)
             info = tracking.log_sklearn_model(model, example, registered_name=name)
-            versions[det] = str(info.registered_model_version)
+            versions[det], run_ids[det] = str(info.registered_model_version), info.run_id
     for det, v in versions.items():
         tracking.set_alias(name, det, v, paths.root)
     champ = metrics["champion"].get("detector")
     if champ:
-        tracking.set_alias(name, "champion", versions[champ], paths.root)
+        tracking.set_champion(name, run_ids[champ], f"best F1 on the dev gold set "
+                              f"({metrics['champion']['dev_f1']}); the sealed test was not used",
+                              paths.root)
     return {"detector": {"name": name, "aliases": sorted([*versions, *(["champion"] if champ
                                                                          else [])])},
             "category": promote_category_champion(paths, settings)}

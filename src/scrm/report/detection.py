@@ -11,16 +11,16 @@ import html
 from typing import Any
 
 from ..paths import Paths
-from . import figures as F
+from .figures_scores import score_intervals
 from .html import Figure, html_table, kpis, metrics_details, missing_note, para
 from .views import detector_comparisons, detector_scores, detector_table, read_json
 
 TABLE = {"part": "gold set", "detector": "detector", "precision": "precision",
          "ci_precision": "interval", "recall": "recall", "ci_recall": "interval", "f1": "F1",
          "ci_f1": "interval", "accuracy": "accuracy", "ci_accuracy": "interval"}
-COMPARE = {"a": "detector", "b": "against", "a_only_right": "only it right",
-           "b_only_right": "only the other right", "p_value": "McNemar p", "p_holm": "Holm p",
-           "f1_diff": "F1 difference", "f1_diff_ci": "interval"}
+COMPARE = {"a": "detector", "b": "against", "f1_diff": "F1 difference", "f1_diff_ci": "interval",
+           "accuracy_diff": "accuracy difference", "only_a_correct": "only it right",
+           "only_b_correct": "only the other right", "p_value": "McNemar p", "p_holm": "Holm p"}
 
 
 def _verdict(m: dict[str, Any]) -> str:
@@ -69,7 +69,7 @@ def detection_blocks(paths: Paths) -> list[str | Figure]:
     out.append(_verdict(m))
     if test:
         out.append(Figure("fig-detector-test",
-                          F.score_intervals(detector_scores(m, "test"),
+                          score_intervals(detector_scores(m, "test"),
                                             "Complaint detectors on the sealed test set"),
                           "Precision, recall and F1 of the complaint class for each detector and "
                           "the always-complaint baseline, with their intervals (Wilson; F1: "

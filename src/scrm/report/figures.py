@@ -20,10 +20,13 @@ from .figbase import (empty_figure, escape_expr, escape_text, escaped, focus_ran
                       log_ticks, palette, require, rgba, to_polars)
 
 ROLE_COLORS = {"customer": "#1f77b4", "brand": "#ff7f0e"}
-OUTCOME_COLORS = {"recovered": "#2ca02c", "stable_non_negative": "#9ecae1",
-                  "no_follow_up": "#c7c7c7", "deteriorated": "#ff7f0e", "stayed_negative": "#d62728",
+# the outcome labels (scrm.outcome.LABELS), good to bad, silence and no answer in greys
+OUTCOME_COLORS = {"recovered": "#2ca02c", "stable_not_unhappy": "#9ecae1", "procedural": "#bcbddc",
+                  "silent": "#c7c7c7", "deteriorated": "#ff7f0e", "still_unhappy": "#d62728",
                   "unanswered": "#636363"}
 SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#7f7f7f", "positive": "#2ca02c"}
+# the customer's states (scrm.outcome.measure): opening and end of a conversation
+STATE_COLORS = {"unhappy": "#d62728", "not_unhappy": "#9ecae1", "satisfied": "#2ca02c"}
 PLOTLY_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True}
 
 
@@ -165,17 +168,52 @@ def conversation_timeline(turns: Any, title: str = "One conversation, turn by tu
 # brand comparison (response time stage)
 # --------------------------------------------------------------------------------------------------
 def answered_share(service: Any, share_col: str = "answered_share", n_col: str = "openings",
+                   low_col: str | None = None, high_col: str | None = None,
                    title: str = "Share of openings answered by the brand") -> go.Figure:
-    """Horizontal bars of the answered share per brand (columns: brand, share_col, n_col)."""
+    """Horizontal bars of a share per brand (columns: brand, share_col, n_col), with the interval
+    ``low_col``-``high_col`` as whiskers when given."""
     df = to_polars(service)
-    require(df, ["brand", share_col, n_col], "answered_share")
+    require(df, ["brand", share_col, n_col, *[c for c in (low_col, high_col) if c]],
+            "answered_share")
     df = df.drop_nulls(["brand", share_col]).sort([share_col, "brand"])
     if df.is_empty():
         return empty_figure(title, "no brand has an opening")
+    err = ({"type": "data", "symmetric": False, "color": "#555",
+            "array": (df[high_col] - df[share_col]).fill_null(0).to_list(),
+            "arrayminus": (df[share_col] - df[low_col]).fill_null(0).to_list()}
+           if low_col and high_col else None)
     return _ranked_bars(df, share_col, "brand", title, "#2ca02c",
-                        "%{y}: %{x:.1%} of %{customdata} openings answered<extra></extra>",
-                        x_axis={"title": "answered share", "tickformat": ".0%", "range": [0, 1]},
+                        "%{y}: %{x:.1%} of %{customdata}<extra></extra>", error_x=err,
+                        x_axis={"title": share_col.replace("_", " "), "tickformat": ".0%",
+                                "range": [0, 1.02]},
                         customdata=df[n_col].to_list())
+
+
+def calibration_curve(bins: Any, title: str = "Calibration: answered within 1 hour (test period)",
+                      model_col: str = "model") -> go.Figure:
+    """Observed share against mean predicted probability per bin and model, Wilson whiskers
+    (columns: model, mean_predicted, observed, observed_ci_low, observed_ci_high, n)."""
+    df = to_polars(bins)
+    require(df, [model_col, "mean_predicted", "observed", "observed_ci_low", "observed_ci_high",
+                 "n"], "calibration_curve")
+    if df.is_empty():
+        return empty_figure(title, "no model was scored")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", showlegend=False, hoverinfo="skip",
+                             line={"color": "#999", "dash": "dash"}))
+    for i, m in enumerate(sorted(df[model_col].unique().to_list())):
+        part = df.filter(pl.col(model_col) == m).sort("mean_predicted")
+        fig.add_trace(go.Scatter(
+            x=part["mean_predicted"].to_list(), y=part["observed"].to_list(), mode="lines+markers",
+            name=escape_text(m), line={"color": palette(i)}, customdata=part["n"].to_list(),
+            error_y={"type": "data", "symmetric": False, "color": palette(i),
+                     "array": (part["observed_ci_high"] - part["observed"]).to_list(),
+                     "arrayminus": (part["observed"] - part["observed_ci_low"]).to_list()},
+            hovertemplate=f"{escape_text(m)}: predicted %{{x:.1%}}, observed %{{y:.1%}} "
+                          "(%{customdata} openings)<extra></extra>"))
+    fig.update_xaxes(title="mean predicted probability", tickformat=".0%", range=[0, 1.02])
+    fig.update_yaxes(title="observed share", tickformat=".0%", range=[0, 1.02])
+    return layout(fig, title, height=460)
 
 
 def latency_quantiles(quantiles: Any, title: str = "Time to first brand reply",
@@ -314,7 +352,7 @@ def sentiment_sankey(transitions: Any, source_col: str = "source", target_col: s
     labels = [f"{s} (start)" for s in srcs] + [f"{t} (end)" for t in tgts]
     idx_s = {s: i for i, s in enumerate(srcs)}
     idx_t = {t: len(srcs) + i for i, t in enumerate(tgts)}
-    known = {**OUTCOME_COLORS, **SENTIMENT_COLORS}
+    known = {**OUTCOME_COLORS, **SENTIMENT_COLORS, **STATE_COLORS}
     node_colors = [known.get(s, palette(i)) for i, s in enumerate(srcs + tgts)]
     link_colors = [rgba(known.get(s, "#7f7f7f"), 0.35)
                    for s in df[source_col].cast(pl.String).to_list()]
@@ -332,10 +370,13 @@ def sentiment_sankey(transitions: Any, source_col: str = "source", target_col: s
 def findings_forest(findings: Any, label_col: str = "feature", est_col: str = "diff",
                     low_col: str = "diff_ci_low", high_col: str = "diff_ci_high",
                     group_col: str | None = "brand",
-                    title: str = "Recovery rate with minus without each reply feature") -> go.Figure:
-    """Dot-and-whisker plot of differences with their confidence intervals (one row per finding).
+                    title: str = "Recovery rate with minus without each reply feature",
+                    x_title: str = "difference in recovery rate (percentage points)",
+                    tickformat: str = "+.0%", zero_line: bool = True) -> go.Figure:
+    """Dot-and-whisker plot of estimates with their confidence intervals (one row per finding).
 
-    A whisker crossing the zero line means the data cannot tell the two rates apart.
+    For differences, a whisker crossing the zero line means the data cannot tell the two rates
+    apart; for rates (``zero_line=False``, ``tickformat=".0%"``) the rows are set side by side.
     """
     df = to_polars(findings)
     require(df, [label_col, est_col, low_col, high_col], "findings_forest")
@@ -352,9 +393,10 @@ def findings_forest(findings: Any, label_col: str = "feature", est_col: str = "d
         error_x={"type": "data", "symmetric": False,
                  "array": (df[high_col] - df[est_col]).to_list(),
                  "arrayminus": (df[est_col] - df[low_col]).to_list(), "color": "#1f77b4"},
-        hovertemplate="%{y}: %{x:+.1%}<extra></extra>"))
-    fig.add_vline(x=0, line={"color": "#999", "dash": "dash"})
-    fig.update_xaxes(title="difference in recovery rate (percentage points)", tickformat="+.0%")
+        hovertemplate="%{y}: %{x:" + tickformat.replace("0%", "1%") + "}<extra></extra>"))
+    if zero_line:
+        fig.add_vline(x=0, line={"color": "#999", "dash": "dash"})
+    fig.update_xaxes(title=x_title, tickformat=tickformat)
     return layout(fig, title, height=max(300, 24 * df.height + 120))
 
 
@@ -429,33 +471,6 @@ def topic_sizes(info: Any, name_col: str = "name", n_col: str = "count",
     return _ranked_bars(df, n_col, name_col, title, "#9467bd",
                         "%{y}: %{x} openings<br>%{hovertext}<extra></extra>", min_height=320,
                         x_axis={"title": "openings"}, hovertext=hover)
-
-
-def score_intervals(scores: Any, title: str, group_col: str = "detector", score_col: str = "score",
-                    value_col: str = "value", low_col: str = "ci_low",
-                    high_col: str = "ci_high") -> go.Figure:
-    """Dots with interval whiskers, one colour per score, one row per group (e.g. precision,
-    recall and F1 of each complaint detector, with their intervals)."""
-    df = to_polars(scores)
-    require(df, [group_col, score_col, value_col, low_col, high_col], "score_intervals")
-    df = df.drop_nulls([value_col])
-    if df.is_empty():
-        return empty_figure(title, "no scores")
-    groups = list(dict.fromkeys(df[group_col].cast(pl.String).to_list()))[::-1]
-    fig = go.Figure()
-    for i, name in enumerate(dict.fromkeys(df[score_col].cast(pl.String).to_list())):
-        part = df.filter(pl.col(score_col).cast(pl.String) == name)
-        lo, hi = part[low_col].fill_null(part[value_col]), part[high_col].fill_null(part[value_col])
-        fig.add_trace(go.Scatter(
-            x=part[value_col].to_list(), y=escaped(part, group_col, wrap=None), mode="markers",
-            name=escape_text(name), marker={"size": 9, "color": palette(i)},
-            error_x={"type": "data", "symmetric": False, "color": palette(i),
-                     "array": (hi - part[value_col]).to_list(),
-                     "arrayminus": (part[value_col] - lo).to_list()},
-            hovertemplate="%{y}: %{x:.3f}<extra>%{fullData.name}</extra>"))
-    fig.update_yaxes(categoryorder="array", categoryarray=[escape_text(g) for g in groups])
-    fig.update_xaxes(range=[0, 1.02], title="score (dot) and its interval (whisker)")
-    return layout(fig, title, height=max(280, 40 * len(groups) + 140))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -1,71 +1,166 @@
-"""Scores of a binary detector on labelled items, with intervals, and paired comparisons of two.
+"""Scoring a classifier against reference labels, and comparing two classifiers on the same items.
 
-Why these methods
-* precision, recall and accuracy are proportions of a fixed set of items: Wilson score intervals
-  (:mod:`.intervals`), good at small n and near 0 or 1;
-* F1 is not a proportion: a percentile bootstrap over items (the unit that was labelled);
-* two detectors scored on the *same* items are compared pairwise: McNemar's exact test on the items
-  where exactly one of them is right (a binomial test, so no degrees of freedom), and a paired
-  bootstrap interval of the F1 difference (the same resampled items for both);
-* many comparisons: Holm's step-down adjustment (statsmodels ``multipletests``), which keeps the
-  family-wise error rate without assuming independence.
+Why this module: "the new measure beats the baseline" is a claim about two sets of predictions on
+the *same* labelled items, so it needs paired evidence: a bootstrap over items that resamples both
+predictions together (the interval of the difference), and McNemar's test of which items each gets
+right. Macro-F1 weighs every class equally, so a rare class (a satisfied customer) counts as much as
+a common one; Cohen's kappa (:mod:`.agreement`) gives agreement beyond chance.
 
-p-values are kept with their statistic and rounded to significant digits (:func:`p_value`), never
-to a bare 0.0.
+One detector of one class (is an opening a complaint?) is scored by :func:`binary_scores`:
+precision, recall and accuracy are proportions of a fixed set of items, so they get Wilson score
+intervals; F1 is not a proportion, so it gets a percentile bootstrap over items (the unit that was
+labelled). Two binary detectors are compared with :func:`paired_scores` scoring only the positive
+class (``scored=[positive]``: its macro-F1 is the positive class's F1).
+
+Conventions: ``classes`` is the full label set (rows and columns of the confusion matrix, in that
+order); ``scored`` the classes macro-F1 averages over (by default all). An item whose reference
+label is outside ``scored`` still counts as a false positive for the class it was predicted as.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from scipy.stats import binom
 
-from .intervals import finite, wilson_interval, z_value
-
-
-def p_value(p: float | None, digits: int = 4) -> float | None:
-    """A p-value for a metrics file: ``digits`` significant digits, floored at the smallest positive
-    double so that an underflow never reads as an exact 0."""
-    if p is None or not math.isfinite(float(p)):
-        return None
-    p = max(float(p), np.finfo(float).tiny)
-    return float(f"{p:.{digits}g}")
+from .agreement import _kappa_codes
+from .intervals import chi2_test, finite, p_value, wilson_interval, z_value
 
 
-def _counts(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[int, int, int, int]:
-    return (int(np.sum(y_true & y_pred)), int(np.sum(~y_true & y_pred)),
-            int(np.sum(y_true & ~y_pred)), int(np.sum(~y_true & ~y_pred)))
+def _codes(values: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
+    index = {c: i for i, c in enumerate(classes)}
+    try:
+        return np.array([index[v] for v in values], dtype=np.int64)
+    except KeyError as exc:
+        raise ValueError(f"label {exc.args[0]!r} is not one of {list(classes)}") from None
+
+
+def confusion(true: Sequence[Any], pred: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
+    """Counts, rows = reference label, columns = prediction, both in ``classes`` order."""
+    t, p = _codes(true, classes), _codes(pred, classes)
+    k = len(classes)
+    return np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+
+
+def _f1_from_codes(t: np.ndarray, p: np.ndarray, k: int, scored: np.ndarray) -> np.ndarray:
+    cm = np.bincount(t * k + p, minlength=k * k).reshape(k, k)
+    tp = np.diag(cm).astype(float)
+    fp = cm.sum(axis=0) - tp
+    fn = cm.sum(axis=1) - tp
+    den = 2 * tp + fp + fn
+    f1 = np.divide(2 * tp, den, out=np.zeros(k), where=den > 0)
+    return f1[scored]
+
+
+def f1_per_class(true: Sequence[Any], pred: Sequence[Any], classes: Sequence[str],
+                 scored: Sequence[str] | None = None) -> dict[str, float]:
+    """F1 = 2TP / (2TP + FP + FN) of each scored class (0 when the class is never seen nor
+    predicted, as in scikit-learn's ``zero_division=0``)."""
+    scored = list(scored or classes)
+    idx = np.array([list(classes).index(c) for c in scored])
+    f1 = _f1_from_codes(_codes(true, classes), _codes(pred, classes), len(classes), idx)
+    return {c: float(v) for c, v in zip(scored, f1, strict=True)}
+
+
+def macro_f1(true: Sequence[Any], pred: Sequence[Any], classes: Sequence[str],
+             scored: Sequence[str] | None = None) -> float:
+    """Unweighted mean of the per-class F1 over ``scored``."""
+    return float(np.mean(list(f1_per_class(true, pred, classes, scored).values())))
+
+
+def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> dict[str, Any]:
+    """McNemar's test on paired correctness: ``b`` items only A gets right, ``c`` only B.
+
+    The p-value is the exact two-sided binomial test of b against Bin(b + c, 1/2) (valid at any
+    count); the chi-square statistic (b - c)^2 / (b + c) with df = 1 and its p-value are stored beside
+    it for comparison with other reports.
+    """
+    a = np.asarray(correct_a, dtype=bool)
+    b_ = np.asarray(correct_b, dtype=bool)
+    b = int((a & ~b_).sum())
+    c = int((~a & b_).sum())
+    n = b + c
+    out: dict[str, Any] = {"only_a_correct": b, "only_b_correct": c,
+                           "test": "McNemar (exact binomial p; chi-square beside it)"}
+    if n == 0:
+        out.update(p_value=None, chi2=chi2_test(float("nan"), 1))
+        return out
+    p_exact = min(1.0, 2.0 * float(binom.cdf(min(b, c), n, 0.5)))
+    out.update(p_value=p_value(p_exact), chi2=chi2_test((b - c) ** 2 / n, 1))
+    return out
+
+
+def paired_scores(true: Sequence[Any], pred_a: Sequence[Any], pred_b: Sequence[Any],
+                  classes: Sequence[str], scored: Sequence[str] | None = None, *,
+                  n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict[str, Any]:
+    """Macro-F1, Cohen's kappa and accuracy of two predictions of the same items, each with a
+    percentile bootstrap interval, and the paired difference (a - b) with its interval from the
+    *same* resamples; McNemar's test on correctness.
+
+    A resample in which kappa is undefined (chance agreement 1) is left out of kappa's interval.
+    """
+    classes = list(classes)
+    scored = list(scored or classes)
+    k = len(classes)
+    sidx = np.array([classes.index(c) for c in scored])
+    t = _codes(true, classes)
+    pa, pb = _codes(pred_a, classes), _codes(pred_b, classes)
+    n = t.size
+    if n == 0:
+        raise ValueError("no items to score")
+
+    def stats(idx: np.ndarray) -> np.ndarray:
+        tt, aa, bb = t[idx], pa[idx], pb[idx]
+        return np.array([
+            _f1_from_codes(tt, aa, k, sidx).mean(), _f1_from_codes(tt, bb, k, sidx).mean(),
+            _kappa_codes(tt, aa, k), _kappa_codes(tt, bb, k),
+            float(np.mean(tt == aa)), float(np.mean(tt == bb))])
+
+    point = stats(np.arange(n))
+    rng = np.random.default_rng(seed)
+    boot = np.array([stats(rng.integers(0, n, n)) for _ in range(n_boot)])
+    lo_q, hi_q = (1 - level) / 2, (1 + level) / 2
+
+    def ci(values: np.ndarray) -> list[float | None]:
+        v = values[np.isfinite(values)]
+        return [finite(np.quantile(v, lo_q)), finite(np.quantile(v, hi_q))] if v.size else [None, None]
+
+    out: dict[str, Any] = {"n": int(n), "n_boot": n_boot, "ci_level": level, "scored_classes": scored}
+    for j, metric in enumerate(("macro_f1", "kappa", "accuracy")):
+        ia, ib = 2 * j, 2 * j + 1
+        diff = boot[:, ia] - boot[:, ib]
+        out[metric] = {
+            "a": finite(point[ia]), "a_ci": ci(boot[:, ia]),
+            "b": finite(point[ib]), "b_ci": ci(boot[:, ib]),
+            "diff": finite(point[ia] - point[ib]), "diff_ci": ci(diff),
+            # share of resamples in which A does not beat B: a one-sided bootstrap check
+            "share_boot_diff_le_0": finite(np.mean(diff[np.isfinite(diff)] <= 0)),
+        }
+    out["mcnemar"] = mcnemar(t == pa, t == pb)
+    return out
 
 
 def f1_from_counts(tp: Any, fp: Any, fn: Any) -> Any:
-    """F1 = 2 TP / (2 TP + FP + FN) (nan where there is no positive at all), vectorised."""
+    """F1 = 2 TP / (2 TP + FP + FN), nan where there is no positive at all; vectorised."""
     tp, fp, fn = (np.asarray(x, dtype=float) for x in (tp, fp, fn))
     den = 2 * tp + fp + fn
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, 2 * tp / np.where(den > 0, den, 1), np.nan)
-
-
-def _as_bool(y: Sequence[Any] | np.ndarray) -> np.ndarray:
-    arr = np.asarray(y)
-    if arr.dtype != bool:
-        raise ValueError("labels and predictions must be Boolean arrays (True = positive)")
-    return arr
-
-
-def _draws(n: int, n_boot: int, seed: int) -> np.ndarray:
-    return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
+    return np.divide(2 * tp, den, out=np.full(np.broadcast(tp, den).shape, np.nan), where=den > 0)
 
 
 def binary_scores(y_true: Sequence[bool] | np.ndarray, y_pred: Sequence[bool] | np.ndarray, *,
                   level: float = 0.95, n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Confusion counts; precision, recall and accuracy with Wilson intervals; F1 with a percentile
-    bootstrap interval over items (``n_boot`` resamples, ``seed``). Rounded for a metrics file."""
-    t, p = _as_bool(y_true), _as_bool(y_pred)
+    """A binary detector on labelled items (True = the positive class): confusion counts;
+    precision, recall and accuracy with Wilson intervals; F1 with a percentile bootstrap interval
+    over items (``n_boot`` resamples drawn with ``seed``). Rounded for a metrics file."""
+    t, p = np.asarray(y_true), np.asarray(y_pred)
+    if t.dtype != bool or p.dtype != bool:
+        raise ValueError("labels and predictions must be Boolean arrays (True = positive)")
     if t.shape != p.shape or t.size == 0:
         raise ValueError("two non-empty Boolean arrays of the same length are needed")
-    tp, fp, fn, tn = _counts(t, p)
+    tp, fp = int(np.sum(t & p)), int(np.sum(~t & p))
+    fn, tn = int(np.sum(t & ~p)), int(np.sum(~t & ~p))
     z = z_value(level)
     out: dict[str, Any] = {"n": int(t.size), "positives": tp + fn, "tp": tp, "fp": fp, "fn": fn,
                            "tn": tn}
@@ -74,7 +169,7 @@ def binary_scores(y_true: Sequence[bool] | np.ndarray, y_pred: Sequence[bool] | 
         lo, hi = wilson_interval(np.array([k]), np.array([n]), z)
         out[name] = finite(k / n) if n else None
         out[f"{name}_ci"] = [finite(lo[0]), finite(hi[0])] if n else None
-    d = _draws(t.size, n_boot, seed)
+    d = np.random.default_rng(seed).integers(0, t.size, size=(n_boot, t.size))
     tb, pb = t[d], p[d]
     boot = f1_from_counts((tb & pb).sum(1), (~tb & pb).sum(1), (tb & ~pb).sum(1))
     boot = boot[np.isfinite(boot)]
@@ -83,49 +178,4 @@ def binary_scores(y_true: Sequence[bool] | np.ndarray, y_pred: Sequence[bool] | 
                     if boot.size else None)
     out.update(ci_level=level, f1_ci_method=f"percentile bootstrap over items ({n_boot} resamples)",
                prf_ci_method="Wilson score")
-    return out
-
-
-def paired_comparison(y_true: Sequence[bool] | np.ndarray, pred_a: Sequence[bool] | np.ndarray,
-                      pred_b: Sequence[bool] | np.ndarray, *, level: float = 0.95,
-                      n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """A against B on the same items: McNemar's exact test (``a_only``: items only A gets right,
-    ``b_only``: only B) and the F1 difference A - B with a paired percentile bootstrap interval."""
-    from statsmodels.stats.contingency_tables import mcnemar
-
-    t, a, b = _as_bool(y_true), _as_bool(pred_a), _as_bool(pred_b)
-    ra, rb = a == t, b == t
-    a_only, b_only = int(np.sum(ra & ~rb)), int(np.sum(~ra & rb))
-    both, neither = int(np.sum(ra & rb)), int(np.sum(~ra & ~rb))
-    res = mcnemar(np.array([[both, a_only], [b_only, neither]]), exact=True)
-    d = _draws(t.size, n_boot, seed)
-    tb, ab, bb = t[d], a[d], b[d]
-
-    def f1(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-        return f1_from_counts((truth & pred).sum(-1), (~truth & pred).sum(-1),
-                              (truth & ~pred).sum(-1))
-
-    diff = f1(ab, tb) - f1(bb, tb)
-    diff = diff[np.isfinite(diff)]
-    return {
-        "n": int(t.size), "a_only_right": a_only, "b_only_right": b_only,
-        "test": "McNemar exact (two-sided binomial on the discordant items)",
-        "statistic": float(res.statistic), "df": None, "p_value": p_value(res.pvalue),
-        "f1_diff": finite(f1(a, t) - f1(b, t)),
-        "f1_diff_ci": ([finite(q) for q in np.quantile(diff, [(1 - level) / 2, (1 + level) / 2])]
-                       if diff.size else None),
-        "ci_level": level,
-    }
-
-
-def holm(p_values: Sequence[float | None]) -> list[float | None]:
-    """Holm-adjusted p-values (None stays None), in the input order."""
-    from statsmodels.stats.multitest import multipletests
-
-    idx = [i for i, p in enumerate(p_values) if p is not None]
-    out: list[float | None] = [None] * len(p_values)
-    if idx:
-        adj = multipletests([float(p_values[i]) for i in idx], method="holm")[1]  # type: ignore[arg-type]
-        for i, q in zip(idx, adj):
-            out[i] = p_value(q)
     return out
