@@ -217,8 +217,9 @@ def test_make_venv_shows_progress_and_installs_the_cpu_torch_build(tmp_path):
 
 
 @pytest.mark.slow
-def test_make_ui_answers_when_it_prints_its_url():
-    """The real `make ui` (needs the project's .venv, as after `make run`)."""
+@pytest.mark.parametrize("command", ["make", "scrm"])
+def test_ui_answers_when_it_prints_its_url(command):
+    """The real `make ui` and `scrm ui` (need the project's .venv, as after `make run`)."""
     import signal
     import socket
     import urllib.request
@@ -228,7 +229,9 @@ def test_make_ui_answers_when_it_prints_its_url():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen(["make", "-s", "ui", f"UI_PORT={port}"], cwd=PROJECT_ROOT,
+    argv = (["make", "-s", "ui", f"UI_PORT={port}"] if command == "make"
+            else [str(PROJECT_ROOT / ".venv" / "bin" / "scrm"), "ui", "--port", str(port)])
+    proc = subprocess.Popen(argv, cwd=PROJECT_ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
@@ -238,7 +241,7 @@ def test_make_ui_answers_when_it_prints_its_url():
             if f"MLflow UI: http://127.0.0.1:{port}" in line:
                 break
         else:
-            pytest.fail("make ui ended without printing its URL:\n" + "".join(seen))
+            pytest.fail(f"{command} ui ended without printing its URL:\n" + "".join(seen))
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as resp:
             assert resp.status == 200
     finally:
