@@ -326,8 +326,19 @@ def test_ui_command_binds_loopback_and_warns_when_exposed(monkeypatch, tmp_path)
 
     from scrm.cli import app
 
+    from scrm import progress
+
     calls: list[list[str]] = []
-    monkeypatch.setattr(subprocess, "call", lambda cmd, *a, **k: calls.append(cmd) or 0)
+
+    class FakeServer:  # records the command; never binds a port
+        def __init__(self, cmd: list[str], *a: object, **k: object) -> None:
+            calls.append(cmd)
+
+        def wait(self) -> int:
+            return 0
+
+    monkeypatch.setattr(subprocess, "Popen", FakeServer)
+    monkeypatch.setattr(progress, "wait_for_url", lambda *a, **k: 0.0)
     runner = CliRunner()
     r = runner.invoke(app, ["ui", "--root", str(tmp_path)])
     assert r.exit_code == 0, r.output
