@@ -49,7 +49,9 @@ def _shares(paths, metrics) -> dict[str, float]:
     lat = (tw.join(par, on="parent_id").filter(pl.col("_pr") == "customer", pl.col("role") == "brand")
            .select((pl.col("created_at") - pl.col("_pt")).dt.total_seconds().median()).item())
     return {
-        "answered": metrics["answered_openings"] / metrics["openings"],
+        # the generator models the file's unanswered openings as openings the brand skipped to answer
+        # a later nudge: the direct-reply definition (data/openings.py), whatever params.yaml chooses
+        "answered": metrics["opening_counts"]["answered_direct"] / metrics["openings"],
         "dangling_per_row": metrics["dangling_references"] / n,
         "multi_reply": float((tw["response_tweet_ids"].list.len() >= 2).mean()),
         "branching": metrics["branching_threads"] / metrics["threads"],
