@@ -147,3 +147,16 @@ def test_frame_is_the_file(tmp_path):
     path = tmp_path / "s.csv"
     synthetic.generate(path, rows=3_000, seed=9)
     assert pl.read_csv(path, infer_schema=False).equals(synthetic.generate_frame(3_000, 9))
+
+
+def test_open_vocabulary_parameters_are_checked():
+    from scrm.errors import ScrmError
+
+    p = synthetic.load_params()
+    p["fitted"]["vocabulary"]["brand"]["zipf_alpha"] = 1.0
+    with pytest.raises(ScrmError, match="zipf_alpha must exceed 1"):
+        lexicon.build(p, n_kinds=9, n_brands=108)
+    p = synthetic.load_params()
+    p["text"]["open_vocabulary"]["kind_share"] = 0.95
+    with pytest.raises(ScrmError, match="kind_share"):
+        lexicon.build(p, n_kinds=9, n_brands=108)

@@ -16,7 +16,10 @@ come from an unbounded Zipf–Mandelbrot distribution over made-up words:
   the shared vocabulary, each with its own words: kinds and brands get words of their own, as real
   ones do ("tarmac", "airpods"), without making kinds trivially separable (the words are rare);
 * rank and group map to a word by a bijection onto pronounceable letter strings of two or more
-  syllables and a closing consonant (:func:`pseudo_words`): frequent words are short, rare ones long.
+  syllables and a closing consonant (:func:`pseudo_words`): frequent words are short, rare ones long;
+* each tweet gets as many words as bring it to a length drawn from the sample's words per tweet
+  (:func:`open_clauses`), a few of them common function words; some tweets get a one-letter typo in
+  an early word (:func:`misspell`), some hashtags are open words.
 
 Everything is whole-array numpy/polars work per chunk; nothing is kept between chunks.
 """
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ...errors import ScrmError
 from ...stats.powerlaw import TOKEN_PATTERN
 
 ROLES = ("customer", "brand")
@@ -62,6 +66,13 @@ def build(p: dict[str, Any], n_kinds: int, n_brands: int) -> OpenVocabulary:
     ov = p["text"]["open_vocabulary"]
     fit = p["fitted"]["vocabulary"]
     cal = p["calibrated"]
+    flat = [r for r in ROLES if not fit[r]["zipf_alpha"] > 1]
+    if flat:
+        raise ScrmError(f"synthetic params: fitted.vocabulary zipf_alpha must exceed 1 (a Zipf tail "
+                        f"that can be normalised); not so for {flat}.")
+    if not 0 <= ov["kind_share"] + ov["brand_share"] <= 1:
+        raise ScrmError("synthetic params: text.open_vocabulary kind_share + brand_share must lie "
+                        "in 0..1.")
     syl = [o + v for o in ov["onsets"] for v in ov["vowels"]]
     fw = 1.0 / np.arange(1, len(ov["function_words"]) + 1)
     k_max = max(len(fit[r]["words_pmf"]) for r in ROLES)

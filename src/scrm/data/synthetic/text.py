@@ -55,7 +55,9 @@ def _choose(rng: np.random.Generator, pool: pl.Series, n: int) -> pl.Series:
 
 def render_texts(model: Model, rng: np.random.Generator, f: pl.DataFrame) -> pl.Series:
     """Render tweet texts: a template by (stage, kind), more sentences, slots filled per sector, the
-    surface quirks of the real file at the sample's rates, the @mention and the brand's sign-off."""
+    surface quirks of the real file at the sample's rates, the @mention and the brand's sign-off,
+    then open words up to a length drawn from the sample's (:func:`.lexicon.open_clauses`; the
+    template's own words, mention and suffixes included, count towards it)."""
     n = f.height
     p = model.p
     tp = p["text"]
