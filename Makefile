@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: all run venv test test-fast ui lab bench-prepare bench-pipeline bench-embeddings full strip help
+.PHONY: all run venv test test-fast ui lab bench-prepare bench-pipeline bench-embeddings bench-vocabulary full strip help
 
 all: run
 
@@ -78,6 +78,9 @@ bench-pipeline: venv  ## full-scale pipeline benchmark -> bench/results/pipeline
 	python bench/pipeline.py
 
 full: bench-pipeline  ## the whole pipeline on 2,811,774 synthetic rows in runs/full (own root)
+
+bench-vocabulary: venv  ## distinct words vs tweets, synthetic vs the real sample -> bench/results/vocabulary.md
+	python bench/vocabulary.py
 
 bench-embeddings: venv  ## embedding throughput per backend/device -> bench/results/embeddings.md
 	python bench/embeddings.py

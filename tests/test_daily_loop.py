@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_project, dvc
+from conftest import copy_project, dvc, skip_unless_ci
 from scrm.config import PROJECT_ROOT
 from scrm.configbase import read_yaml
 from scrm.paths import Paths
@@ -101,15 +101,16 @@ def test_readme_headline_table_is_generated_from_the_metrics():
 def test_headline_copies_by_path_and_marks_what_is_missing():
     stage_metrics = {
         "prepare": {"openings": 1285},
-        "response_time": {"overall": {"answered_share": 0.9, "km_median_latency_s": 817.0},
+        "response_time": {"overall": {"answered_share": 0.9, "km_median_min": 13.6},
                           "models": {"within_1h": {"logistic": {"auc": 0.88},
                                                    "brand_rate": {"auc": True}}}},
-        "outcome": {"recovery_rate": 0.77},
+        "outcome": {"recovery_rate": {"hand_labels": {"rate": 0.15}}},
     }
     got = H.headline(stage_metrics)
     assert list(got) == [k for k, _, _ in H.HEADLINE]
     assert got["openings"] == 1285 and got["answered_share"] == 0.9
-    assert got["km_median_latency_s"] == 817.0 and got["within_1h_auc"] == 0.88
+    assert got["km_median_latency_min"] == 13.6 and got["within_1h_auc"] == 0.88
+    assert got["recovery_rate"] == 0.15 and got["recovery_rate_vader"] is None
     assert got["within_1h_auc_baseline"] is None  # a bool is no number
     assert got["recovery_auc"] is None and got["gold_macro_f1"] is None  # absent paths / stages
     assert H.dig({"a": {"b": 1}}, "a.b") == 1 and H.dig({"a": 1}, "a.b") is None
@@ -225,7 +226,7 @@ def test_ui_answers_when_it_prints_its_url(command):
     import urllib.request
 
     if not (PROJECT_ROOT / ".venv" / ".installed").exists():
-        pytest.skip("no .venv in this checkout: `make ui` would first build it (run `make run`)")
+        skip_unless_ci("no .venv in this checkout: `make ui` would first build it (run `make run`)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -321,8 +322,9 @@ def test_dvc_exp_run_on_every_section_and_exp_show_compares(tmp_path):
         col = next(c for c in rows[0] if c == key or c.endswith(f":{key}"))
         for row in (main, by_name["threshold"], by_name["every-section"]):
             assert row[col] not in ("", "!", "-"), f"{key} missing for {row['Experiment']}"
-    assert by_name["threshold"][next(c for c in rows[0] if c.endswith("recovery_rate"))] != \
-        main[next(c for c in rows[0] if c.endswith("recovery_rate"))]
+    # the VADER threshold moves the former (VADER) recovery rate, not the hand-labelled one
+    assert by_name["threshold"][next(c for c in rows[0] if c.endswith("recovery_rate_vader"))] != \
+        main[next(c for c in rows[0] if c.endswith("recovery_rate_vader"))]
 
     diff = dvc(root, "metrics", "diff", "HEAD", "every-section", "--json", timeout=600).stdout
     assert "reports/metrics/headline.json" in json.loads(diff)

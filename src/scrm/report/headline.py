@@ -27,10 +27,11 @@ from ..paths import PROJECT_ROOT, Paths
 HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("openings", "prepare", "openings"),
     ("answered_share", "response_time", "overall.answered_share"),
-    ("km_median_latency_s", "response_time", "overall.km_median_latency_s"),
+    ("km_median_latency_min", "response_time", "overall.km_median_min"),
     ("within_1h_auc", "response_time", "models.within_1h.logistic.auc"),
     ("within_1h_auc_baseline", "response_time", "models.within_1h.brand_rate.auc"),
-    ("recovery_rate", "outcome", "recovery_rate"),
+    ("recovery_rate", "outcome", "recovery_rate.hand_labels.rate"),
+    ("recovery_rate_vader", "outcome", "recovery_rate.former_vader.rate"),
     ("recovery_auc", "outcome", "model.models.logreg.oof_auc"),
     ("recovery_auc_baseline", "outcome", "model.models.brand_prior.oof_auc"),
     ("weak_gold_macro_f1", "complaints", "gold.macro_f1"),

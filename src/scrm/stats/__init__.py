@@ -9,4 +9,5 @@
 * :mod:`.agreement` Cohen's kappa with a bootstrap interval
 * :mod:`.baselines` group-rate and group-median baselines with the scikit-learn estimator API
 * :mod:`.splits`    the time split used wherever "train on the past, test on the future" is meant
+* :mod:`.powerlaw`  word tokens, type-token curves, Heaps' law and the Zipf (discrete power-law) exponent
 """
