@@ -445,8 +445,9 @@ def unsafe_loads(source: str) -> list[str]:
             found.append("np.load without allow_pickle=False")
         elif owner == "torch" and name == "load" and const.get("weights_only") is not True:
             found.append("torch.load without weights_only=True")
-        elif name == "load_model" or (owner == "mlflow" and name.startswith("load")):
-            found.append(f"{owner}.{name}")
+        elif (name == "load_model" and owner != "tracking") or (owner == "mlflow"
+                                                                 and name.startswith("load")):
+            found.append(f"{owner}.{name}")  # scrm.tracking.load_model is the one safe loader
     return found
 
 
@@ -455,6 +456,7 @@ def test_unsafe_load_detector_works():
            "pickle.load(f); yaml.load(s); np.load(p); torch.load(p)\n"
            "mlflow.sklearn.load_model(u); eval('1')\n")
     assert len(unsafe_loads(bad)) == 6
+    assert unsafe_loads("tracking.load_model(uri, root)\n") == []  # the safe loader itself
     ok = ("yaml.safe_load(s); yaml.load(s, Loader=yaml.SafeLoader); np.load(p, allow_pickle=False)"
           "; torch.load(p, weights_only=True); df.list.eval(x)\n")
     assert unsafe_loads(ok) == []

@@ -296,8 +296,10 @@ def describe_version(client: Any, name: str, version: str, run_id: str) -> dict[
     return tags
 
 
-def set_champion(name: str, run_id: str, reason: str, root: Path | str | None = None) -> str:
-    """Give the version of ``name`` logged by ``run_id`` the ``champion`` alias; return its number.
+def set_champion(name: str, run_id: str, reason: str, root: Path | str | None = None,
+                 alias: str = "champion") -> str:
+    """Give the version of ``name`` logged by ``run_id`` the ``champion`` alias (or ``alias``, e.g.
+    a detector's own name); return its number.
 
     The stage that chooses (the benchmark: the best model of its headline split and label source)
     calls this, so ``models:/<name>@champion`` always means the chosen model, never just the latest.
@@ -310,8 +312,8 @@ def set_champion(name: str, run_id: str, reason: str, root: Path | str | None = 
     if not versions:
         raise ScrmError(f"no version of registered model {name!r} was logged by run {run_id}")
     version = str(max(int(v.version) for v in versions))
-    client.set_registered_model_alias(name, "champion", version)
-    client.set_model_version_tag(name, version, "champion_reason", reason[:5000])
+    client.set_registered_model_alias(name, alias, version)
+    client.set_model_version_tag(name, version, f"{alias}_reason", reason[:5000])
     return version
 
 
@@ -473,76 +475,26 @@ def list_runs(experiment: str, root: Path | str | None = None) -> Any:
     return mlflow.search_runs(experiment_ids=[exp.experiment_id], order_by=["start_time ASC"])
 
 
-# --------------------------------------------------------------------------------------------------
-# the model registry: stable names, aliases, and what `scrm classify` may load
-# --------------------------------------------------------------------------------------------------
-def set_alias(name: str, alias: str, version: str | int, root: Path | str | None = None) -> None:
-    """Point ``name@alias`` (e.g. ``scrm-complaint-detector@champion``) at ``version``."""
-    mlflow = setup(root)
-    mlflow.MlflowClient().set_registered_model_alias(name, alias, str(version))
-
-
-def register_run_model(run_id: str, name: str, root: Path | str | None = None,
-                       artifact: str = "model") -> str:
-    """Register the model logged by run ``run_id`` as a new version of ``name``; its version."""
-    mlflow = setup(root)
-    client = mlflow.MlflowClient()
-    found = client.search_model_versions(f"run_id = '{run_id}'")
-    if found:  # the run's model is registered already (under another name): reuse its source
-        with contextlib.suppress(Exception):
-            client.create_registered_model(name)
-        version = str(client.create_model_version(name, found[0].source, run_id=run_id).version)
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            version = str(mlflow.register_model(f"runs:/{run_id}/{artifact}", name).version)
-    describe_version(client, name, version, run_id)
-    return version
-
-
 def registered_models(root: Path | str | None = None) -> list[dict[str, Any]]:
-    """Every registered model of the store: name, versions, aliases (alias -> version), sorted."""
-    mlflow = setup(root)
-    client = mlflow.MlflowClient()
-    out = []
-    for rm in client.search_registered_models():
-        versions = sorted(int(v.version) for v in client.search_model_versions(f"name = '{rm.name}'"))
-        out.append({"name": rm.name, "versions": versions,
-                    "aliases": {a: str(v) for a, v in sorted((rm.aliases or {}).items())},
-                    "description": rm.description or ""})
-    return sorted(out, key=lambda r: r["name"])
+    """Every registered model of the store: name, aliases (alias -> version), versions; by name."""
+    client = setup(root).MlflowClient()
+    return sorted(({"name": rm.name, "aliases": {a: str(v) for a, v in sorted(rm.aliases.items())},
+                    "versions": sorted(int(v.version) for v in
+                                       client.search_model_versions(f"name = '{rm.name}'"))}
+                   for rm in client.search_registered_models()), key=lambda r: r["name"])
 
 
-def model_uri(spec: str, root: Path | str | None = None) -> str:
-    """``NAME``, ``NAME@alias`` or ``NAME/version`` -> a ``models:/`` URI that exists in this
-    project's store (``NAME`` alone: its latest version); an unknown one is a clear error."""
+def register_run_model(run_id: str, name: str, root: Path | str | None = None) -> str:
+    """Register the model that run ``run_id`` registered (e.g. as ``scrm-benchmark-linsvc``) also
+    under the stable ``name``, tagged and described like every version; the new version number."""
     from .errors import ScrmError
 
-    name, _, alias = spec.partition("@")
-    name, _, version = name.partition("/")
-    known = {m["name"]: m for m in registered_models(root)}
-    hint = "see `scrm classify --list`"
-    if not name or name not in known:
-        raise ScrmError(f"unknown model {spec!r}: no registered model {name!r} in this project's "
-                        f"MLflow store ({tracking_uri(root)}); {hint}.")
-    m = known[name]
-    if alias:
-        if alias not in m["aliases"]:
-            raise ScrmError(f"unknown model {spec!r}: {name!r} has no alias {alias!r} (aliases: "
-                            f"{', '.join(m['aliases']) or 'none'}); {hint}.")
-        return f"models:/{name}@{alias}"
-    if version:
-        if not version.isdigit() or int(version) not in m["versions"]:
-            raise ScrmError(f"unknown model {spec!r}: {name!r} has no version {version!r} "
-                            f"(versions: {', '.join(map(str, m['versions'])) or 'none'}); {hint}.")
-        return f"models:/{name}/{int(version)}"
-    if not m["versions"]:
-        raise ScrmError(f"unknown model {spec!r}: {name!r} has no version yet; {hint}.")
-    return f"models:/{name}/{max(m['versions'])}"
-
-
-def load_registered(spec: str, root: Path | str | None = None) -> tuple[str, Any]:
-    """(URI, model) of a registered model named ``NAME``, ``NAME@alias`` or ``NAME/version``
-    (:func:`model_uri`), loaded with the safe :func:`load_model`."""
-    uri = model_uri(spec, root)
-    return uri, load_model(uri, root)
+    client = setup(root).MlflowClient()
+    found = client.search_model_versions(f"run_id = '{run_id}'")
+    if not found:
+        raise ScrmError(f"run {run_id} registered no model (params benchmark.mlflow.register)")
+    with contextlib.suppress(Exception):  # exists already
+        client.create_registered_model(name)
+    version = str(client.create_model_version(name, found[0].source, run_id=run_id).version)
+    describe_version(client, name, version, run_id)
+    return version

@@ -2,8 +2,7 @@
 
 Why a module of its own: the lecture's point is to categorise complaints *before a human reads
 them*, i.e. on texts that never went through the pipeline. The model is loaded only through
-:func:`scrm.tracking.load_registered` and its :func:`~scrm.tracking.load_model` (this project's
-store, skops, no pickle), by name:
+:func:`scrm.tracking.load_model` (this project's store, skops, no pickle), by name:
 ``NAME`` (latest version), ``NAME@alias`` (``scrm-complaint-detector@champion``) or ``NAME/3``.
 
 Each text is cleaned exactly as the pipeline cleans an opening before any model sees it
@@ -162,7 +161,8 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
         raise DataError(f"no id column {id_column!r} (columns: {', '.join(cols)})", src, 1)
     ident = id_column or next((c for c in ("tweet_id", "id") if c in cols and c != text_column),
                               None)
-    uri, model = tracking.load_registered(model_spec, root)
+    uri = model_uri(model_spec, tracking.registered_models(root), tracking.tracking_uri(root))
+    model = tracking.load_model(uri, root)
     lf = pl.scan_csv(src, infer_schema=False).select([c for c in (ident, text_column) if c])
     rows = labelled = 0
     counts: dict[str, int] = {}
@@ -185,6 +185,31 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
     return {"input": str(src), "output": str(dst), "model": uri, "rows": rows,
             "labelled": labelled, "empty_texts": rows - labelled,
             "label_counts": dict(sorted(counts.items()))}
+
+
+def model_uri(spec: str, models: list[dict[str, Any]], store: str) -> str:
+    """``NAME``, ``NAME@alias`` or ``NAME/version`` -> a ``models:/`` URI of a model in
+    ``models`` (:func:`scrm.tracking.registered_models`; ``NAME`` alone: its latest version); an
+    unknown name, alias or version is an error naming it and the ``store``."""
+    name, _, alias = spec.partition("@")
+    name, _, version = name.partition("/")
+    known = {m["name"]: m for m in models}
+    hint = "see `scrm classify --list`"
+    if not name or name not in known:
+        raise ScrmError(f"unknown model {spec!r}: no registered model {name!r} in this project's "
+                        f"MLflow store ({store}); {hint}.")
+    m = known[name]
+    if alias:
+        if alias not in m["aliases"]:
+            raise ScrmError(f"unknown model {spec!r}: {name!r} has no alias {alias!r} (aliases: "
+                            f"{', '.join(m['aliases']) or 'none'}); {hint}.")
+        return f"models:/{name}@{alias}"
+    if version and (not version.isdigit() or int(version) not in m["versions"]):
+        raise ScrmError(f"unknown model {spec!r}: {name!r} has no version {version!r} (versions: "
+                        f"{', '.join(map(str, m['versions'])) or 'none'}); {hint}.")
+    if not m["versions"]:
+        raise ScrmError(f"unknown model {spec!r}: {name!r} has no version yet; {hint}.")
+    return f"models:/{name}/{int(version) if version else max(m['versions'])}"
 
 
 def list_models(root: Path | str | None = None) -> list[dict[str, Any]]:

@@ -340,8 +340,8 @@ def register(paths: Paths, settings: DetectSettings, models: dict[str, Any],
             tracking.log_metrics(flat)
             info = tracking.log_sklearn_model(model, example, registered_name=name)
             versions[det], run_ids[det] = str(info.registered_model_version), info.run_id
-    for det, v in versions.items():
-        tracking.set_alias(name, det, v, paths.root)
+    for det, run_id in run_ids.items():
+        tracking.set_champion(name, run_id, f"the {det} detector", paths.root, alias=det)
     champ = metrics["champion"].get("detector")
     if champ:
         tracking.set_champion(name, run_ids[champ], f"best F1 on the dev gold set "
