@@ -185,11 +185,20 @@ def test_gold_ids_are_openings_in_the_prepared_sample(prepared_root):
     assert set(gold_mod.load_gold()["tweet_id"].to_list()) <= openings
 
 
-def test_gold_file_is_plain_tweet_id_label_csv():
+def test_gold_file_is_plain_tweet_id_label_complaint_csv():
     with GOLD_CSV.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
-    assert rows[0] == ["tweet_id", "label"]
-    assert all(len(r) == 2 and r[0].isdigit() for r in rows[1:])
+    assert rows[0] == ["tweet_id", "label", "complaint"]
+    assert all(len(r) == 3 and r[0].isdigit() and r[2] in ("yes", "no") for r in rows[1:])
+
+
+def test_gold_fields_errors_name_file_and_line(tmp_path):
+    p = _write(tmp_path, "tweet_id,label,complaint\n1,billing_refunds,yes\n2,praise_thanks,maybe\n")
+    with pytest.raises(DataError, match=r"line 3: complaint 'maybe' is not yes or no"):
+        gold_mod.load_gold_fields(p, CATEGORIES)
+    p = _write(tmp_path, "tweet_id,label\n1,billing_refunds\n", "two.csv")
+    with pytest.raises(DataError, match=r"two\.csv, line 1: header lacks column complaint"):
+        gold_mod.load_gold_fields(p, CATEGORIES)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -102,6 +102,30 @@ def load_gold(path: Path | str | None = None, categories: Sequence[str] | None =
     return load_labels(path or GOLD_CSV, categories)
 
 
+COMPLAINT_VALUES = ("yes", "no")
+
+
+def load_gold_fields(path: Path | str, categories: Sequence[str]) -> pl.DataFrame:
+    """A hand-labelled set with both fields: (tweet_id, label, complaint) sorted by tweet_id.
+
+    ``complaint`` (guidelines section 7: is the opening a complaint?) must be ``yes`` or ``no`` on
+    every row; an error names the file and line. Dev (``references/gold_labels.csv``) and the sealed
+    test (``references/gold_test_labels.csv``) have this format.
+    """
+    path = Path(path)
+    labels = load_labels(path, categories)
+    raw = pl.read_csv(path, infer_schema=False)
+    raw = raw.rename({c: c.strip().lower().lstrip("\ufeff") for c in raw.columns})
+    if "complaint" not in raw.columns:
+        raise DataError("header lacks column complaint (yes/no, guidelines section 7)", path, 1)
+    comp = raw.select(complaint=pl.col("complaint").str.strip_chars().str.to_lowercase(),
+                      line=pl.int_range(pl.len(), dtype=pl.Int64) + 2)
+    _first_bad(comp, ~pl.col("complaint").fill_null("").is_in(list(COMPLAINT_VALUES)), path,
+               lambda r: f"complaint {r['complaint']!r} is not yes or no")
+    return (labels.join(comp, on="line", how="left").select("tweet_id", "label", "complaint")
+            .sort("tweet_id"))
+
+
 def evaluate(pred: Sequence[str | None], truth: Sequence[str], abstain_as: str | None = None,
              ) -> dict[str, Any]:
     """Coverage, accuracy (covered / overall), macro-F1, per-class scores and a confusion table."""
