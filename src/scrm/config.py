@@ -181,14 +181,33 @@ class OutcomeSettings(Section):
 # complaints
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
+class LabelModelSettings(Section):
+    """Snorkel ``LabelModel.fit`` options (:mod:`scrm.complaints.label_model`)."""
+
+    n_epochs: int = req(between(1))
+    lr: float = req(POSITIVE)
+    l2: float = req(NON_NEGATIVE)
+
+
+@dataclass(frozen=True)
 class ComplaintsSettings(Section):
+    seed: int = req()
     taxonomy: str | None = req()
     min_votes: int = req(between(1))
     gold_file: str | None = req()
+    test_file: str | None = req()
     labels_file: str | None = req()
     labels_unknown_ids: Literal["error", "ignore"] = req()
     labels_fill: Literal["weak"] | None = req()
+    label_model: LabelModelSettings = req()
+    ci_level: float = req(FRACTION)
+    n_boot: int = req(between(100))
     track: bool = req()
+
+    def validate(self, where: str) -> None:
+        if self.test_file is not None and self.test_file == self.gold_file:
+            raise ConfigError(f"params.yaml: {where}.test_file is {where}.gold_file "
+                              f"({self.gold_file!r}); the sealed test must be a different set")
 
 
 @dataclass(frozen=True)
@@ -317,7 +336,8 @@ class FullscaleSettings(Section):
     overrides: dict[str, Any] = req()
 
 
-STAGE_SECTIONS = ("response_time", "outcome", "embed", "topics", "benchmark", "report")
+STAGE_SECTIONS = ("response_time", "outcome", "complaints", "embed", "topics", "benchmark",
+                  "report")
 
 
 @dataclass(frozen=True)
