@@ -20,7 +20,8 @@ FREE_FORM = {"response_time.gbm", "outcome.model.hgb", "fullscale.overrides"}
 
 
 def _free(dotted: str) -> bool:
-    return dotted in FREE_FORM or (dotted.startswith("benchmark.zoo.") and dotted.endswith(".kwargs"))
+    return dotted in FREE_FORM or (dotted.startswith("benchmark.zoo.")
+                                   and dotted.endswith((".kwargs", ".grid")))
 
 
 def _keys(d: dict[str, Any], prefix: str = "") -> Iterator[str]:

@@ -288,23 +288,38 @@ class BenchmarkMlflowSettings(Section):
 
 @dataclass(frozen=True)
 class ZooEntry(Section):
+    """One benchmark model. ``grid``: hyper-parameter values of the estimator tried on validation
+    folds inside the training rows ({} = none); ``kwargs`` hold the rest."""
+
     estimator: str = req()
-    features: Literal["tfidf", "tfidf_svd", "none"] = req()
+    features: Literal["tfidf", "tfidf_svd", "embeddings", "none"] = req()
     kwargs: dict[str, Any] = req()
+    grid: dict[str, tuple[Any, ...]] = req()
+
+    def validate(self, where: str) -> None:
+        empty = [k for k, v in self.grid.items() if not v]
+        if empty:
+            raise ConfigError(f"params.yaml: {where}.grid.{empty[0]} lists no value")
+        both = sorted(set(self.grid) & set(self.kwargs))
+        if both:
+            raise ConfigError(f"params.yaml: {where}: {both} in both kwargs and grid; give it once")
 
 
 @dataclass(frozen=True)
 class BenchmarkSettings(Section):
     seed: int = req()
+    protocols: tuple[Literal["weak_to_gold", "gold_cv", "weak_on_weak"], ...] = req()
+    train_labels: tuple[Literal["weak", "label_model"], ...] = req()
+    abstain_as: str | None = req()
     splits: tuple[Literal["stratified", "time", "brand"], ...] = req()
-    labels: tuple[Literal["weak", "gold"], ...] = req()
     models: tuple[str, ...] | None = req()
     text_col: str = req()
     test_size: float = req(FRACTION)
     cv_folds: int = req(between(2))
-    min_class_count: int = req(between(2))
-    rare_classes: Literal["merge", "drop"] = req()
-    merge_into: str = req()
+    cv_repeats: int = req(between(1))
+    inner_folds: int = req(between(2))
+    n_boot: int = req(between(100))
+    ci_level: float = req(FRACTION)
     max_rows: int | None = req(between(10))
     n_threads: int = req(between(1))
     features: FeatureSettings = req()
@@ -316,6 +331,9 @@ class BenchmarkSettings(Section):
         if unknown:
             raise ConfigError(f"params.yaml: {where}.models names {unknown}, not in {where}.zoo "
                               f"({', '.join(self.zoo)})")
+        for name in ("protocols", "train_labels", "splits"):
+            if not getattr(self, name):
+                raise ConfigError(f"params.yaml: {where}.{name} must list at least one value")
 
 
 # ---------------------------------------------------------------------------------------------
