@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from scrm import report as R
-from scrm.config import PROJECT_ROOT, Paths, load_params
-from test_report import XSS, full_root
+from scrm.config import PROJECT_ROOT, Paths
+from test_report import XSS, full_root, report_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -57,8 +57,8 @@ def driver(tmp_path_factory: pytest.TempPathFactory):
 @pytest.fixture(scope="module")
 def page(browser_root: Paths, driver):
     """The report, loaded from disk, once every figure has been drawn."""
-    index = R.run(browser_root, load_params(browser_root.root))
-    expected = [f.id for f in R.build(browser_root, load_params(browser_root.root)).figures]
+    index = R.run(browser_root, report_settings(browser_root))
+    expected = [f.id for f in R.build(browser_root, report_settings(browser_root)).figures]
     driver.get(index.resolve().as_uri())
     deadline = time.monotonic() + 60
     js_drawn = ("return Array.from(arguments[0]).every(id => {const el = document.getElementById(id);"

@@ -189,6 +189,7 @@ def test_gold_file_is_plain_tweet_id_label_complaint_csv():
     with GOLD_CSV.open(encoding="utf-8", newline="") as fh:
         rows = list(csv.reader(fh))
     assert rows[0] == ["tweet_id", "label", "complaint"]
+    assert len(rows) == 451
     assert all(len(r) == 3 and r[0].isdigit() and r[2] in ("yes", "no") for r in rows[1:])
 
 

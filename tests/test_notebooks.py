@@ -7,6 +7,7 @@ root in which the pipeline's stages have run (SCRM_ROOT points the notebooks at 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import nbformat
@@ -17,14 +18,14 @@ from scrm.config import PROJECT_ROOT, Paths
 NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
 EXPECTED = ("01-data-overview", "02-threads", "03-response-time", "04-outcome",
             "05-complaint-topics", "06-classifier-benchmark")
-# what a notebook reads, relative to the run root (a missing file = that stage has not run)
-NEEDS = {
-    "01-data-overview": ["reports/metrics/prepare.json"],
-    "02-threads": ["data/processed/threads.parquet"],
-    "03-response-time": ["reports/metrics/response_time.json", "reports/plots/km_curves.csv"],
-    "04-outcome": ["reports/metrics/outcome.json", "data/processed/outcome_findings.parquet"],
-    "05-complaint-topics": ["reports/metrics/complaints.json", "reports/metrics/topics.json"],
-    "06-classifier-benchmark": ["reports/metrics/benchmark.json", "reports/benchmark.csv"],
+# what a notebook reads in a run root (a missing file = that stage has not run)
+NEEDS: dict[str, Callable[[Paths], list[Path]]] = {
+    "01-data-overview": lambda p: [p.metric("prepare")],
+    "02-threads": lambda p: [p.threads],
+    "03-response-time": lambda p: [p.metric("response_time"), p.km_plot],
+    "04-outcome": lambda p: [p.metric("outcome"), p.outcome_findings],
+    "05-complaint-topics": lambda p: [p.metric("complaints"), p.metric("topics")],
+    "06-classifier-benchmark": lambda p: [p.metric("benchmark"), p.benchmark_csv],
 }
 # notebooks hold no logic of their own: no functions, classes, loops or lambdas (picking a few keys of
 # a metrics dict for display is fine)
@@ -57,7 +58,7 @@ def test_notebook_is_a_thin_story_over_the_package(path: Path) -> None:
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert re.search(r"^from scrm\b|^import scrm\b", code, re.M), "must import the package"
-    assert "from scrm import figures" in code, "figures come from scrm.figures"
+    assert "from scrm.report import figures" in code, "figures come from scrm.report.figures"
     offending = [ln for ln in code.splitlines() if LOGIC.search(ln)]
     assert not offending, f"logic belongs in src/scrm, not in the notebook: {offending}"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith("# ")
@@ -79,7 +80,7 @@ def test_notebook_runs_against_a_run_root(name: str, notebook_root: Paths,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from nbclient import NotebookClient
 
-    missing = [f for f in NEEDS[name] if not (notebook_root.root / f).exists()]
+    missing = [str(f) for f in NEEDS[name](notebook_root) if not f.exists()]
     if missing:
         pytest.skip(f"stage output missing in this checkout: {missing}")
     monkeypatch.setenv("SCRM_ROOT", str(notebook_root.root))

@@ -1,4 +1,4 @@
-"""The HTML report (scrm.report) and the figure builders (scrm.figures), without a browser.
+"""The HTML report (scrm.report) and the figure builders (scrm.report.figures), without a browser.
 
 Fast tests build the report from the prepared real sample (only the dataset overview has data; every
 other section must say its stage has not run) and from hand-made tweets with known answers. The slow
@@ -22,11 +22,14 @@ import pytest
 import yaml
 
 from conftest import T0, make_root, tweet, twitter_date
-from scrm import figures as F
 from scrm import report as R
-from scrm.config import SAMPLE_CSV, Paths, load_params
+from scrm.config import SAMPLE_CSV, Paths, ReportSettings, load_settings
 from scrm.data.schema import DATE_FORMAT
 from scrm.errors import DataError
+from scrm.report import figbase as FB
+from scrm.report import figures as F
+from scrm.report import html as H
+from scrm.report import views as V
 
 SECTION_IDS = [sid for sid, _ in R.SECTIONS]
 XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
@@ -65,10 +68,11 @@ def xss_thread(tid: int = 9_000_001) -> list[dict[str, Any]]:
     ]
 
 
-# Stages in DVC order; a module that does not exist yet is skipped (its section then says so).
-STAGES = (("response_time", "scrm.response_time"), ("outcome", "scrm.outcome"),
-          ("complaints", "scrm.complaints.labels"), ("embed", "scrm.complaints.embeddings"),
-          ("topics", "scrm.complaints.topics"), ("benchmark", "scrm.complaints.benchmark"))
+# Stages after prepare, in DVC order: (metrics name, `scrm` command). They run through the CLI, the
+# one interface every stage keeps whatever its module's signature.
+STAGES = (("sentiment", "sentiment"), ("response_time", "response-time"), ("outcome", "outcome"),
+          ("complaints", "complaints"), ("embed", "embed"), ("topics", "topics"),
+          ("benchmark", "benchmark"))
 
 # Test-time settings: the same code paths, less work (no model logging, fewer bootstrap rounds, the
 # fast embedding backend, three benchmark models).
@@ -86,12 +90,23 @@ FAST_PARAMS = {
 _FULL: dict[str, Paths] = {}
 
 
+def scrm(*args: str) -> None:
+    """Run one ``scrm`` command in-process; a failure shows the command's output."""
+    from typer.testing import CliRunner
+
+    from scrm.cli import app
+
+    result = CliRunner().invoke(app, list(args))
+    assert result.exit_code == 0, f"scrm {' '.join(args)} failed:\n{result.output}"
+
+
+def report_settings(paths: Paths) -> ReportSettings:
+    """The report section of a run root's params.yaml."""
+    return load_settings(paths.root).report
+
+
 def build_full_root(dest: Path) -> Paths:
-    """fetch (sample + the XSS thread) -> prepare -> every stage that exists -> a run root."""
-    import importlib
-
-    from scrm.data import fetch, prepare
-
+    """fetch (sample + the XSS thread) -> prepare -> every later stage -> a run root."""
     paths = make_root(dest)
     params = yaml.safe_load((paths.root / "params.yaml").read_text())
     for keys, value in FAST_PARAMS.items():
@@ -105,17 +120,11 @@ def build_full_root(dest: Path) -> Paths:
     with src.open("a", encoding="utf-8", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=list(xss_thread()[0]))
         w.writerows(xss_thread())
-    params = load_params(paths.root)
-    fetch.run(paths, params, source="file", path=str(src))
-    prepare.run(paths, params)
-    for _stage, module in STAGES:
-        try:
-            mod = importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name == module:
-                continue
-            raise
-        mod.run(paths, params)
+    root = str(paths.root)
+    scrm("fetch", "--source", "file", "--path", str(src), "--root", root)
+    scrm("prepare", "--root", root)
+    for _stage, command in STAGES:
+        scrm(command, "--root", root)
     return paths
 
 
@@ -130,9 +139,9 @@ def full_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
 # the page
 # --------------------------------------------------------------------------------------------------
 def test_page_has_every_section_a_toc_and_plotly_once(overview_root: Paths) -> None:
-    index = R.run(overview_root, load_params(overview_root.root))
+    index = R.run(overview_root, report_settings(overview_root))
     page = index.read_text(encoding="utf-8")
-    report = R.build(overview_root, load_params(overview_root.root))
+    report = R.build(overview_root, report_settings(overview_root))
     toc = re.search(r'<nav id="toc">(.*?)</nav>', page, re.S)
     assert toc, "no table of contents"
     for sid in SECTION_IDS:
@@ -150,8 +159,8 @@ def test_page_has_every_section_a_toc_and_plotly_once(overview_root: Paths) -> N
 
 def test_overview_numbers_come_from_the_outputs(overview_root: Paths,
                                                 sample_rows: list[dict[str, str]]) -> None:
-    page = R.render(R.build(overview_root, load_params(overview_root.root)))
-    prep = json.loads((overview_root.metrics / "prepare.json").read_text())
+    page = R.render(R.build(overview_root, report_settings(overview_root)))
+    prep = json.loads(overview_root.metric("prepare").read_text())
     cards = dict((k, v) for v, k in re.findall(
         r'<span class="v">([^<]*)</span><span class="k">([^<]*)</span>', page))
     assert cards["tweets"] == f"{prep['tweets']:,}"
@@ -167,7 +176,7 @@ def test_overview_numbers_come_from_the_outputs(overview_root: Paths,
 
 def test_daily_volume_matches_an_independent_count(prepared_root: Paths,
                                                    sample_rows: list[dict[str, str]]) -> None:
-    daily = R.daily_volume(pl.scan_parquet(prepared_root.tweets))
+    daily = V.daily_volume(pl.scan_parquet(prepared_root.tweets))
     expected = Counter((datetime.strptime(r["created_at"], DATE_FORMAT).date().isoformat(),
                         "customer" if r["inbound"] == "True" else "brand") for r in sample_rows)
     got = {(d.isoformat(), role): n for d, role, n in daily.iter_rows()}
@@ -185,16 +194,21 @@ def test_brand_view_on_hand_made_threads(tiny_root) -> None:
         tweet(5, "AcmeHelp", 30, "@102 here now", parent=4),
         tweet(6, "103", 40, "@OtherCo nobody answers me"),              # no brand: no row
     ])
-    got = R.brand_threads(pl.read_parquet(paths.threads)).to_dicts()
-    assert got == [{"brand": "AcmeHelp", "threads": 2, "openings": 2, "answered_openings": 1,
-                    "answered_share": 0.5}]
-    latest = R.latest_openings(pl.read_parquet(paths.threads), 2)
+    threads, openings = pl.read_parquet(paths.threads), pl.read_parquet(paths.openings)
+    # answered as the opening table says: the reply to the follow-up counts unless only direct
+    # replies to the opening do
+    definition = load_settings(paths.root).openings.answered_definition
+    answered = {"direct": 1, "customer": 2, "thread": 2}[definition]
+    got = V.brand_threads(threads, openings).to_dicts()
+    assert got == [{"brand": "AcmeHelp", "threads": 2, "openings": 2, "answered_openings": answered,
+                    "answered_share": answered / 2}]
+    latest = V.latest_openings(openings, threads, 2)
     assert latest["opening_text"].to_list() == ["@OtherCo nobody answers me", "@AcmeHelp hello?"]
 
 
 def test_tweet_text_is_escaped_in_tables_and_hover(tiny_root) -> None:
     paths = tiny_root([tweet(1, "101", 0, XSS_TEXT), tweet(2, "AppleSupport", 3, "@101 hi", 1)])
-    report = R.build(paths, load_params(paths.root))
+    report = R.build(paths, report_settings(paths))
     page = R.render(report)
     assert XSS not in page and "<img src=x" not in page
     assert html.escape(XSS, quote=True) in page  # the table cell, as text
@@ -208,7 +222,7 @@ def test_tweet_text_is_escaped_in_tables_and_hover(tiny_root) -> None:
 
 def test_missing_stages_give_notes_not_crashes(tmp_path: Path) -> None:
     paths = make_root(tmp_path)
-    index = R.run(paths, load_params(paths.root))
+    index = R.run(paths, report_settings(paths))
     page = index.read_text(encoding="utf-8")
     assert page.count("has not run") == len(SECTION_IDS)
     assert "scrm prepare" in page and "scrm response-time" in page
@@ -216,22 +230,22 @@ def test_missing_stages_give_notes_not_crashes(tmp_path: Path) -> None:
 
 
 def test_corrupt_metrics_file_is_a_clear_error(overview_root: Paths) -> None:
-    bad = overview_root.metrics / "prepare.json"
+    bad = overview_root.metric("prepare")
     bad.write_text("{not json", encoding="utf-8")
     with pytest.raises(DataError, match=r"prepare\.json.*not valid JSON"):
-        R.build(overview_root, load_params(overview_root.root))
+        R.build(overview_root, report_settings(overview_root))
 
 
 def test_render_is_deterministic(overview_root: Paths) -> None:
-    params = load_params(overview_root.root)
-    assert R.render(R.build(overview_root, params)) == R.render(R.build(overview_root, params))
+    settings = report_settings(overview_root)
+    assert R.render(R.build(overview_root, settings)) == R.render(R.build(overview_root, settings))
 
 
 def test_standalone_figures_open_offline(overview_root: Paths) -> None:
-    params = load_params(overview_root.root)
-    R.run(overview_root, params)
-    folder = overview_root.figures / R.STANDALONE_DIR
-    ids = {f.id for f in R.build(overview_root, params).figures}
+    settings = report_settings(overview_root)
+    R.run(overview_root, settings)
+    folder = overview_root.report_figures
+    ids = {f.id for f in R.build(overview_root, settings).figures}
     assert {p.stem for p in folder.glob("*.html")} == ids
     assert (folder / "plotly.min.js").read_text(encoding="utf-8").count("plotly.js v") == 1
     for p in folder.glob("*.html"):
@@ -240,18 +254,18 @@ def test_standalone_figures_open_offline(overview_root: Paths) -> None:
         assert "cdn.plot.ly" not in text, p.name
     # a stale figure from an earlier run is removed
     (folder / "fig-gone.html").write_text("old", encoding="utf-8")
-    R.run(overview_root, params)
+    R.run(overview_root, settings)
     assert not (folder / "fig-gone.html").exists()
 
 
 def test_overview_figures_have_data(overview_root: Paths) -> None:
-    report = R.build(overview_root, load_params(overview_root.root))
+    report = R.build(overview_root, report_settings(overview_root))
     ids = [f.id for f in report.figures]
     assert ids == ["fig-volume", "fig-brand-volume", "fig-conversations"]
     for f in report.figures:
         assert f.figure.data and all(len(t.x) > 0 for t in f.figure.data), f.id
     brand_fig = report.figures[1].figure
-    assert len(brand_fig.data[0].y) == load_params(overview_root.root)["report"]["top_brands"]
+    assert len(brand_fig.data[0].y) == report_settings(overview_root).top_brands
 
 
 # --------------------------------------------------------------------------------------------------
@@ -259,28 +273,28 @@ def test_overview_figures_have_data(overview_root: Paths) -> None:
 # --------------------------------------------------------------------------------------------------
 def test_escape_expr_escapes_like_html_and_wraps() -> None:
     texts = [XSS, "a & b \"c\" 'd' &amp;", None]
-    got = pl.DataFrame({"t": texts}).select(F.escape_expr("t", max_chars=None, wrap=None))["t"]
-    assert got.to_list() == [F.escape_text(t) for t in texts]
+    got = pl.DataFrame({"t": texts}).select(FB.escape_expr("t", max_chars=None, wrap=None))["t"]
+    assert got.to_list() == [FB.escape_text(t) for t in texts]
     assert got[1] == "a &amp; b &#34;c&#34; &#39;d&#39; &amp;amp;"
     for raw, esc in zip(texts[:2], got.to_list()[:2]):
         assert html.unescape(esc) == raw and not re.search(r"[<>\"']", esc)
-    wrapped = pl.DataFrame({"t": ["word " * 40]}).select(F.escape_expr("t", wrap=30))["t"][0]
+    wrapped = pl.DataFrame({"t": ["word " * 40]}).select(FB.escape_expr("t", wrap=30))["t"][0]
     lines = wrapped.split("<br>")
     assert len(lines) > 3 and all(len(x) <= 36 for x in lines)
-    cut = pl.DataFrame({"t": ["x" * 400]}).select(F.escape_expr("t", max_chars=280))["t"][0]
+    cut = pl.DataFrame({"t": ["x" * 400]}).select(FB.escape_expr("t", max_chars=280))["t"][0]
     assert cut == "x" * 280 + "…"
 
 
 def test_html_table_escapes_every_cell_and_header() -> None:
     df = pl.DataFrame({"<b>h</b>": ["<i>x</i>"], "n": [1234567], "share": [0.25]})
-    out = R.html_table(df, pct=["share"])
+    out = H.html_table(df, pct=["share"])
     assert "<b>h</b>" not in out and "&lt;b&gt;h&lt;/b&gt;" in out
     assert "&lt;i&gt;x&lt;/i&gt;" in out and "1,234,567" in out and "25.0%" in out
 
 
 def test_focus_range_holds_the_central_mass() -> None:
     days = [T0.date() - timedelta(days=2000)] + [T0.date() + timedelta(days=i) for i in range(10)]
-    lo, hi = F.focus_range(days, [1] + [100] * 10, share=0.99)
+    lo, hi = FB.focus_range(days, [1] + [100] * 10, share=0.99)
     assert lo == T0.date() - timedelta(days=1) and hi == T0.date() + timedelta(days=10)
 
 
@@ -294,7 +308,7 @@ def test_label_shares_orders_groups_and_labels() -> None:
 
 
 def test_sankey_links_sources_to_targets() -> None:
-    tr = R.transitions_from_matrix({"negative": {"positive": 3, "negative": 0},
+    tr = V.transitions_from_matrix({"negative": {"positive": 3, "negative": 0},
                                     "neutral": {"no_follow_up": 5}})
     fig = F.sentiment_sankey(tr)
     node = list(fig.data[0].node.label)
@@ -324,7 +338,7 @@ def test_km_curves_highlight_pool_and_drop_zero_on_log_axis() -> None:
 
 
 def test_category_heatmap_cells() -> None:
-    cats = R.category_shares(pl.DataFrame({"brand": ["A", "A", "A", "B"],
+    cats = V.category_shares(pl.DataFrame({"brand": ["A", "A", "A", "B"],
                                            "label": ["x", "x", None, "y"]}))
     assert cats.sort(["brand", "label"]).to_dicts() == [
         {"brand": "A", "label": "(no label)", "n": 1, "share": 1 / 3},
@@ -340,9 +354,9 @@ def test_per_class_f1_reads_the_leaderboard_columns() -> None:
     lb = pl.DataFrame({"labels": ["gold", "gold", "weak"], "split": ["time"] * 3,
                        "model": ["a", "b", "a"], "f1.billing": [0.5, None, 0.9],
                        "f1.login": [0.25, 1.0, 0.1]})
-    got = R.per_class_f1(lb, "gold", "time").sort(["model", "class"]).rows()
+    got = V.per_class_f1(lb, "gold", "time").sort(["model", "class"]).rows()
     assert got == [("a", "billing", 0.5), ("a", "login", 0.25), ("b", "login", 1.0)]
-    assert R.per_class_f1(lb.drop("f1.billing", "f1.login"), "gold", "time").is_empty()
+    assert V.per_class_f1(lb.drop("f1.billing", "f1.login"), "gold", "time").is_empty()
 
 
 def test_builders_name_missing_columns() -> None:
@@ -375,12 +389,11 @@ def report_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
 
 @pytest.mark.slow
 def test_every_section_renders_from_the_stage_outputs(report_root: Paths) -> None:
-    params = load_params(report_root.root)
-    report = R.build(report_root, params)
+    report = R.build(report_root, report_settings(report_root))
     built = {s.id: s for s in report.sections}
-    present = {stage for stage, module in STAGES
-               if (report_root.metrics / f"{stage}.json").exists()
-               or (stage == "embed" and (report_root.processed / "embeddings.npz").exists())}
+    present = {stage for stage, _command in STAGES
+               if report_root.metric(stage).exists()
+               or (stage == "embed" and report_root.embeddings.exists())}
     expected_missing = {"brands": "response_time" not in present,
                         "outcomes": "outcome" not in present,
                         "complaints": not {"complaints", "topics"} <= present,
@@ -392,11 +405,11 @@ def test_every_section_renders_from_the_stage_outputs(report_root: Paths) -> Non
     page = R.render(report)
     assert XSS not in page and html.escape(XSS, quote=True) in page
     if "response_time" in present:
-        rt = json.loads((report_root.metrics / "response_time.json").read_text())
+        rt = json.loads(report_root.metric("response_time").read_text())
         cards = dict((k, v) for v, k in re.findall(
             r'<span class="v">([^<]*)</span><span class="k">([^<]*)</span>', page))
         assert cards["answered share"] == f"{rt['overall']['answered_share']:.1%}"
     if "benchmark" in present:
-        lb = pl.read_csv(report_root.reports / "benchmark.csv")
+        lb = pl.read_csv(report_root.benchmark_csv)
         for src in lb["labels"].unique().to_list():
             assert f"fig-leaderboard-{src}" in {f.id for f in report.figures}

@@ -367,7 +367,7 @@ PAYLOADS = ['<script>alert("xss-1")</script>', '<img src=x onerror=alert("xss-2"
 
 
 def test_report_tables_escape_tweet_text():
-    report = pytest.importorskip("scrm.report")
+    report = pytest.importorskip("scrm.report.html")
     import polars as pl
 
     df = pl.DataFrame({"text": PAYLOADS, "brand": ["<b>Brand</b>"] * 3})
@@ -381,7 +381,7 @@ def test_report_tables_escape_tweet_text():
 
 
 def test_report_page_with_tweet_text_in_tables_and_figures_has_no_live_markup():
-    report = pytest.importorskip("scrm.report")
+    report = pytest.importorskip("scrm.report.html")
     import plotly.graph_objects as go
     import polars as pl
 

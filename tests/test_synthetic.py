@@ -49,7 +49,8 @@ def _shares(paths, metrics) -> dict[str, float]:
     lat = (tw.join(par, on="parent_id").filter(pl.col("_pr") == "customer", pl.col("role") == "brand")
            .select((pl.col("created_at") - pl.col("_pt")).dt.total_seconds().median()).item())
     return {
-        "answered": metrics["answered_openings"] / metrics["openings"],
+        # the generator is calibrated on direct replies to the opening (the sample's 0.898)
+        "answered": metrics["answered_openings_direct"] / metrics["openings"],
         "dangling_per_row": metrics["dangling_references"] / n,
         "multi_reply": float((tw["response_tweet_ids"].list.len() >= 2).mean()),
         "branching": metrics["branching_threads"] / metrics["threads"],

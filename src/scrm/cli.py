@@ -254,12 +254,12 @@ def benchmark(
 @_stage
 def report(root: RootOpt = None) -> None:
     """Assemble reports/index.html (self-contained, opens offline) from the pipeline outputs."""
-    from . import report as rp
+    from .report import stage
 
     paths = get_paths(root)
-    path = rp.run(paths, load_params(root))
+    path = stage.run(paths, load_settings(root).report)
     out.print(f"report: {path} (open it in a browser; it works offline)", highlight=False)
-    out.print(f"  one HTML per figure: {paths.figures / rp.STANDALONE_DIR}", highlight=False)
+    out.print(f"  one HTML per figure: {paths.report_figures}", highlight=False)
 
 
 synthetic_app = typer.Typer(

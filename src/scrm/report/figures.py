@@ -4,9 +4,8 @@ Each builder takes a small, already-aggregated frame (polars or pandas) or a dic
 wrote, and returns a ``plotly.graph_objects.Figure``. Builders compute no metric: they only lay out what
 the stages measured, so a number in the report or a notebook is always one a stage wrote down.
 
-Safety: plotly renders labels and hover text as a small subset of HTML. Any text that comes from the data
-(tweets, brand handles, topic names, category names) goes through :func:`escape_expr` /
-:func:`escape_text`, so a tweet reading ``<script>...`` is drawn as those characters, never run.
+Text from the data is escaped with :mod:`scrm.report.figbase` (``escape_expr`` /
+``escape_text``), so a tweet reading ``<script>...`` is drawn as those characters, never run.
 """
 
 from __future__ import annotations
@@ -17,7 +16,9 @@ from typing import Any
 import plotly.graph_objects as go
 import polars as pl
 
-TEMPLATE = "plotly_white"
+from .figbase import (empty_figure, escape_expr, escape_text, escaped, focus_range, layout,
+                      log_ticks, palette, require, rgba, to_polars)
+
 ROLE_COLORS = {"customer": "#1f77b4", "brand": "#ff7f0e"}
 OUTCOME_COLORS = {"recovered": "#2ca02c", "stable_non_negative": "#9ecae1",
                   "no_follow_up": "#c7c7c7", "deteriorated": "#ff7f0e", "stayed_negative": "#d62728",
@@ -26,103 +27,32 @@ SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#7f7f7f", "positive": "#2
 PLOTLY_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True}
 
 
-# --------------------------------------------------------------------------------------------------
-# helpers
-# --------------------------------------------------------------------------------------------------
-def to_polars(df: Any) -> pl.DataFrame:
-    """Accept the polars or pandas frames the stages write and the notebooks read."""
-    if isinstance(df, pl.DataFrame):
-        return df
-    if isinstance(df, pl.LazyFrame):
-        return df.collect()
-    return pl.from_pandas(df)
+def _ranked_bars(df: pl.DataFrame, value_col: str, label_col: str, title: str, color: str,
+                 hovertemplate: str, x_axis: dict[str, Any], min_height: int = 300,
+                 row_px: int = 22, **bar: Any) -> go.Figure:
+    """Horizontal bars, one per row of ``df`` in its order (the last row is drawn on top), labels
+    escaped; ``bar`` passes extra trace properties (hover data, error bars)."""
+    fig = go.Figure(go.Bar(x=df[value_col].to_list(), y=escaped(df, label_col, wrap=None),
+                           orientation="h", marker_color=color, hovertemplate=hovertemplate, **bar))
+    fig.update_xaxes(**x_axis)
+    return layout(fig, title, height=max(min_height, row_px * df.height + 120))
 
 
-def require(df: pl.DataFrame, columns: Sequence[str], what: str) -> None:
-    """Fail with the missing column names rather than a KeyError deep inside plotly."""
-    missing = [c for c in columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {', '.join(missing)} "
-                         f"(has {', '.join(df.columns)})")
+def _shares(shares: Any, group_col: str, category_col: str, share_col: str,
+            what: str) -> pl.DataFrame:
+    """A (group, category, share) frame with its columns checked and rows lacking a group or a
+    category dropped."""
+    df = to_polars(shares)
+    require(df, [group_col, category_col, share_col], what)
+    return df.drop_nulls([group_col, category_col])
 
 
-# Quotes become *numeric* entities: plotly's text renderer decodes &lt; &gt; &amp; and numeric
-# entities but shows "&quot;" literally. Both forms are valid HTML escapes.
-_ENTITIES = (("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ('"', "&#34;"), ("'", "&#39;"))
-
-
-def escape_text(text: Any) -> str:
-    """HTML-escape one label (brand, topic, model name) for plotly's HTML-ish text rendering."""
-    out = "" if text is None else str(text)
-    for raw, ent in _ENTITIES:
-        out = out.replace(raw, ent)
-    return out
-
-
-def escape_expr(col: str | pl.Expr, max_chars: int | None = 280, wrap: int | None = 60) -> pl.Expr:
-    """Whole-column HTML escaping (as :func:`escape_text`) plus wrapping for hover labels.
-
-    Wrapping inserts line breaks *before* escaping so that a break never splits an entity; the breaks
-    then become ``<br>``, the only tag we emit.
-    """
-    e = pl.col(col) if isinstance(col, str) else col
-    e = e.cast(pl.String).fill_null("")
-    if max_chars:
-        e = pl.when(e.str.len_chars() > max_chars).then(e.str.slice(0, max_chars) + "…").otherwise(e)
-    e = e.str.replace_all("\r", "", literal=True)
-    if wrap:
-        e = e.str.replace_all(rf"(.{{{wrap}}}\S*)\s", "${1}\n")  # break at the first space after wrap chars
-    for raw, ent in _ENTITIES:
-        e = e.str.replace_all(raw, ent, literal=True)
-    return e.str.replace_all("\n", "<br>", literal=True)
-
-
-def _escaped(df: pl.DataFrame, col: str, **kw: Any) -> list[str]:
-    return df.select(escape_expr(col, **kw)).to_series().to_list()
-
-
-def _layout(fig: go.Figure, title: str, height: int = 420, **kw: Any) -> go.Figure:
-    fig.update_layout(title={"text": escape_text(title), "x": 0.01}, template=TEMPLATE,
-                      height=height, margin={"l": 60, "r": 20, "t": 60, "b": 50}, **kw)
-    return fig
-
-
-def focus_range(dates: Any, weights: Any = None, share: float = 0.99) -> list[Any] | None:
-    """Axis range holding the central ``share`` of the weight, padded by a day.
-
-    A display choice, not a metric: the dataset has a few tweets from years before its busy
-    weeks, and a full-range time axis would draw those weeks as hairlines. Zooming out still shows
-    everything.
-    """
-    from datetime import timedelta
-
-    df = pl.DataFrame({"d": pl.Series(list(dates)),
-                       "w": pl.Series(list(weights)) if weights is not None else 1})
-    if df.is_empty():
-        return None
-    df = df.sort("d").with_columns(c=pl.col("w").cum_sum() / pl.col("w").sum())
-    tail = (1.0 - share) / 2
-    lo = df.filter(pl.col("c") >= tail)["d"][0]
-    hi = df.filter(pl.col("c") >= 1.0 - tail)["d"][0]
-    return [lo - timedelta(days=1), hi + timedelta(days=1)]
-
-
-def _log_ticks(max_value: float) -> list[int]:
-    """1-2-5 ticks for a log axis of counts (plotly's default minor labels overlap)."""
-    ticks, base = [], 1
-    while base <= max(max_value, 1) * 1.01:
-        ticks += [t for t in (base, 2 * base, 5 * base) if t <= max_value * 2]
-        base *= 10
-    return ticks
-
-
-def _empty(title: str, message: str) -> go.Figure:
-    """A figure that says why it is empty (a stage produced no rows) rather than a blank frame."""
-    fig = go.Figure(go.Scatter(x=[0], y=[0], mode="text", text=[escape_text(message)],
-                               hoverinfo="skip", showlegend=False))
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    return _layout(fig, title, height=220)
+def _bottom_up(df: pl.DataFrame, group_col: str, group_order: Sequence[str] | None) -> list[str]:
+    """The groups present, in ``group_order`` (default: alphabetical) read top to bottom, returned
+    bottom first: plotly draws the first category of a y axis at the bottom."""
+    present = df[group_col].cast(pl.String).unique().to_list()
+    top_down = [g for g in group_order if g in present] if group_order else sorted(present)
+    return list(reversed(top_down))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,7 +63,7 @@ def volume_over_time(daily: Any, title: str = "Tweets per day") -> go.Figure:
     df = to_polars(daily)
     require(df, ["date", "role", "tweets"], "volume_over_time")
     if df.is_empty():
-        return _empty(title, "no tweets")
+        return empty_figure(title, "no tweets")
     fig = go.Figure()
     for role in sorted(df["role"].unique().to_list()):
         part = df.filter(pl.col("role") == role).sort("date")
@@ -143,7 +73,7 @@ def volume_over_time(daily: Any, title: str = "Tweets per day") -> go.Figure:
     fig.update_layout(barmode="stack", bargap=0.05)
     fig.update_xaxes(title="day (UTC)", range=focus_range(df["date"], df["tweets"]))
     fig.update_yaxes(title="tweets")
-    return _layout(fig, title)
+    return layout(fig, title)
 
 
 def brand_volume(brands: Any, top: int = 15, title: str = "Conversations per brand") -> go.Figure:
@@ -152,13 +82,10 @@ def brand_volume(brands: Any, top: int = 15, title: str = "Conversations per bra
     require(df, ["brand", "threads"], "brand_volume")
     df = df.drop_nulls("brand").sort(["threads", "brand"], descending=[True, False]).head(top)
     if df.is_empty():
-        return _empty(title, "no brand replied in any thread")
-    df = df.reverse()  # largest at the top of a horizontal bar chart
-    fig = go.Figure(go.Bar(x=df["threads"].to_list(), y=_escaped(df, "brand", wrap=None),
-                           orientation="h", marker_color=ROLE_COLORS["brand"],
-                           hovertemplate="%{y}: %{x} conversations<extra></extra>"))
-    fig.update_xaxes(title="conversations (threads)")
-    return _layout(fig, title, height=max(300, 24 * df.height + 120))
+        return empty_figure(title, "no brand replied in any thread")
+    return _ranked_bars(df.reverse(), "threads", "brand", title, ROLE_COLORS["brand"],
+                        "%{y}: %{x} conversations<extra></extra>", row_px=24,
+                        x_axis={"title": "conversations (threads)"})
 
 
 def conversations_scatter(points: Any, title: str = "Conversations: when they start and how long "
@@ -171,7 +98,7 @@ def conversations_scatter(points: Any, title: str = "Conversations: when they st
     require(df, ["opening_at", "n_tweets", "brand", "answered", "opening_text"],
             "conversations_scatter")
     if df.is_empty():
-        return _empty(title, "no conversations")
+        return empty_figure(title, "no conversations")
     df = df.with_columns(_hover=pl.concat_str(
         escape_expr(pl.col("brand").fill_null("(no brand reply)"), wrap=None), pl.lit("<br>"),
         escape_expr("opening_text")))
@@ -187,8 +114,8 @@ def conversations_scatter(points: Any, title: str = "Conversations: when they st
             hovertemplate="%{hovertext}<br>%{y} tweets<extra>%{fullData.name}</extra>"))
     fig.update_xaxes(title="opening tweet (UTC)", range=focus_range(df["opening_at"]))
     fig.update_yaxes(title="tweets in the conversation", type="log",
-                     tickvals=_log_ticks(float(df["n_tweets"].max())))
-    return _layout(fig, title, height=460)
+                     tickvals=log_ticks(float(df["n_tweets"].max())))
+    return layout(fig, title, height=460)
 
 
 def thread_lengths(counts: Any, title: str = "How long conversations run") -> go.Figure:
@@ -196,15 +123,15 @@ def thread_lengths(counts: Any, title: str = "How long conversations run") -> go
     df = to_polars(counts)
     require(df, ["n_tweets", "threads"], "thread_lengths")
     if df.is_empty():
-        return _empty(title, "no conversations")
+        return empty_figure(title, "no conversations")
     df = df.sort("n_tweets")
     fig = go.Figure(go.Bar(x=df["n_tweets"].to_list(), y=df["threads"].to_list(),
                            marker_color="#1f77b4",
                            hovertemplate="%{y} conversations with %{x} tweets<extra></extra>"))
     fig.update_xaxes(title="tweets in the conversation")
     fig.update_yaxes(title="conversations", type="log",
-                     tickvals=_log_ticks(float(df["threads"].max())))
-    return _layout(fig, title)
+                     tickvals=log_ticks(float(df["threads"].max())))
+    return layout(fig, title)
 
 
 def conversation_timeline(turns: Any, title: str = "One conversation, turn by turn") -> go.Figure:
@@ -213,7 +140,7 @@ def conversation_timeline(turns: Any, title: str = "One conversation, turn by tu
     df = to_polars(turns)
     require(df, ["turn", "created_at", "role", "author_id", "text"], "conversation_timeline")
     if df.is_empty():
-        return _empty(title, "no tweets")
+        return empty_figure(title, "no tweets")
     df = df.sort("turn").with_columns(_hover=pl.concat_str(
         pl.lit("turn "), pl.col("turn").cast(pl.String), pl.lit(" · "),
         escape_expr("author_id", wrap=None), pl.lit("<br>"), escape_expr("text")))
@@ -231,7 +158,7 @@ def conversation_timeline(turns: Any, title: str = "One conversation, turn by tu
                                  hovertemplate="%{hovertext}<extra>%{fullData.name}</extra>"))
     fig.update_xaxes(title="time (UTC)")
     fig.update_yaxes(title="turn", autorange="reversed")
-    return _layout(fig, title)
+    return layout(fig, title)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,13 +171,11 @@ def answered_share(service: Any, share_col: str = "answered_share", n_col: str =
     require(df, ["brand", share_col, n_col], "answered_share")
     df = df.drop_nulls(["brand", share_col]).sort([share_col, "brand"])
     if df.is_empty():
-        return _empty(title, "no brand has an opening")
-    fig = go.Figure(go.Bar(
-        x=df[share_col].to_list(), y=_escaped(df, "brand", wrap=None), orientation="h",
-        customdata=df[n_col].to_list(), marker_color="#2ca02c",
-        hovertemplate="%{y}: %{x:.1%} of %{customdata} openings answered<extra></extra>"))
-    fig.update_xaxes(title="answered share", tickformat=".0%", range=[0, 1])
-    return _layout(fig, title, height=max(300, 22 * df.height + 120))
+        return empty_figure(title, "no brand has an opening")
+    return _ranked_bars(df, share_col, "brand", title, "#2ca02c",
+                        "%{y}: %{x:.1%} of %{customdata} openings answered<extra></extra>",
+                        x_axis={"title": "answered share", "tickformat": ".0%", "range": [0, 1]},
+                        customdata=df[n_col].to_list())
 
 
 def latency_quantiles(quantiles: Any, title: str = "Time to first brand reply",
@@ -263,13 +188,13 @@ def latency_quantiles(quantiles: Any, title: str = "Time to first brand reply",
     require(df, ["brand", "q1", "median", "q3", "lower", "upper"], "latency_quantiles")
     df = df.drop_nulls(["brand", "median"]).sort(["median", "brand"], descending=[True, False])
     if df.is_empty():
-        return _empty(title, "no answered opening")
+        return empty_figure(title, "no answered opening")
     fig = go.Figure(go.Box(
-        y=_escaped(df, "brand", wrap=None), q1=df["q1"].to_list(), median=df["median"].to_list(),
+        y=escaped(df, "brand", wrap=None), q1=df["q1"].to_list(), median=df["median"].to_list(),
         q3=df["q3"].to_list(), lowerfence=df["lower"].to_list(), upperfence=df["upper"].to_list(),
         orientation="h", marker_color="#1f77b4", showlegend=False))
     fig.update_xaxes(type="log", title=f"{escape_text(unit)} (log scale)")
-    return _layout(fig, title, height=max(320, 22 * df.height + 120))
+    return layout(fig, title, height=max(320, 22 * df.height + 120))
 
 
 def importance_bars(importance: Any, feature_col: str = "feature", mean_col: str = "mean",
@@ -280,15 +205,13 @@ def importance_bars(importance: Any, feature_col: str = "feature", mean_col: str
     require(df, [feature_col, mean_col], "importance_bars")
     df = df.drop_nulls([mean_col]).sort([mean_col, feature_col], descending=[True, False]).head(top)
     if df.is_empty():
-        return _empty(title, "no importances")
+        return empty_figure(title, "no importances")
     df = df.reverse()
     err = ({"type": "data", "array": df[std_col].fill_null(0).to_list()}
            if std_col and std_col in df.columns else None)
-    fig = go.Figure(go.Bar(x=df[mean_col].to_list(), y=_escaped(df, feature_col, wrap=None),
-                           orientation="h", error_x=err, marker_color="#8c564b",
-                           hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
-    fig.update_xaxes(title="drop in test score when the feature is shuffled")
-    return _layout(fig, title, height=max(300, 22 * df.height + 120))
+    return _ranked_bars(df, mean_col, feature_col, title, "#8c564b",
+                        "%{y}: %{x:.4f}<extra></extra>", error_x=err,
+                        x_axis={"title": "drop in test score when the feature is shuffled"})
 
 
 def km_curves(km: Any, time_col: str = "minutes", surv_col: str = "still_waiting",
@@ -303,14 +226,14 @@ def km_curves(km: Any, time_col: str = "minutes", surv_col: str = "still_waiting
     df = to_polars(km)
     require(df, [group_col, time_col, surv_col], "km_curves")
     if df.is_empty():
-        return _empty(title, "no curve")
+        return empty_figure(title, "no curve")
     if log_x:
         df = df.filter(pl.col(time_col) > 0)
     fig = go.Figure()
     groups = sorted(df[group_col].cast(pl.String).unique().to_list(), key=lambda g: (g != highlight, g))
     for i, g in enumerate(groups):
         part = df.filter(pl.col(group_col).cast(pl.String) == g).sort(time_col)
-        color = "#000000" if g == highlight else _palette(i)
+        color = "#000000" if g == highlight else palette(i)
         name = escape_text(g)
         if lower_col and upper_col and {lower_col, upper_col} <= set(part.columns):
             fig.add_trace(go.Scatter(x=part[time_col].to_list(), y=part[upper_col].to_list(),
@@ -318,7 +241,7 @@ def km_curves(km: Any, time_col: str = "minutes", surv_col: str = "still_waiting
                                      showlegend=False, legendgroup=name))
             fig.add_trace(go.Scatter(x=part[time_col].to_list(), y=part[lower_col].to_list(),
                                      line={"width": 0, "shape": "hv"}, fill="tonexty",
-                                     fillcolor=_rgba(color, 0.15), hoverinfo="skip",
+                                     fillcolor=rgba(color, 0.15), hoverinfo="skip",
                                      showlegend=False, legendgroup=name))
         fig.add_trace(go.Scatter(
             x=part[time_col].to_list(), y=part[surv_col].to_list(), mode="lines", name=name,
@@ -329,7 +252,7 @@ def km_curves(km: Any, time_col: str = "minutes", surv_col: str = "still_waiting
     fig.update_xaxes(title=escape_text(time_col.replace("_", " ")) + (" (log scale)" if log_x else ""),
                      type="log" if log_x else "linear")
     fig.update_yaxes(title="still unanswered", tickformat=".0%", range=[0, 1.02])
-    return _layout(fig, title, height=460)
+    return layout(fig, title, height=460)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -344,14 +267,10 @@ def label_shares(shares: Any, category_col: str = "label", share_col: str = "sha
     ``group_order`` lists groups top to bottom (default: alphabetical); ``label_order`` the stacking
     order left to right (default: the order of ``colors``, then alphabetical).
     """
-    df = to_polars(shares)
-    require(df, [group_col, category_col, share_col], "label_shares")
-    df = df.drop_nulls([group_col, category_col])
+    df = _shares(shares, group_col, category_col, share_col, "label_shares")
     if df.is_empty():
-        return _empty(title, "no labelled conversation")
-    present = df[group_col].cast(pl.String).unique().to_list()
-    top_down = ([g for g in group_order if g in present] if group_order else sorted(present))
-    groups = list(reversed(top_down))  # plotly draws the first category at the bottom
+        return empty_figure(title, "no labelled conversation")
+    groups = _bottom_up(df, group_col, group_order)
     labs = df[category_col].cast(pl.String).unique().to_list()
     pref = list(label_order or []) + list(colors or {})
     labs = sorted(labs, key=lambda x: (pref.index(x) if x in pref else len(pref), x))
@@ -368,12 +287,12 @@ def label_shares(shares: Any, category_col: str = "label", share_col: str = "sha
             x=[lookup.get(g, 0.0) for g in groups], y=[escape_text(g) for g in groups],
             orientation="h", name=escape_text(lab),
             customdata=[counts.get((g, lab), "") for g in groups],
-            marker_color=(colors or {}).get(lab, _palette(i)),
+            marker_color=(colors or {}).get(lab, palette(i)),
             hovertemplate="%{y}: %{x:.1%}" + (" (%{customdata})" if counts else "")
                           + "<extra>%{fullData.name}</extra>"))
     fig.update_layout(barmode="stack", legend={"orientation": "h", "y": -0.15, "traceorder": "normal"})
     fig.update_xaxes(tickformat=".0%", range=[0, 1])
-    return _layout(fig, title, height=max(240, 24 * len(groups) + 200))
+    return layout(fig, title, height=max(240, 24 * len(groups) + 200))
 
 
 def sentiment_sankey(transitions: Any, source_col: str = "source", target_col: str = "target",
@@ -389,15 +308,15 @@ def sentiment_sankey(transitions: Any, source_col: str = "source", target_col: s
     require(df, [source_col, target_col, value_col], "sentiment_sankey")
     df = df.filter(pl.col(value_col) > 0)
     if df.is_empty():
-        return _empty(title, "no transitions")
+        return empty_figure(title, "no transitions")
     srcs = sorted(df[source_col].cast(pl.String).unique().to_list())
     tgts = sorted(df[target_col].cast(pl.String).unique().to_list())
     labels = [f"{s} (start)" for s in srcs] + [f"{t} (end)" for t in tgts]
     idx_s = {s: i for i, s in enumerate(srcs)}
     idx_t = {t: len(srcs) + i for i, t in enumerate(tgts)}
     known = {**OUTCOME_COLORS, **SENTIMENT_COLORS}
-    node_colors = [known.get(s, _palette(i)) for i, s in enumerate(srcs + tgts)]
-    link_colors = [_rgba(known.get(s, "#7f7f7f"), 0.35)
+    node_colors = [known.get(s, palette(i)) for i, s in enumerate(srcs + tgts)]
+    link_colors = [rgba(known.get(s, "#7f7f7f"), 0.35)
                    for s in df[source_col].cast(pl.String).to_list()]
     fig = go.Figure(go.Sankey(
         arrangement="fixed",
@@ -407,7 +326,7 @@ def sentiment_sankey(transitions: Any, source_col: str = "source", target_col: s
               "value": df[value_col].to_list(), "color": link_colors,
               "hovertemplate": "%{source.label} → %{target.label}: %{value} conversations"
                                "<extra></extra>"}))
-    return _layout(fig, title, height=420)
+    return layout(fig, title, height=420)
 
 
 def findings_forest(findings: Any, label_col: str = "feature", est_col: str = "diff",
@@ -422,13 +341,13 @@ def findings_forest(findings: Any, label_col: str = "feature", est_col: str = "d
     require(df, [label_col, est_col, low_col, high_col], "findings_forest")
     df = df.drop_nulls([est_col])
     if df.is_empty():
-        return _empty(title, "no finding has both groups")
+        return empty_figure(title, "no finding has both groups")
     names = (df.select(pl.concat_str(pl.col(group_col).cast(pl.String), pl.lit(" · "),
                                      pl.col(label_col).cast(pl.String)))
              if group_col and group_col in df.columns else df.select(pl.col(label_col)))
     df = df.with_columns(_name=names.to_series()).reverse()
     fig = go.Figure(go.Scatter(
-        x=df[est_col].to_list(), y=_escaped(df, "_name", wrap=None), mode="markers",
+        x=df[est_col].to_list(), y=escaped(df, "_name", wrap=None), mode="markers",
         marker={"size": 9, "color": "#1f77b4"},
         error_x={"type": "data", "symmetric": False,
                  "array": (df[high_col] - df[est_col]).to_list(),
@@ -436,7 +355,7 @@ def findings_forest(findings: Any, label_col: str = "feature", est_col: str = "d
         hovertemplate="%{y}: %{x:+.1%}<extra></extra>"))
     fig.add_vline(x=0, line={"color": "#999", "dash": "dash"})
     fig.update_xaxes(title="difference in recovery rate (percentage points)", tickformat="+.0%")
-    return _layout(fig, title, height=max(300, 24 * df.height + 120))
+    return layout(fig, title, height=max(300, 24 * df.height + 120))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -452,14 +371,10 @@ def category_heatmap(shares: Any, category_col: str = "label", share_col: str = 
     ``group_order`` lists the rows top to bottom (default: alphabetical); ``percent=False`` shows
     the values as plain numbers (e.g. F1 scores, with ``zmax=1``).
     """
-    df = to_polars(shares)
-    require(df, [group_col, category_col, share_col], "category_heatmap")
-    df = df.drop_nulls([group_col, category_col])
+    df = _shares(shares, group_col, category_col, share_col, "category_heatmap")
     if df.is_empty():
-        return _empty(title, "no labelled opening")
-    present = df[group_col].cast(pl.String).unique().to_list()
-    groups = list(reversed([g for g in group_order if g in present] if group_order
-                           else sorted(present)))  # plotly draws the first row at the bottom
+        return empty_figure(title, "no labelled opening")
+    groups = _bottom_up(df, group_col, group_order)
     cats = sorted(df[category_col].cast(pl.String).unique().to_list())
     lookup = {(g, c): v for g, c, v in zip(df[group_col].cast(pl.String).to_list(),
                                            df[category_col].cast(pl.String).to_list(),
@@ -477,7 +392,7 @@ def category_heatmap(shares: Any, category_col: str = "label", share_col: str = 
         hovertemplate="%{y} · %{x}: " + ("%{z:.1%}" if percent else "%{z:.3f}")
                       + (" (%{customdata})" if counts else "") + "<extra></extra>"))
     fig.update_xaxes(tickangle=-35)
-    return _layout(fig, title, height=max(360, 22 * len(groups) + 200))
+    return layout(fig, title, height=max(360, 22 * len(groups) + 200))
 
 
 def topics_over_time(counts: Any, period_col: str = "period", topic_col: str = "topic",
@@ -487,17 +402,17 @@ def topics_over_time(counts: Any, period_col: str = "period", topic_col: str = "
     df = to_polars(counts)
     require(df, [period_col, topic_col, n_col], "topics_over_time")
     if df.is_empty():
-        return _empty(title, "no topic assignments")
+        return empty_figure(title, "no topic assignments")
     fig = go.Figure()
     for i, t in enumerate(sorted(df[topic_col].cast(pl.String).unique().to_list())):
         part = df.filter(pl.col(topic_col).cast(pl.String) == t).sort(period_col)
         fig.add_trace(go.Bar(x=part[period_col].to_list(), y=part[n_col].to_list(),
-                             name=escape_text(t), marker_color=_palette(i),
+                             name=escape_text(t), marker_color=palette(i),
                              hovertemplate="%{x}: %{y}<extra>%{fullData.name}</extra>"))
     fig.update_layout(barmode="stack", legend={"font": {"size": 10}})
     fig.update_xaxes(title=escape_text(period_col), range=focus_range(df[period_col], df[n_col]))
     fig.update_yaxes(title="openings")
-    return _layout(fig, title, height=460)
+    return layout(fig, title, height=460)
 
 
 def topic_sizes(info: Any, name_col: str = "name", n_col: str = "count",
@@ -508,14 +423,12 @@ def topic_sizes(info: Any, name_col: str = "name", n_col: str = "count",
     require(df, [name_col, n_col], "topic_sizes")
     df = df.sort([n_col, name_col], descending=[True, False]).head(top).reverse()
     if df.is_empty():
-        return _empty(title, "no topics")
-    hover = (_escaped(df, docs_col) if docs_col and docs_col in df.columns
+        return empty_figure(title, "no topics")
+    hover = (escaped(df, docs_col) if docs_col and docs_col in df.columns
              else [""] * df.height)
-    fig = go.Figure(go.Bar(x=df[n_col].to_list(), y=_escaped(df, name_col, wrap=None),
-                           orientation="h", hovertext=hover, marker_color="#9467bd",
-                           hovertemplate="%{y}: %{x} openings<br>%{hovertext}<extra></extra>"))
-    fig.update_xaxes(title="openings")
-    return _layout(fig, title, height=max(320, 22 * df.height + 120))
+    return _ranked_bars(df, n_col, name_col, title, "#9467bd",
+                        "%{y}: %{x} openings<br>%{hovertext}<extra></extra>", min_height=320,
+                        x_axis={"title": "openings"}, hovertext=hover)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -528,7 +441,7 @@ def leaderboard(results: Any, model_col: str = "model", split_col: str = "split"
     require(df, [model_col, split_col, score_col], "leaderboard")
     df = df.drop_nulls([score_col])
     if df.is_empty():
-        return _empty(title, "no benchmark results")
+        return empty_figure(title, "no benchmark results")
     order = (df.group_by(model_col).agg(m=pl.col(score_col).mean())
              .sort(["m", model_col])[model_col].cast(pl.String).to_list())
     fig = go.Figure()
@@ -537,26 +450,8 @@ def leaderboard(results: Any, model_col: str = "model", split_col: str = "split"
         lookup = dict(zip(part[model_col].cast(pl.String).to_list(), part[score_col].to_list()))
         models = [m for m in order if m in lookup]
         fig.add_trace(go.Bar(x=[lookup[m] for m in models], y=[escape_text(m) for m in models],
-                             orientation="h", name=escape_text(split), marker_color=_palette(i),
+                             orientation="h", name=escape_text(split), marker_color=palette(i),
                              hovertemplate="%{y}: %{x:.3f}<extra>%{fullData.name}</extra>"))
     fig.update_layout(barmode="group", legend={"title": {"text": "split"}})
     fig.update_xaxes(title=escape_text(score_col.replace("_", " ")), range=[0, 1])
-    return _layout(fig, title, height=max(320, 28 * len(order) * max(1, len(fig.data)) // 2 + 140))
-
-
-# --------------------------------------------------------------------------------------------------
-# colours
-# --------------------------------------------------------------------------------------------------
-_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
-            "#bcbd22", "#17becf", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd",
-            "#e6550d", "#31a354", "#756bb1", "#636363")
-
-
-def _palette(i: int) -> str:
-    return _PALETTE[i % len(_PALETTE)]
-
-
-def _rgba(hex_color: str, alpha: float) -> str:
-    h = hex_color.lstrip("#")
-    r, g, b = (int(h[i:i + 2], 16) for i in (0, 2, 4))
-    return f"rgba({r},{g},{b},{alpha})"
+    return layout(fig, title, height=max(320, 28 * len(order) * max(1, len(fig.data)) // 2 + 140))
