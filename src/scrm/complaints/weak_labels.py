@@ -274,6 +274,7 @@ def run(paths: Paths, settings: ComplaintsSettings) -> dict[str, Any]:
                               "n_fit": fit.n_fit, "coverage": _share(df["lm_label"]),
                               "differs_from_majority_vote": int(
                                   (df["lm_label"] != df["weak_label"]).fill_null(False).sum())}
+    metrics["agreement"] = _agreement(gold_path)
     metrics["dev"] = set_scores(df, tax, "gold_label", "gold_complaint", gold_path, settings)
     metrics["sealed_test"] = set_scores(df, tax, "test_label", "test_complaint", test_path, settings)
 
@@ -287,6 +288,20 @@ def run(paths: Paths, settings: ComplaintsSettings) -> dict[str, Any]:
         _track(paths, settings, tax, metrics, [paths.openings, tax.source]
                + [p for p in (gold_path, test_path) if p])
     return metrics
+
+
+def _agreement(gold_path: Path | None) -> dict[str, Any] | None:
+    """Cohen's kappa of the complaint sets' two passes, from ``agreement.json`` beside the dev file
+    (written by ``python -m scrm.labelsets``), so the report can show it; None without one."""
+    import json
+
+    path = gold_path.parent / "agreement.json" if gold_path is not None else None
+    if path is None or not path.exists():
+        return None
+    data = json.loads(path.read_text(encoding="utf-8"))
+    out = {k: v for k, v in data.items() if k.startswith("gold_")}
+    return {**out, "annotators": "independent AI-assistant instances, not people",
+            "file": path.name} if out else None
 
 
 def _share(s: pl.Series) -> float:

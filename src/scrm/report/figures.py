@@ -434,24 +434,32 @@ def topic_sizes(info: Any, name_col: str = "name", n_col: str = "count",
 # --------------------------------------------------------------------------------------------------
 # classifier leaderboard
 # --------------------------------------------------------------------------------------------------
-def leaderboard(results: Any, model_col: str = "model", split_col: str = "split",
-                score_col: str = "macro_f1", title: str = "Classifier leaderboard") -> go.Figure:
-    """Grouped horizontal bars: one bar per model within each split, best model on top."""
+def leaderboard(results: Any, system_col: str = "system", score_col: str = "macro_f1",
+                low_col: str = "macro_f1_low", high_col: str = "macro_f1_high",
+                mark_col: str = "indistinguishable_from_best",
+                title: str = "Classifier leaderboard") -> go.Figure:
+    """Dot-and-whisker leaderboard of one section: each system's score with its 95 % interval,
+    best on top; filled dots are the systems the data cannot tell apart from the best."""
     df = to_polars(results)
-    require(df, [model_col, split_col, score_col], "leaderboard")
+    require(df, [system_col, score_col, low_col, high_col, mark_col], "leaderboard")
     df = df.drop_nulls([score_col])
     if df.is_empty():
         return empty_figure(title, "no benchmark results")
-    order = (df.group_by(model_col).agg(m=pl.col(score_col).mean())
-             .sort(["m", model_col])[model_col].cast(pl.String).to_list())
+    df = df.sort(score_col)
     fig = go.Figure()
-    for i, split in enumerate(sorted(df[split_col].cast(pl.String).unique().to_list())):
-        part = df.filter(pl.col(split_col).cast(pl.String) == split)
-        lookup = dict(zip(part[model_col].cast(pl.String).to_list(), part[score_col].to_list()))
-        models = [m for m in order if m in lookup]
-        fig.add_trace(go.Bar(x=[lookup[m] for m in models], y=[escape_text(m) for m in models],
-                             orientation="h", name=escape_text(split), marker_color=palette(i),
-                             hovertemplate="%{y}: %{x:.3f}<extra>%{fullData.name}</extra>"))
-    fig.update_layout(barmode="group", legend={"title": {"text": "split"}})
-    fig.update_xaxes(title=escape_text(score_col.replace("_", " ")), range=[0, 1])
-    return layout(fig, title, height=max(320, 28 * len(order) * max(1, len(fig.data)) // 2 + 140))
+    for same, name, symbol in ((True, "≈ best (Holm p ≥ 0.05)", "circle"),
+                               (False, "worse than the best", "circle-open")):
+        part = df.filter(pl.col(mark_col) == same)
+        if part.is_empty():
+            continue
+        fig.add_trace(go.Scatter(
+            x=part[score_col].to_list(), y=escaped(part, system_col, wrap=None), mode="markers",
+            name=name, marker={"size": 10, "symbol": symbol, "color": palette(0 if same else 3)},
+            error_x={"type": "data", "symmetric": False,
+                     "array": (part[high_col] - part[score_col]).to_list(),
+                     "arrayminus": (part[score_col] - part[low_col]).to_list()},
+            hovertemplate="%{y}: %{x:.3f}<extra>%{fullData.name}</extra>"))
+    fig.update_yaxes(categoryorder="array", categoryarray=escaped(df, system_col, wrap=None))
+    fig.update_xaxes(title=escape_text(score_col.replace("_", "-")) + " (95 % interval)",
+                     range=[0, 1])
+    return layout(fig, title, height=max(300, 26 * df.height + 140))
