@@ -94,7 +94,9 @@ def fill_benchmark(s: Section, paths: Paths, settings: ReportSettings) -> Sectio
         "<em>weak → weak</em> only measures how well a model reproduces the rules. "
         "Hyper-parameters and the selected model are chosen on validation folds of the training "
         "rows, never on the scored rows."))
-    sections = m.get("sections") or {}
+    order = list(TITLES)
+    sections = dict(sorted((m.get("sections") or {}).items(), key=lambda kv: (
+        order.index(kv[1]["protocol"]) if kv[1]["protocol"] in order else len(order), kv[0])))
     s.html(kpis([("sections", len(sections)),
                  ("systems scored", lb.height),
                  ("categories", len(m.get("classes") or []))]))
