@@ -426,7 +426,10 @@ def test_every_section_renders_from_the_stage_outputs(report_root: Paths) -> Non
         rt = json.loads(report_root.metric("response_time").read_text())
         cards = dict((k, v) for v, k in re.findall(
             r'<span class="v">([^<]*)</span><span class="k">([^<]*)</span>', page))
-        assert cards["answered share"] == f"{rt['overall']['answered_share']:.1%}"
+        ov = rt["overall"]
+        assert cards["answered share"] == (f"{ov['answered_share']:.1%} ("
+                                           f"{100 * ov['answered_share_ci_low']:.1f}–"
+                                           f"{100 * ov['answered_share_ci_high']:.1f})")
     if "benchmark" in present:
         bm = json.loads(report_root.metric("benchmark").read_text())
         ids = {f.id for f in report.figures}

@@ -7,7 +7,7 @@ import copy
 import json
 import shutil
 import statistics
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,8 @@ import pytest
 
 from scrm import response_time as rt
 from scrm import sentiment
-from scrm.config import (PROJECT_ROOT, Paths, ResponseTimeSettings, load_params, load_settings,
-                         settings_from_dict)
+from scrm.config import (PROJECT_ROOT, OpeningsSettings, Paths, ResponseTimeSettings,
+                         load_params, load_settings, settings_from_dict)
 from scrm.data.openings import build_openings
 from scrm.errors import ScrmError
 from scrm.response_time import models, service, stage
@@ -30,6 +30,10 @@ DATE = "%a %b %d %H:%M:%S %z %Y"
 # --------------------------------------------------------------------------------------------------
 # helpers
 # --------------------------------------------------------------------------------------------------
+def _openings_settings(root: Path) -> OpeningsSettings:
+    return load_settings(root).openings
+
+
 def _settings(root: Path, **overrides: Any) -> ResponseTimeSettings:
     """The run root's response_time settings with some keys changed (validated like params.yaml)."""
     params = copy.deepcopy(load_params(root))
@@ -132,16 +136,18 @@ def test_sample_matches_independent_computation(scored_root: Paths,
     assert overall["n_openings"] == op.height == n_open
     assert overall["n_answered"] == len(latency)
     assert overall["answered_share"] == round(len(latency) / n_open, 6)
-    assert overall["median_latency_s"] == statistics.median(latency.values())
+    assert overall["median_latency_min"] == round(statistics.median(latency.values()) / 60.0, 6)
     # not only the summary: every opening's latency agrees
     mine = dict(op.filter(pl.col("answered")).select("opening_tweet_id", "latency_s").iter_rows())
     assert mine == latency
-    # censoring: unanswered openings run to the end of the data, nothing is dropped
+    # censoring: unanswered openings are followed to the end of the data or for the horizon
+    # (params: 7 days), whichever comes first; nothing is dropped
     end = max(datetime.strptime(r["created_at"], DATE) for r in sample_rows)
+    horizon = timedelta(hours=_settings(scored_root.root).horizon_hours)
     un = op.filter(~pl.col("answered"))
     assert un.height == n_open - len(latency) and not un["event"].any()
-    assert un["censor_at"].max() == end
-    assert overall["km_median_latency_s"] >= overall["median_latency_s"]  # censored = slower
+    assert un["censor_at"].to_list() == [min(end, t + horizon) for t in un["opening_at"]]
+    assert overall["km_median_min"] >= overall["median_latency_min"]  # censored = slower
 
 
 def test_sample_time_split_has_no_future_leak(scored_root: Paths) -> None:
@@ -234,7 +240,7 @@ def test_hand_made_windows_and_horizon(hand_made: Paths) -> None:
     wide, _ = _frame(hand_made, load_window_minutes=120)
     load = dict(wide.select("opening_tweet_id", "inbound_load").iter_rows())
     assert load[17] == 4          # tweets 1 at 0 is outside [10, 130); 4, 6, 8, 15 inside
-    capped, _ = _frame(hand_made, horizon_hours=1)
+    capped, _ = _frame(hand_made, horizon_hours=1, rmst_hours=1)
     r = {x["opening_tweet_id"]: x for x in capped.to_dicts()}
     assert (r[6]["event"], r[6]["duration_s"], r[6]["answered"]) == (False, 3600.0, True)
     assert (r[10]["event"], r[10]["duration_s"]) == (False, 3600.0)
@@ -254,17 +260,22 @@ def test_hand_made_service_table_and_replies(hand_made: Paths) -> None:
     a = table["BrandA"]
     assert (a["n_openings"], a["n_answered"]) == (6, 4)
     assert a["answered_share"] == pytest.approx(4 / 6)
-    assert a["median_latency_s"] == 1350.0          # median of 300, 600, 2100, 7200
+    assert a["median_latency_min"] == 22.5          # median of 5, 10, 35, 120 minutes
+    # 13 and 17 are unanswered and followed 100 and 270 min: not served within 15 min or 1 h,
+    # unknown at 24 h (left out of that denominator)
+    assert (a["n_known_15m"], a["n_known_1h"], a["n_known_24h"]) == (6, 6, 4)
     assert (a["share_within_15m"], a["share_within_1h"], a["share_within_24h"]) == \
-        pytest.approx((2 / 6, 3 / 6, 4 / 6))
-    assert (a["n_replies"], a["n_later_replies"], a["later_median_latency_s"]) == (6, 1, 1200.0)
+        pytest.approx((2 / 6, 3 / 6, 1.0), abs=1e-6)
+    assert (a["n_replies"], a["n_later_replies"], a["later_median_min"]) == (6, 1, 20.0)
+    assert a["answered_share_ci_low"] < 4 / 6 < a["answered_share_ci_high"]
     overall = service.overall_summary(op, replies, settings, info)
-    assert overall["later_turns"] == {"n": 1, "median_latency_s": 1200.0, "p90_latency_s": 1200.0}
+    assert (overall["n_later_replies"], overall["later_median_min"]) == (1, 20.0)
     assert overall["end_of_data"] == "2017-10-31T18:40:00+00:00"
 
 
 def test_stage_on_tiny_data_skips_models_with_reasons(hand_made: Paths) -> None:
-    m = rt.run(hand_made, _settings(hand_made.root, log_models=False))
+    m = rt.run(hand_made, _settings(hand_made.root, log_models=False),
+               _openings_settings(hand_made.root))
     assert m["overall"]["n_openings"] == 9
     for task in ("within_1h", "log_latency"):
         for v in m["models"][task].values():
@@ -290,7 +301,10 @@ def test_answered_follows_the_opening_table(tiny_root: Any) -> None:
     r = {x["opening_tweet_id"]: x for x in op.to_dicts()}
     assert (r[1]["answered"], r[1]["first_response_id"], r[1]["latency_s"]) == (True, 3, 1200.0)
     assert (r[1]["brand"], r[1]["brand_source"], r[1]["event"]) == ("BrandA", "first_reply", True)
-    direct = build_openings(pl.read_parquet(paths.tweets), pl.read_parquet(paths.threads), "direct")
+    params = copy.deepcopy(load_params(paths.root))
+    params["openings"]["answered_definition"] = "direct"
+    direct = build_openings(pl.read_parquet(paths.tweets), pl.read_parquet(paths.threads),
+                            settings_from_dict(params).openings)
     op, _ = _frame(paths, direct)
     r = {x["opening_tweet_id"]: x for x in op.to_dicts()}
     assert (r[1]["answered"], r[1]["event"], r[1]["duration_s"]) == (False, False, 30 * 60.0)
@@ -299,7 +313,7 @@ def test_answered_follows_the_opening_table(tiny_root: Any) -> None:
 def test_missing_inputs_name_the_command(tiny_root: Any) -> None:
     paths = tiny_root(HAND_MADE)  # prepared, but never scored
     with pytest.raises(ScrmError, match="scrm sentiment"):
-        rt.run(paths, _settings(paths.root, log_models=False))
+        rt.run(paths, _settings(paths.root, log_models=False), _openings_settings(paths.root))
 
 
 def test_bad_params_are_named() -> None:
@@ -312,6 +326,8 @@ def test_bad_params_are_named() -> None:
         settings_from_dict(with_rt(horizon_hour=3))
     with pytest.raises(ScrmError, match="train_fraction"):
         settings_from_dict(with_rt(train_fraction=1.5))
+    with pytest.raises(ScrmError, match="rmst_hours"):
+        settings_from_dict(with_rt(rmst_hours=200, horizon_hours=168))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -320,16 +336,18 @@ def test_bad_params_are_named() -> None:
 def test_stage_writes_outputs_and_mlflow_runs(prepared_root: Paths, tmp_path: Path,
                                               sample_rows: list[dict[str, str]]) -> None:
     paths = _score(_copy_prepared(prepared_root, tmp_path))
-    m = rt.run(paths, _settings(paths.root, log_models=False))
+    m = rt.run(paths, _settings(paths.root, log_models=False), _openings_settings(paths.root))
     metrics_file = paths.metric("response_time")
     first_bytes = metrics_file.read_bytes()
     assert json.loads(first_bytes) == json.loads(json.dumps(m))
 
     n_open, latency = _independent_latencies(sample_rows)
-    assert m["overall"]["n_openings"] == n_open
-    assert m["overall"]["median_latency_s"] == statistics.median(latency.values())
+    assert (m["openings"]["openings"], m["openings"]["answered"]) == (n_open, len(latency))
+    n_req = m["openings"]["requests"]
+    assert m["population"] == "requests" and m["overall"]["n_openings"] == n_req
+    assert n_req + sum(m["openings"]["non_requests"].values()) == n_open
     assert len(m["brands"]) == 10 and "AmazonHelp" in m["brands"]
-    assert m["logrank"]["df"] == 4 and m["logrank"]["p_value"] is not None
+    assert m["logrank"]["df"] == 4 and 0 < m["logrank"]["p_value"] < 1e-6
     cls, reg = m["models"]["within_1h"], m["models"]["log_latency"]
     assert set(cls) == {"dummy", "brand_rate", "logistic", "hgb"}
     assert set(reg) == {"brand_median", "ridge", "hgb"}
@@ -338,9 +356,9 @@ def test_stage_writes_outputs_and_mlflow_runs(prepared_root: Paths, tmp_path: Pa
     assert set(m["importance"]) == {"within_1h", "log_latency"}
 
     op = pl.read_parquet(paths.response_time)
-    assert op.height == n_open and set(rt.FEATURES) <= set(op.columns)
+    assert op.height == n_req and set(rt.FEATURES) <= set(op.columns)
     table = pl.read_parquet(paths.service_table)
-    assert table["n_openings"].sum() == n_open
+    assert table["n_openings"].sum() == n_req
     km = pl.read_csv(paths.km_plot)
     assert {"brand", "minutes", "still_waiting", "at_risk"} <= set(km.columns)
     assert km.group_by("brand").agg(pl.col("still_waiting").diff().max())["still_waiting"] \
@@ -358,7 +376,7 @@ def test_stage_writes_outputs_and_mlflow_runs(prepared_root: Paths, tmp_path: Pa
     assert logistic["params.seed"] == "42" and len(logistic["tags.scrm.data_sha256"]) == 64
 
     # deterministic: the same params give the same metrics file, byte for byte
-    rt.run(paths, _settings(paths.root, log_models=False))
+    rt.run(paths, _settings(paths.root, log_models=False), _openings_settings(paths.root))
     assert metrics_file.read_bytes() == first_bytes
 
 
@@ -367,7 +385,8 @@ def test_stage_registers_models(prepared_root: Paths, tmp_path: Path) -> None:
     from scrm import tracking
 
     paths = _score(_copy_prepared(prepared_root, tmp_path))
-    rt.run(paths, _settings(paths.root, log_models=["logistic"], cox=False, importance_repeats=1))
+    rt.run(paths, _settings(paths.root, log_models=["logistic"], cox=False, importance_repeats=1),
+           _openings_settings(paths.root))
     mlflow = tracking.setup(paths.root)
     client = mlflow.MlflowClient()
     model = client.get_registered_model("scrm-response-time-within1h-logistic")

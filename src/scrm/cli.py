@@ -136,25 +136,32 @@ def sentiment(root: RootOpt = None) -> None:
 def response_time(root: RootOpt = None) -> None:
     """Latency of brand replies: service table, Kaplan-Meier curves, drivers models (MLflow).
 
-    Reads the opening table (scrm prepare) and the sentiment scores (scrm sentiment). Writes data/processed/response_time.parquet (one row per opening: features, latency,
-    censoring), data/processed/service_table.parquet (per brand), reports/metrics/response_time.json,
-    reports/plots/{latency_by_brand,km_curves}.csv (`dvc plots show`) and
-    reports/figures/response_time_importance.png; runs go to the MLflow experiment response_time.
+    Reads the opening table (scrm prepare) and the sentiment scores (scrm sentiment). Writes
+    data/processed/response_time.parquet (one row per opening: features, latency, censoring),
+    service_table.parquet (per brand, with intervals), response_time_sensitivity.parquet (per
+    answered definition), response_time_pairwise.parquet (brand pairs, Holm), reports/metrics/
+    response_time.json, reports/plots/{latency_by_brand,km_curves,within_1h_calibration}.csv
+    (`dvc plots show`) and reports/figures/response_time_importance.png; runs go to the MLflow
+    experiment response_time.
     """
     from . import response_time as rt
 
     paths = get_paths(root)
+    settings = load_settings(root)
     with err.status("measuring response times, fitting survival curves and models..."):
-        m = rt.run(paths, load_settings(root).response_time)
-    _summary("response time", m["overall"],
-             ["n_openings", "answered_share", "median_latency_min", "km_median_latency_s",
-              "p90_latency_s", "share_within_15m", "share_within_1h", "share_within_24h",
-              "later_turns"])
-    models = {f"{task}/{name}": {k: v.get(k) for k in ("auc", "brier", "mae_minutes", "r2_log",
-                                                       "c_index", "reason") if k in v}
+        m = rt.run(paths, settings.response_time, settings.openings)
+    _summary("openings", m["openings"], ["answered_definition", "openings", "answered",
+                                         "unanswered", "requests", "non_requests"])
+    _summary(f"response time ({m['population']})", m["overall"],
+             ["n_openings", "answered_share", "km_median_min", "rmst_min", "median_latency_min",
+              "share_within_15m", "share_within_1h", "share_within_24h"])
+    models = {f"{task}/{name}": {k: v.get(k) for k in ("auc", "auc_ci_low", "auc_ci_high", "brier",
+                                                       "mae_minutes", "r2_log", "vs_baseline",
+                                                       "reason") if k in v}
               for task, group in m["models"].items() if task != "cox"
               for name, v in group.items()}
-    models["cox"] = {k: m["models"]["cox"].get(k) for k in ("c_index", "reason")
+    models["cox"] = {k: m["models"]["cox"].get(k) for k in ("c_index", "c_index_ci_low",
+                                                            "c_index_ci_high", "reason")
                      if k in m["models"]["cox"]}
     _summary("models (test split)", models)
     out.print(f"  service table: {paths.service_table}")

@@ -17,6 +17,7 @@ Rules (the machinery is in :mod:`scrm.configbase`)
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,10 +61,38 @@ class PrepareSettings(Section):
 
 
 @dataclass(frozen=True)
+class NonRequestSettings(Section):
+    """Rules flagging openings that are not customer requests (:mod:`scrm.data.openings`)."""
+
+    brand_account: bool = req()
+    alias_min_mentioners: int | None = req(between(1))
+    broadcast_patterns: tuple[str, ...] = req(regexes)
+    promo_patterns: tuple[str, ...] = req(regexes)
+    promo_requires_link: bool = req()
+    no_brand_mention: bool = req()
+    no_brand_requires_link: bool = req()
+    brand_name_pattern: str = req()
+    min_name_chars: int = req(between(1))
+
+    def validate(self, where: str) -> None:
+        try:
+            groups = re.compile(self.brand_name_pattern).groups
+        except re.error as exc:
+            raise ConfigError(f"params.yaml: {where}.brand_name_pattern is not a regular expression "
+                              f"({exc})") from None
+        if groups < 1:
+            raise ConfigError(f"params.yaml: {where}.brand_name_pattern needs a capture group (the "
+                              f"brand name), got {self.brand_name_pattern!r}")
+
+
+@dataclass(frozen=True)
 class OpeningsSettings(Section):
-    """How a customer opening counts as answered (definitions in :mod:`scrm.data.openings`)."""
+    """How a customer opening counts as answered, and which openings are customer requests
+    (definitions in :mod:`scrm.data.openings`)."""
 
     answered_definition: Literal["direct", "customer", "thread"] = req()
+    exclude_non_requests: bool = req()
+    non_request: NonRequestSettings = req()
 
 
 @dataclass(frozen=True)
@@ -82,10 +111,14 @@ class ResponseTimeSettings(Section):
     sla_minutes: tuple[int, ...] = req(each(POSITIVE))
     load_window_minutes: int = req(POSITIVE)
     backlog_window_hours: float | None = req(POSITIVE)
+    rmst_hours: float = req(POSITIVE)
+    ci_level: float = req(FRACTION)
+    n_boot: int = req(between(0))
     train_fraction: float = req(FRACTION)
     min_train_rows: int = req(between(2))
     min_brand_openings: int = req(between(1))
     headline_brands: int = req(NON_NEGATIVE)
+    sensitivity_brands: int = req(NON_NEGATIVE)
     logrank_brands: int = req(between(2))
     km_plot_brands: int = req(NON_NEGATIVE)
     km_grid_points: int = req(between(2))
@@ -94,7 +127,9 @@ class ResponseTimeSettings(Section):
     logistic_c: float = req(POSITIVE)
     ridge_alpha: float = req(NON_NEGATIVE)
     gbm: dict[str, Any] = req()
+    calibration_bins: int = req(between(2))
     cox: bool = req()
+    cox_cluster: Literal["customer", "brand", "none"] = req()
     cox_max_rows: int = req(between(10))
     cox_concordance_max_rows: int = req(between(10))
     importance_repeats: int = req(between(1))
@@ -105,6 +140,10 @@ class ResponseTimeSettings(Section):
     def validate(self, where: str) -> None:
         if not self.sla_minutes:
             raise ConfigError(f"params.yaml: {where}.sla_minutes must list at least one limit")
+        if self.horizon_hours is not None and self.rmst_hours > self.horizon_hours:
+            raise ConfigError(f"params.yaml: {where}.rmst_hours ({self.rmst_hours}) must not exceed "
+                              f"{where}.horizon_hours ({self.horizon_hours}): RMST is the area "
+                              "under the curve up to a time every opening can be followed to")
 
     def logs_model(self, task: str, name: str) -> bool:
         """``log_models``: true (all), false (none) or a list of names (``hgb``, ``task/name``)."""

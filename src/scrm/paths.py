@@ -112,6 +112,20 @@ class Paths:
     def km_plot(self) -> Path:
         return self.plots / "km_curves.csv"
 
+    @property
+    def calibration_plot(self) -> Path:
+        return self.plots / "within_1h_calibration.csv"
+
+    @property
+    def rt_sensitivity(self) -> Path:
+        """Service figures per answered definition x population x scope."""
+        return self.processed / "response_time_sensitivity.parquet"
+
+    @property
+    def rt_pairwise(self) -> Path:
+        """Pairwise brand comparisons: log-rank with Holm, RMST and within-1 h differences."""
+        return self.processed / "response_time_pairwise.parquet"
+
     # outcome --------------------------------------------------------------------------------
     @property
     def outcome(self) -> Path:

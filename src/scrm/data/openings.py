@@ -27,15 +27,50 @@ Definitions
     ``answered``, ``first_response_id``, ``first_response_at``, ``responder`` and ``latency_s`` follow
     the definition chosen in params (``openings.answered_definition``). Latency is clipped at 0 (a
     reply stamped before its opening is a clock artefact, counted in ``negative_latency``).
+
+    The default is ``customer``: a brand's reply to the customer's own later tweet ("hello??") is a
+    response to that customer, while a brand tweet in the thread that replies to someone else (a
+    third party who joined, or the replies under a promotional post) is not. ``direct`` misses the
+    first kind, ``thread`` counts the second.
+
+    *Non-requests*: openings that are not a customer asking a brand anything, flagged by transparent
+    rules (params ``openings.non_request``), the first rule that fires naming the reason in
+    ``non_request`` (null for a request; ``is_request`` = it is null):
+
+    ``brand_account``     the author is a brand account (it writes outbound tweets) posting inbound;
+    ``brand_alias``       the author is @mentioned in the openings of at least ``alias_min_mentioners``
+                          other authors: an account customers address, in this data a brand's main or
+                          marketing account (anonymised to a number like a customer) or a celebrity;
+    ``broadcast``         a retweet-like broadcast (``broadcast_patterns``, e.g. ``^RT @``);
+    ``promotional``       a marketing pattern (``promo_patterns``: contest, sweepstakes, "% off", ...)
+                          in a tweet that carries a link (``promo_requires_link``);
+    ``no_brand_mention``  the opening addresses no account (no @handle), names no known brand (a
+                          brand's name is its handle without the support affixes of
+                          ``brand_name_pattern``; names shorter than ``min_name_chars`` must match a
+                          whole word) and, with ``no_brand_requires_link``, carries a link: a
+                          broadcast addressed to nobody. Without the link condition the rule mostly
+                          catches real requests that name a product instead of the brand ("my
+                          Kindle", "Windows 10"), which brands find by search and answer.
+
+    Only the text, the author and who else is addressed are used, never whether a brand answered,
+    so the exclusion cannot make the service figures look better by construction. Stages that
+    report service levels keep requests only when ``openings.exclude_non_requests`` is true
+    (:func:`service_population`), and report the flagged count by reason.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
+if TYPE_CHECKING:
+    from ..config import NonRequestSettings, OpeningsSettings
+
 DEFINITIONS: Final = ("direct", "customer", "thread")
+NON_REQUEST_RULES: Final = ("brand_account", "brand_alias", "broadcast", "promotional",
+                            "no_brand_mention")
+LINK_RE: Final = r"https?://|\bhtt\S*…"  # twcs cuts long tweets off with "…", links too
 BRAND_SOURCES: Final = ("first_reply", "mention", "none")
 HANDLE_RE: Final = r"@(\w+)"
 
@@ -58,6 +93,8 @@ OPENING_COLUMNS: dict[str, str] = {
     "first_response_at": "its created_at",
     "responder": "its author",
     "latency_s": "seconds from the opening to the first response (clipped at 0; null if unanswered)",
+    "non_request": "why the opening is not a customer request (a rule of NON_REQUEST_RULES), else null",
+    "is_request": "the opening is a customer request (no non-request rule fired)",
 }
 
 
@@ -93,9 +130,84 @@ def _first(brand_tweets: pl.LazyFrame, name: str) -> pl.LazyFrame:
                  pl.col("author_id").first().alias(f"first_{name}_author")))
 
 
+def brand_names(brands: pl.LazyFrame, pattern: str) -> list[str]:
+    """Brand names from their handles: group 1 of ``pattern`` on the lower-cased handle, letters and
+    digits only (``AmazonHelp`` -> ``amazon``, ``Ask_WellsFargo`` -> ``wellsfargo``)."""
+    names = (brands.select(name=pl.col("handle").str.extract(pattern, 1)
+                           .str.replace_all(r"[^\p{L}\p{N}]", ""))
+             .drop_nulls().filter(pl.col("name").str.len_chars() > 0).unique().sort("name")
+             .collect())
+    return names["name"].to_list()
+
+
+def _names_brand(text: pl.Expr, names: list[str], min_chars: int) -> pl.Expr:
+    """The text names one of ``names``: longer names anywhere in the text with everything but letters
+    and digits removed ("T-Mobile" -> tmobile, "Wells Fargo" -> wellsfargo), shorter ones as a whole
+    word (``ups`` in "waiting for UPS", not in "groups")."""
+    lower = text.str.to_lowercase()
+    squashed = lower.str.replace_all(r"[^\p{L}\p{N}]", "")
+    long_ = [n for n in names if len(n) >= min_chars]
+    short = [n for n in names if len(n) < min_chars]
+    found = pl.lit(False)
+    if long_:
+        found = found | squashed.str.contains_any(long_)
+    if short:
+        found = found | lower.str.contains(r"\b(?:" + "|".join(short) + r")\b")
+    return found
+
+
+def _any_match(text: pl.Expr, patterns: tuple[str, ...]) -> pl.Expr:
+    """Case-insensitive match of any of the regexes (False for an empty list)."""
+    if not patterns:
+        return pl.lit(False)
+    return text.str.contains("(?i)(?:" + "|".join(f"(?:{p})" for p in patterns) + ")")
+
+
+def non_request_reasons(op: pl.LazyFrame, brands: pl.LazyFrame,
+                        rules: NonRequestSettings) -> pl.LazyFrame:
+    """(opening_tweet_id, non_request): the first rule of :data:`NON_REQUEST_RULES` that fires."""
+    mentioners = (op.select("customer_id", handle=pl.col("opening_text").str.extract_all(HANDLE_RE))
+                  .explode("handle").drop_nulls("handle")
+                  .with_columns(handle=pl.col("handle").str.strip_prefix("@").str.to_lowercase())
+                  .filter(pl.col("handle") != pl.col("customer_id").str.to_lowercase())
+                  .group_by("handle").agg(n_mentioners=pl.col("customer_id").n_unique()))
+    text = pl.col("opening_text")
+    author = pl.col("customer_id").str.to_lowercase()
+    alias = (pl.col("n_mentioners").fill_null(0) >= rules.alias_min_mentioners
+             if rules.alias_min_mentioners is not None else pl.lit(False))
+    promo = _any_match(text, rules.promo_patterns)
+    if rules.promo_requires_link:
+        promo = promo & text.str.contains(LINK_RE)
+    no_brand = (~text.str.contains(HANDLE_RE)
+                & ~_names_brand(text, brand_names(brands, rules.brand_name_pattern),
+                                rules.min_name_chars)) if rules.no_brand_mention else pl.lit(False)
+    if rules.no_brand_requires_link:
+        no_brand = no_brand & text.str.contains(LINK_RE)
+    fires = {
+        "brand_account": (author.is_in(brands.select("handle").collect()["handle"].implode())
+                          if rules.brand_account else pl.lit(False)),
+        "brand_alias": alias,
+        "broadcast": _any_match(text, rules.broadcast_patterns),
+        "promotional": promo,
+        "no_brand_mention": no_brand,
+    }
+    reason = pl.lit(None, dtype=pl.String)
+    for rule in reversed(NON_REQUEST_RULES):
+        reason = pl.when(fires[rule]).then(pl.lit(rule)).otherwise(reason)
+    return (op.join(mentioners, left_on=author, right_on="handle", how="left")
+            .select("opening_tweet_id", non_request=reason))
+
+
+def service_population(openings: pl.DataFrame, settings: OpeningsSettings) -> pl.DataFrame:
+    """The openings service figures are computed on: requests only when
+    ``openings.exclude_non_requests`` is true, else all of them."""
+    return openings.filter(pl.col("is_request")) if settings.exclude_non_requests else openings
+
+
 def build_openings(tweets: pl.DataFrame | pl.LazyFrame, threads: pl.DataFrame | pl.LazyFrame,
-                   answered_definition: str = "customer") -> pl.DataFrame:
+                   settings: OpeningsSettings) -> pl.DataFrame:
     """One row per customer opening (columns :data:`OPENING_COLUMNS`), sorted by opening id."""
+    answered_definition = settings.answered_definition
     if answered_definition not in DEFINITIONS:
         raise ValueError(f"answered_definition must be one of {DEFINITIONS}, got {answered_definition!r}")
     tw, th = tweets.lazy(), threads.lazy()
@@ -118,7 +230,10 @@ def build_openings(tweets: pl.DataFrame | pl.LazyFrame, threads: pl.DataFrame | 
         op = op.join(firsts[d], on="thread_id", how="left").with_columns(
             pl.col(f"first_{d}_id").is_not_null().alias(f"answered_{d}"))
     d = answered_definition
-    out = (op.join(mentioned_brand(op, known_brands(tw)), on="opening_tweet_id", how="left")
+    brands = known_brands(tw)
+    out = (op.join(mentioned_brand(op, brands), on="opening_tweet_id", how="left")
+           .join(non_request_reasons(op, brands, settings.non_request), on="opening_tweet_id",
+                 how="left")
            .with_columns(
                brand=pl.coalesce("first_thread_author", "mention_brand"),
                brand_source=pl.when(pl.col("first_thread_author").is_not_null())
@@ -129,17 +244,28 @@ def build_openings(tweets: pl.DataFrame | pl.LazyFrame, threads: pl.DataFrame | 
                first_response_id=pl.col(f"first_{d}_id"),
                first_response_at=pl.col(f"first_{d}_at"),
                responder=pl.col(f"first_{d}_author"),
-               raw_latency_s=_seconds(pl.col(f"first_{d}_at") - pl.col("opening_at")))
+               raw_latency_s=_seconds(pl.col(f"first_{d}_at") - pl.col("opening_at")),
+               is_request=pl.col("non_request").is_null())
            .with_columns(latency_s=pl.col("raw_latency_s").clip(lower_bound=0.0)))
     return out.select(*OPENING_COLUMNS, "raw_latency_s").sort("opening_tweet_id").collect()
 
 
 def summary(openings: pl.DataFrame) -> dict[str, int]:
-    """Counts for prepare's metrics: openings, answered under each definition, brand sources."""
+    """Counts for prepare's metrics: openings, answered under each definition, brand sources,
+    non-requests by reason."""
     row = openings.select(
         openings=pl.len(),
         **{f"answered_{d}": pl.col(f"answered_{d}").sum() for d in DEFINITIONS},
         **{f"brand_{s}": (pl.col("brand_source") == s).sum() for s in BRAND_SOURCES},
         negative_latency=(pl.col("raw_latency_s") < 0).sum(),
+        requests=pl.col("is_request").sum(),
+        **{f"non_request_{r}": (pl.col("non_request") == r).sum() for r in NON_REQUEST_RULES},
     ).row(0, named=True)
     return {k: int(v or 0) for k, v in row.items()}
+
+
+def answered_counts(openings: pl.DataFrame) -> dict[str, int]:
+    """Openings, answered and unanswered under the chosen definition: the block every stage that
+    counts openings reports, so the same sample gives the same numbers everywhere."""
+    n, answered = openings.height, int(openings["answered"].sum())
+    return {"openings": n, "answered": answered, "unanswered": n - answered}

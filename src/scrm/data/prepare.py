@@ -449,7 +449,7 @@ def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSetting
     tweets, graph_stats = assign_threads(clean)
     threads = summarise_threads(tweets)
     tweets = tweets.select(TWEET_COLUMNS).sort("tweet_id")
-    openings = build_openings(tweets, threads, opening_settings.answered_definition)
+    openings = build_openings(tweets, threads, opening_settings)
     metrics: dict[str, Any] = {
         "rows_in": rows_in,
         "rows_clean": clean.height,

@@ -165,17 +165,52 @@ def conversation_timeline(turns: Any, title: str = "One conversation, turn by tu
 # brand comparison (response time stage)
 # --------------------------------------------------------------------------------------------------
 def answered_share(service: Any, share_col: str = "answered_share", n_col: str = "openings",
+                   low_col: str | None = None, high_col: str | None = None,
                    title: str = "Share of openings answered by the brand") -> go.Figure:
-    """Horizontal bars of the answered share per brand (columns: brand, share_col, n_col)."""
+    """Horizontal bars of a share per brand (columns: brand, share_col, n_col), with the interval
+    ``low_col``-``high_col`` as whiskers when given."""
     df = to_polars(service)
-    require(df, ["brand", share_col, n_col], "answered_share")
+    require(df, ["brand", share_col, n_col, *[c for c in (low_col, high_col) if c]],
+            "answered_share")
     df = df.drop_nulls(["brand", share_col]).sort([share_col, "brand"])
     if df.is_empty():
         return empty_figure(title, "no brand has an opening")
+    err = ({"type": "data", "symmetric": False, "color": "#555",
+            "array": (df[high_col] - df[share_col]).fill_null(0).to_list(),
+            "arrayminus": (df[share_col] - df[low_col]).fill_null(0).to_list()}
+           if low_col and high_col else None)
     return _ranked_bars(df, share_col, "brand", title, "#2ca02c",
-                        "%{y}: %{x:.1%} of %{customdata} openings answered<extra></extra>",
-                        x_axis={"title": "answered share", "tickformat": ".0%", "range": [0, 1]},
+                        "%{y}: %{x:.1%} of %{customdata}<extra></extra>", error_x=err,
+                        x_axis={"title": share_col.replace("_", " "), "tickformat": ".0%",
+                                "range": [0, 1.02]},
                         customdata=df[n_col].to_list())
+
+
+def calibration_curve(bins: Any, title: str = "Calibration: answered within 1 hour (test period)",
+                      model_col: str = "model") -> go.Figure:
+    """Observed share against mean predicted probability per bin and model, Wilson whiskers
+    (columns: model, mean_predicted, observed, observed_ci_low, observed_ci_high, n)."""
+    df = to_polars(bins)
+    require(df, [model_col, "mean_predicted", "observed", "observed_ci_low", "observed_ci_high",
+                 "n"], "calibration_curve")
+    if df.is_empty():
+        return empty_figure(title, "no model was scored")
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", showlegend=False, hoverinfo="skip",
+                             line={"color": "#999", "dash": "dash"}))
+    for i, m in enumerate(sorted(df[model_col].unique().to_list())):
+        part = df.filter(pl.col(model_col) == m).sort("mean_predicted")
+        fig.add_trace(go.Scatter(
+            x=part["mean_predicted"].to_list(), y=part["observed"].to_list(), mode="lines+markers",
+            name=escape_text(m), line={"color": palette(i)}, customdata=part["n"].to_list(),
+            error_y={"type": "data", "symmetric": False, "color": palette(i),
+                     "array": (part["observed_ci_high"] - part["observed"]).to_list(),
+                     "arrayminus": (part["observed"] - part["observed_ci_low"]).to_list()},
+            hovertemplate=f"{escape_text(m)}: predicted %{{x:.1%}}, observed %{{y:.1%}} "
+                          "(%{customdata} openings)<extra></extra>"))
+    fig.update_xaxes(title="mean predicted probability", tickformat=".0%", range=[0, 1.02])
+    fig.update_yaxes(title="observed share", tickformat=".0%", range=[0, 1.02])
+    return layout(fig, title, height=460)
 
 
 def latency_quantiles(quantiles: Any, title: str = "Time to first brand reply",

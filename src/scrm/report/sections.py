@@ -10,23 +10,21 @@ instead of a crash, so the report can be built from a partial run while developi
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 
 import polars as pl
 
 from ..config import ReportSettings
 from ..paths import Paths
+from . import brands
 from . import figures as F
-from .html import Section, fmt, html_table, kpis, metrics_details, missing_note, para, slug
+from .html import Section, fmt, html_table, kpis, metrics_details, missing_note, para
 from .leaderboard import fill_benchmark, weak_supervision_html
 from .views import (brand_order, brand_threads, brand_topic_shares, category_shares,
                     confusion_shares, conversation_points, daily_volume, date_range,
-                    importance_table, label_share_table, latency_boxes, latest_openings,
-                    model_table, need, odds_ratio_table, outcome_models, pool_topics,
-                    read_json, seconds_to_minutes, top_by, topic_names, topic_table,
+                    label_share_table, latest_openings, need, odds_ratio_table, outcome_models,
+                    pool_topics, read_json, topic_names, topic_table,
                     transitions_from_matrix)
 
 # (section id, title): the order of the page and of its table of contents
@@ -97,122 +95,11 @@ def overview_section(paths: Paths, settings: ReportSettings) -> Section:
 
 
 def brands_section(paths: Paths, settings: ReportSettings) -> Section:
-    """Brand comparison from response_time's outputs: answered share, latency, KM curves, models."""
-    js = paths.metric("response_time")
-    table_path = paths.service_table
-    lat_path, km_path = paths.latency_plot, paths.km_plot
-    s = _section("brands", paths, "response_time", [js, table_path, lat_path, km_path])
-    if s.missing:
-        return s
-    m = read_json(js)
-    top = settings.top_brands
-    ov = m.get("overall") or {}
-    s.html(para(
-        "Customers expect an answer within the hour. For every customer <em>opening</em> the "
-        "<em>latency</em> is the time from the opening to the brand's first response (answered as "
-        "the opening table says, see the overview). Openings that never got one are not dropped: "
-        "they are <em>censored</em> at the end of the observed data, which is what the "
-        "Kaplan–Meier curves account for. Shares within a limit count unanswered openings as not "
-        "served."))
-    sla = sorted((k for k in ov if k.startswith("share_within_")), key=_sla_minutes)
-    s.html(kpis([("openings", ov.get("n_openings")),
-                 ("answered share", ov.get("answered_share"), "pct"),
-                 ("median latency (min)", ov.get("median_latency_min"), "1f"),
-                 ("90th percentile (min)", _div(ov.get("p90_latency_s"), 60.0), "1f"),
-                 *[(k.replace("share_within_", "answered within "), ov.get(k), "pct")
-                   for k in sla],
-                 ("unanswered (censored)", ov.get("n_censored"))]))
-    s.html(metrics_details(paths, "response_time", m, skip=("models", "importance")))
-    table = seconds_to_minutes(pl.read_parquet(table_path))
-    need(table, ["brand", "n_openings", "answered_share"], table_path)
-    big = top_by(table, "n_openings", top)
-    s.figure("fig-answered-share",
-             F.answered_share(big, n_col="n_openings",
-                              title=f"Share of openings answered, {top} largest brands"),
-             "The share of each brand's customer openings that got a brand response "
-             "(hover for the number of openings).")
-    lat = pl.read_csv(lat_path)
-    need(lat, ["brand", "p10_min", "p25_min", "median_min", "p75_min", "p90_min"], lat_path)
-    keep = big["brand"].to_list()
-    s.figure("fig-latency",
-             F.latency_quantiles(latency_boxes(lat, keep if lat.height > top else None),
-                                 title="Time to first brand reply (answered openings)"),
-             "Box: middle half of the answered openings (25th–75th percentile) with the median; "
-             "whiskers: 10th–90th percentile. Log scale: each grid step is ten times longer. "
-             "Only brands with enough openings are shown; fastest median on top.")
-    km = pl.read_csv(km_path)
-    need(km, ["brand", "minutes", "still_waiting"], km_path)
-    s.figure("fig-km", F.km_curves(km),
-             "Share of openings still waiting for a first reply after a given time, counting the "
-             "unanswered ones (censored at the end of the data). A curve that drops fast and low "
-             "belongs to a brand that answers quickly and almost always; the thick black curve "
-             "pools all brands. Where a curve flattens, the remaining openings were never answered.")
-    lr = m.get("logrank") or {}
-    if lr.get("chi2") is not None:
-        s.html(para(
-            f"Log-rank test that the {len(lr.get('groups') or [])} largest brands share one curve: "
-            f"χ² = {fmt(lr.get('chi2'))} with {fmt(lr.get('df'))} degrees of freedom, p "
-            f"{p_text(lr.get('p_value'))} ({fmt(lr.get('n'))} openings). A small p means the brands "
-            "really differ in how fast they answer."))
-    s.html("<h3>Service table</h3>")
-    cols = {"brand": "brand", "n_openings": "openings", "n_answered": "answered",
-            "answered_share": "answered share", "median_latency_min": "median (min)",
-            "p90_latency_min": "90th pct (min)", "km_median_latency_min": "KM median (min)",
-            **{k: k.replace("share_within_", "within ") for k in
-               sorted((c for c in table.columns if c.startswith("share_within_")),
-                      key=_sla_minutes)},
-            "n_replies": "brand replies", "later_median_latency_min": "later turns median (min)"}
-    s.html(html_table(big, {c: h for c, h in cols.items() if c in big.columns},
-                      pct=["answered_share", *[c for c in cols if c.startswith("share_within_")]]))
-    models = model_table(m.get("models") or {})
-    if models.height:
-        s.html("<h3>What drives latency? Models on a time split</h3>")
-        s.html(para(
-            "Models trained on the earlier openings and tested on later ones: <em>within_1h</em> "
-            "classifies whether an opening is answered within the hour (AUC: 0.5 is a coin flip), "
-            "<em>log_latency</em> predicts how long the answer takes (MAE in minutes). The "
-            "baselines (dummy, per-brand) show how much is just the brand."))
-        show = [c for c in ("task", "model", "status", "auc", "average_precision", "brier",
-                            "mae_minutes", "median_ae_minutes", "r2_log", "c_index", "n_train",
-                            "n_test") if c in models.columns]
-        s.html(html_table(models.select(show)))
-    coefs = ((m.get("models") or {}).get("cox") or {}).get("coefficients") or {}
-    if coefs:
-        s.html(para("Cox proportional-hazards model (the event is the brand's reply): a hazard ratio "
-                    "above 1 means a faster reply, per standard deviation of the feature."))
-        s.html(html_table(pl.DataFrame([{"feature": k, **v} for k, v in sorted(coefs.items())],
-                                       infer_schema_length=None),
-                          {"feature": "feature", "hazard_ratio": "hazard ratio", "se": "se (log)",
-                           "p_value": "p"}))
-    imp = importance_table(m.get("importance") or {})
-    for task in imp["task"].unique(maintain_order=True).to_list() if imp.height else []:
-        s.figure(f"fig-importance-{slug(task)}",
-                 F.importance_bars(imp.filter(pl.col("task") == task),
-                                   title=f"What the {task} model relies on (permutation "
-                                         "importance)"),
-                 "How much the test score drops when one feature's values are shuffled; longer "
-                 "bars matter more. Features are known at the time of the opening.")
-    return s
-
-
-def _sla_minutes(key: str) -> float:
-    """'share_within_15m' -> 15, '..._1h' -> 60, '..._24h' -> 1440 (for ordering only)."""
-    mt = re.search(r"(\d+(?:\.\d+)?)([mhd])$", key)
-    if not mt:
-        return float("inf")
-    return float(mt.group(1)) * {"m": 1, "h": 60, "d": 1440}[mt.group(2)]
-
-
-def p_text(p: Any) -> str:
-    """"= 0.031" or "< 1e-06" (metrics files round to 6 decimals, so 0.0 means below that)."""
-    if p is None:
-        return "= –"
-    return "&lt; 1e-06" if float(p) == 0.0 else f"= {fmt(float(p))}"
-
-
-def _div(v: Any, d: float) -> float | None:
-    """``v / d``, or None when ``v`` is missing."""
-    return None if v is None else float(v) / d
+    """Brand comparison from response_time's outputs (content in :mod:`scrm.report.brands`)."""
+    s = _section("brands", paths, "response_time",
+                 [paths.metric("response_time"), paths.service_table, paths.rt_sensitivity,
+                  paths.rt_pairwise, paths.latency_plot, paths.km_plot, paths.calibration_plot])
+    return s if s.missing else brands.fill(s, paths, settings)
 
 
 FINDINGS_COLUMNS = {

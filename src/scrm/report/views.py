@@ -168,12 +168,6 @@ def topic_names(info: pl.DataFrame) -> pl.DataFrame:
     return info.select(pl.col(id_col).alias("topic"), topic_name=name.cast(pl.String))
 
 
-def seconds_to_minutes(df: pl.DataFrame) -> pl.DataFrame:
-    """Every ``*_latency_s`` column also as ``*_latency_min`` (a unit change for reading)."""
-    return df.with_columns([(pl.col(c) / 60.0).alias(c[:-2] + "_min")
-                            for c in df.columns if c.endswith("_latency_s")])
-
-
 def top_by(df: pl.DataFrame, col: str, n: int, key: str = "brand") -> pl.DataFrame:
     """The ``n`` rows with the largest ``col`` (ties by ``key``), in that order."""
     return df.sort([col, key], descending=[True, False]).head(n)

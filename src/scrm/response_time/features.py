@@ -40,7 +40,8 @@ SENTIMENT_INPUT = ("tweet_id", "sentiment")
 FRAME_COLUMNS = ["opening_tweet_id", "thread_id", "customer_id", "brand", "brand_source",
                  "opening_at", *NUMERIC_FEATURES, "answered", "first_response_id",
                  "first_response_at", "responder", "latency_s", "answered_within_1h",
-                 "within_1h_known", "censor_at", "duration_s", "event", "split", "opening_text"]
+                 "within_1h_known", "follow_s", "censor_at", "duration_s", "event", "split",
+                 "opening_text"]
 
 
 def seconds(expr: pl.Expr) -> pl.Expr:
@@ -53,22 +54,24 @@ def survival_pair(op: pl.DataFrame, end_of_data: datetime,
     """Add the targets and the right-censored survival pair to openings with ``latency_s``.
 
     Follow-up ends at the end of the data or ``horizon_hours`` after the opening (the earlier);
-    ``event`` is a response seen within it, ``duration_s`` the latency or the follow-up.
+    ``follow_s`` is its length, ``event`` a response seen within it, ``duration_s`` the latency or
+    the follow-up.
     """
     follow_end = seconds(pl.lit(end_of_data) - pl.col("opening_at"))
     follow = follow_end
     if horizon_hours is not None:
         follow = pl.min_horizontal(follow_end, pl.lit(horizon_hours * 3600.0))
-    return op.with_columns(_follow_end=follow_end, _follow=follow).with_columns(
+    return op.with_columns(_follow_end=follow_end, follow_s=follow).with_columns(
         answered_within_1h=pl.col("answered")
         & (pl.col("latency_s") <= WITHIN_1H_S).fill_null(False),
-        event=pl.col("answered") & (pl.col("latency_s") <= pl.col("_follow")).fill_null(False),
+        event=pl.col("answered") & (pl.col("latency_s") <= pl.col("follow_s")).fill_null(False),
     ).with_columns(
         within_1h_known=pl.col("answered_within_1h") | (pl.col("_follow_end") >= WITHIN_1H_S),
-        duration_s=pl.when(pl.col("event")).then(pl.col("latency_s")).otherwise(pl.col("_follow")),
+        duration_s=pl.when(pl.col("event")).then(pl.col("latency_s"))
+        .otherwise(pl.col("follow_s")),
         censor_at=pl.col("opening_at") + pl.duration(
-            microseconds=(pl.col("_follow") * 1e6).round().cast(pl.Int64)),
-    ).drop("_follow_end", "_follow")
+            microseconds=(pl.col("follow_s") * 1e6).round().cast(pl.Int64)),
+    ).drop("_follow_end")
 
 
 def backlog(op: pl.DataFrame, window_hours: float | None) -> pl.DataFrame:

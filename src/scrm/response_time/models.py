@@ -1,5 +1,6 @@
-"""Latency drivers: the estimator zoo (baselines first), fitting on the time split, test metrics,
-permutation importance and a Cox model of the time to first response.
+"""Latency drivers: the estimator zoo (baselines first), fitting on the time split, test metrics
+and permutation importance. Intervals and paired comparisons of the test metrics are in
+:mod:`.evaluation`, the Cox model in :mod:`.cox`.
 
 Every model consumes the same raw feature frame (:func:`model_frame`, columns
 :data:`.features.FEATURES`); the baselines are the shared group baselines of
@@ -16,10 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from ..stats import survival
 from ..stats.intervals import finite
 from .features import COUNT_FEATURES, FEATURES, NUMERIC_FEATURES, TIME_FEATURES
-from .service import largest_brands
 
 if TYPE_CHECKING:
     from ..config import ResponseTimeSettings
@@ -156,6 +155,8 @@ class ModelResult:
     metrics: dict[str, Any]
     model: Any = None
     X_train: Any = None
+    y_test: Any = None
+    pred_test: Any = None
     status: str = "ok"
     reason: str = ""
 
@@ -194,11 +195,14 @@ def fit_models(op: pl.DataFrame, settings: ResponseTimeSettings) -> list[ModelRe
             for name, model in zoo[task].items():
                 model.fit(X_tr, y_tr)
                 if task == "within_1h":
-                    m = classification_metrics(y_te, model.predict_proba(X_te)[:, 1])
+                    pred = model.predict_proba(X_te)[:, 1]
+                    m = classification_metrics(y_te, pred)
                     m["train_positive_share"] = finite(y_tr.mean())
                 else:
-                    m = regression_metrics(y_te, model.predict(X_te))
-                results.append(ModelResult(task, name, {**base, **m}, model=model, X_train=X_tr))
+                    pred = model.predict(X_te)
+                    m = regression_metrics(y_te, pred)
+                results.append(ModelResult(task, name, {**base, **m}, model=model, X_train=X_tr,
+                                           y_test=y_te, pred_test=pred))
     return results
 
 
@@ -232,51 +236,4 @@ def permutation_importances(results: list[ModelResult], op: pl.DataFrame,
                        **{f: {"mean": finite(m), "std": finite(s)}
                           for f, m, s in zip(FEATURES, pi.importances_mean, pi.importances_std,
                                              strict=True)}}
-    return out
-
-
-def cox_model(op: pl.DataFrame, settings: ResponseTimeSettings) -> dict[str, Any]:
-    """Cox model of the time to first response, stratified by brand (rare brands pooled).
-
-    Fitted on the train split (a seeded sample of ``cox_max_rows`` at most: PHReg's cost grows
-    fast with rows) with features standardised on train; Harrell's C on the test split, pairs
-    within the same brand stratum. A hazard ratio > 1 means a faster reply.
-    """
-    tr, te = op.filter(pl.col("split") == "train"), op.filter(pl.col("split") == "test")
-    if tr.height > settings.cox_max_rows:
-        tr = tr.sample(settings.cox_max_rows, seed=settings.seed).sort("opening_at",
-                                                                      "opening_tweet_id")
-    if tr.height < settings.min_train_rows or tr["event"].sum() == 0:
-        return {"status": "skipped", "reason": "too few training rows or no observed replies"}
-    X_tr = tr.select(NUMERIC_FEATURES).cast(pl.Float64).to_numpy()
-    mu, sd = X_tr.mean(axis=0), X_tr.std(axis=0)
-    keep = sd > 0
-    names = [n for n, k in zip(NUMERIC_FEATURES, keep, strict=True) if k]
-    frequent = set(largest_brands(tr, 10**9, settings.min_brand_openings))
-
-    def strata(df: pl.DataFrame) -> np.ndarray:
-        brand = pl.col("brand")
-        return df.select(pl.when(brand.is_in(sorted(frequent))).then(brand)
-                         .otherwise(pl.lit("(other)")))["brand"].to_numpy()
-
-    def design(df: pl.DataFrame) -> np.ndarray:
-        X = df.select(NUMERIC_FEATURES).cast(pl.Float64).to_numpy()
-        return ((X - mu) / np.where(sd > 0, sd, 1.0))[:, keep]
-
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            fit = survival.cox_fit(tr["duration_s"].to_numpy() / 60.0,
-                                   tr["event"].cast(pl.Int64).to_numpy(), design(tr), names,
-                                   strata=strata(tr))
-    except (np.linalg.LinAlgError, ValueError) as exc:
-        return {"status": "skipped", "reason": f"Cox fit failed: {exc}"}
-    out: dict[str, Any] = {"status": "ok", "n_train": tr.height, "n_test": te.height,
-                           "coefficients": fit["coefficients"],
-                           "log_likelihood": fit["log_likelihood"], "c_index": None}
-    if te.height and np.all(np.isfinite(fit["params"])):
-        risk = design(te) @ fit["params"]
-        out["c_index"] = finite(survival.concordance(
-            te["duration_s"].to_numpy(), te["event"].cast(pl.Int64).to_numpy(), risk,
-            strata=strata(te), max_rows=settings.cox_concordance_max_rows, seed=settings.seed))
     return out

@@ -1,5 +1,19 @@
-"""Service levels: the per-brand service table, overall figures, Kaplan-Meier curves, log-rank and
-the plot tables, all from the per-opening frame of :mod:`.features` (censoring respected)."""
+"""Service levels with intervals: the figures of one group of openings (:func:`service_stats`), the
+per-brand service table, the overall summary, Kaplan-Meier curves with bands, log-rank tests (global
+and pairwise with Holm) and the plot tables, all from the per-opening frame of :mod:`.features`.
+
+Every figure of a group carries an interval at ``response_time.ci_level``:
+
+* shares (answered; answered within 15 min / 1 h / 24 h): Wilson;
+* Kaplan-Meier median time to first response: Brookmeyer-Crowley (statsmodels, cloglog);
+* restricted mean time to first response within ``rmst_hours`` (RMST): Greenwood-type standard
+  error, interval on the log scale (it stays positive);
+* median and 90th percentile latency of the answered openings, and of replies: order statistics.
+
+"Answered within X" counts an opening as served when a response came within X, as not served when
+it was followed at least X without one, and leaves it out of the denominator when it was followed
+less than X and is still unanswered (its status at X is unknown): ``n_known_X`` is the denominator.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +23,14 @@ import numpy as np
 import polars as pl
 
 from ..stats import survival
-from ..stats.intervals import finite
+from ..stats.intervals import (finite, log_normal_interval, newcombe_interval, quantile_interval,
+                               wilson_interval, z_value)
 from .features import UNKNOWN_BRAND, seconds
 
 if TYPE_CHECKING:
     from ..config import ResponseTimeSettings
 
 ALL_BRANDS = "(all)"
-HEADLINE_COLUMNS = ("n_openings", "n_answered", "answered_share", "median_latency_s",
-                    "p90_latency_s", "km_median_latency_s")
 
 
 def sla_label(minutes: int) -> str:
@@ -27,7 +40,7 @@ def sla_label(minutes: int) -> str:
 
 def metric_value(v: Any) -> Any:
     """A metrics-file scalar: counts stay integers, other numbers are :func:`finite` floats."""
-    return v if isinstance(v, int) else finite(v)
+    return v if isinstance(v, int | np.integer) and not isinstance(v, bool) else finite(v)
 
 
 def reply_latencies(tweets: pl.DataFrame, opening_ids: pl.Series) -> pl.DataFrame:
@@ -45,87 +58,103 @@ def reply_latencies(tweets: pl.DataFrame, opening_ids: pl.Series) -> pl.DataFram
             .collect())
 
 
-def _latency_stats(prefix: str, col: str = "latency_s") -> list[pl.Expr]:
-    c = pl.col(col)
-    return [c.median().alias(f"{prefix}median_latency_s"),
-            c.quantile(0.9, "linear").alias(f"{prefix}p90_latency_s")]
+def share_fields(prefix: str, k: int, n: int, z: float) -> dict[str, Any]:
+    """``prefix`` = k / n with its Wilson interval (``prefix_ci_low``, ``prefix_ci_high``)."""
+    lo, hi = wilson_interval(np.array([k]), np.array([n]), z)
+    return {prefix: finite(k / n) if n else None,
+            f"{prefix}_ci_low": finite(lo[0]), f"{prefix}_ci_high": finite(hi[0])}
 
 
-def _sla_shares(sla_minutes: tuple[int, ...]) -> list[pl.Expr]:
-    """Share of openings answered within each limit; unanswered openings count as not served."""
-    return [pl.col("latency_s").le(m * 60.0).fill_null(False).mean()
-            .alias(f"share_within_{sla_label(m)}") for m in sla_minutes]
+def _quantile(prefix: str, minutes: np.ndarray, q: float, level: float) -> dict[str, Any]:
+    """Sample quantile (linear interpolation, like polars) with its order-statistic interval."""
+    if minutes.size == 0:
+        return {prefix: None, f"{prefix}_ci_low": None, f"{prefix}_ci_high": None}
+    lo, hi = quantile_interval(minutes, q, level)
+    return {prefix: finite(np.quantile(minutes, q)), f"{prefix}_ci_low": finite(lo),
+            f"{prefix}_ci_high": finite(hi)}
+
+
+def service_stats(df: pl.DataFrame, settings: ResponseTimeSettings) -> dict[str, Any]:
+    """The service figures of one group of openings, each with its interval (module docstring).
+
+    ``df`` holds ``answered``, ``latency_s``, ``follow_s``, ``duration_s`` and ``event``.
+    """
+    level = settings.ci_level
+    z = z_value(level)
+    n = df.height
+    k = int(df["answered"].sum())
+    out: dict[str, Any] = {"n_openings": n, "n_answered": k, **share_fields("answered_share", k, n, z)}
+    for m in settings.sla_minutes:
+        limit = m * 60.0
+        row = df.select(
+            within=(pl.col("latency_s") <= limit).fill_null(False).sum(),
+            known=((pl.col("latency_s") <= limit).fill_null(False)
+                   | (pl.col("follow_s") >= limit)).sum()).row(0, named=True)
+        label = sla_label(m)
+        out[f"n_known_{label}"] = int(row["known"])
+        out.update(share_fields(f"share_within_{label}", int(row["within"]), int(row["known"]), z))
+    minutes = df["duration_s"].to_numpy().astype(float) / 60.0
+    event = df["event"].cast(pl.Float64).to_numpy()
+    est, lo, hi = survival.km_quantile_ci(minutes, event, 0.5, level)
+    out.update(km_median_min=finite(est), km_median_min_ci_low=lo, km_median_min_ci_high=hi)
+    area, se = survival.rmst(minutes, event, settings.rmst_hours * 60.0) if n else (
+        float("nan"), float("nan"))
+    lo, hi = log_normal_interval(area, se, z)
+    out.update(rmst_min=finite(area), rmst_min_ci_low=finite(lo), rmst_min_ci_high=finite(hi))
+    answered = df.filter(pl.col("answered"))["latency_s"].to_numpy().astype(float) / 60.0
+    out.update(_quantile("median_latency_min", answered, 0.5, level))
+    out.update(_quantile("p90_latency_min", answered, 0.9, level))
+    return out
+
+
+def reply_stats(replies: pl.DataFrame, settings: ResponseTimeSettings) -> dict[str, Any]:
+    """Brand replies to any customer tweet, and to later turns only: counts and median minutes."""
+    lat = replies["latency_s"].to_numpy().astype(float) / 60.0
+    later = replies.filter(~pl.col("to_opening"))["latency_s"].to_numpy().astype(float) / 60.0
+    return {"n_replies": int(lat.size),
+            **_quantile("reply_median_min", lat, 0.5, settings.ci_level),
+            "n_later_replies": int(later.size),
+            **_quantile("later_median_min", later, 0.5, settings.ci_level)}
 
 
 def service_table(op: pl.DataFrame, replies: pl.DataFrame,
                   settings: ResponseTimeSettings) -> pl.DataFrame:
-    """One row per brand: volume, answered share, latency quantiles, SLA shares, KM median, replies.
-
-    Shares within a limit count unanswered openings in the denominator (a customer who never got
-    an answer was not served within the hour either). ``km_median_latency_s`` uses the censored
-    survival curve instead, so late openings near the end of the data do not bias it.
-    """
-    lat = pl.col("latency_s")
-    table = op.group_by("brand").agg(
-        pl.len().cast(pl.Int64).alias("n_openings"),
-        pl.col("answered").sum().cast(pl.Int64).alias("n_answered"),
-        pl.col("answered").mean().alias("answered_share"),
-        *_latency_stats(""),
-        *_sla_shares(settings.sla_minutes),
-    )
-    km = [{"brand": b, "km_median_latency_s": survival.km_quantile(g["duration_s"], g["event"])}
-          for (b,), g in op.group_by("brand")]
-    km_df = pl.DataFrame(km, schema={"brand": pl.String, "km_median_latency_s": pl.Float64})
-    rep = replies.group_by("brand").agg(
-        pl.len().cast(pl.Int64).alias("n_replies"), *_latency_stats("reply_"),
-        n_later_replies=(~pl.col("to_opening")).sum().cast(pl.Int64),
-        later_median_latency_s=lat.filter(~pl.col("to_opening")).median(),
-        later_p90_latency_s=lat.filter(~pl.col("to_opening")).quantile(0.9, "linear"))
-    return (table.join(km_df, on="brand", how="left").join(rep, on="brand", how="left")
-            .with_columns(pl.col("n_replies", "n_later_replies").fill_null(0))
+    """One row per brand: :func:`service_stats` and :func:`reply_stats`, largest brand first."""
+    rows = []
+    for (brand,), g in op.group_by("brand"):
+        rows.append({"brand": brand, **service_stats(g, settings),
+                     **reply_stats(replies.filter(pl.col("brand") == brand), settings)})
+    if not rows:
+        return pl.DataFrame(schema={"brand": pl.String, "n_openings": pl.Int64})
+    return (pl.DataFrame(rows, infer_schema_length=None)
             .sort(["n_openings", "brand"], descending=[True, False]))
 
 
 def overall_summary(op: pl.DataFrame, replies: pl.DataFrame, settings: ResponseTimeSettings,
                     info: dict[str, Any]) -> dict[str, Any]:
     """Headline figures over all openings (same definitions as the service table)."""
-    lat = pl.col("latency_s")
     row = op.select(
-        n_openings=pl.len(), n_answered=pl.col("answered").sum(),
-        answered_share=pl.col("answered").mean(), median_latency_s=lat.median(),
-        p90_latency_s=lat.quantile(0.9, "linear"),
         n_censored=(~pl.col("event")).sum(),
         n_brands=pl.col("brand").n_unique(),
         n_brand_from_mention=(pl.col("brand_source") == "mention").sum(),
         n_brand_unknown=(pl.col("brand_source") == "none").sum(),
-        *_sla_shares(settings.sla_minutes),
     ).row(0, named=True)
-    out = {k: metric_value(v) for k, v in row.items()}
-    out["median_latency_min"] = finite(None if row["median_latency_s"] is None
-                                       else row["median_latency_s"] / 60.0)
-    out["km_median_latency_s"] = finite(survival.km_quantile(op["duration_s"], op["event"]))
+    out = {**service_stats(op, settings), **{k: int(v) for k, v in row.items()},
+           **reply_stats(replies, settings)}
     out["end_of_data"] = info["end_of_data"].isoformat() if info.get("end_of_data") else None
     out["horizon_hours"] = settings.horizon_hours
+    out["rmst_hours"] = settings.rmst_hours
+    out["ci_level"] = settings.ci_level
     out["negative_latency_clipped"] = info.get("negative_latency_clipped", 0)
-
-    def reply_block(df: pl.DataFrame) -> dict[str, Any]:
-        r = df.select(n=pl.len(), median_latency_s=lat.median(),
-                      p90_latency_s=lat.quantile(0.9, "linear")).row(0, named=True)
-        return {k: metric_value(v) for k, v in r.items()}
-
-    out["replies"] = reply_block(replies)
-    out["later_turns"] = reply_block(replies.filter(~pl.col("to_opening")))
-    out["replies"]["negative_latency_clipped"] = int(
+    out["replies_negative_latency_clipped"] = int(
         replies.select((pl.col("raw_latency_s") < 0).sum()).item() or 0)
     return out
 
 
 def brand_rows(table: pl.DataFrame, brands: list[str]) -> dict[str, dict[str, Any]]:
-    """The headline columns of the service table for the given brands (metrics-file values)."""
-    keep = [*HEADLINE_COLUMNS, *[c for c in table.columns if c.startswith("share_within_")],
-            "reply_median_latency_s", "later_median_latency_s"]
+    """The service table's rows of the given brands (metrics-file values, intervals included)."""
     rows = table.filter(pl.col("brand").is_in(brands)).to_dicts()
-    return {r["brand"]: {k: metric_value(r[k]) for k in keep} for r in rows}
+    return {r["brand"]: {k: metric_value(v) for k, v in r.items() if k != "brand"} for r in rows}
 
 
 def largest_brands(op: pl.DataFrame, k: int, min_openings: int) -> list[str]:
@@ -144,6 +173,30 @@ def brand_logrank(op: pl.DataFrame, settings: ResponseTimeSettings) -> dict[str,
                             data["event"].cast(pl.Int64).to_numpy(), data["brand"].to_numpy())
 
 
+def brand_pairwise(op: pl.DataFrame, settings: ResponseTimeSettings) -> pl.DataFrame:
+    """Every pair of the ``logrank_brands`` largest brands: log-rank with Holm-adjusted p, the RMST
+    difference in minutes (a - b: a's customers wait that much longer on average within
+    ``rmst_hours``) and the difference in the share answered within 1 h (Newcombe interval)."""
+    brands = largest_brands(op, settings.logrank_brands, settings.min_brand_openings)
+    data = op.filter(pl.col("brand").is_in(brands))
+    z = z_value(settings.ci_level)
+    rows = survival.pairwise_comparisons(
+        data["duration_s"].to_numpy() / 60.0, data["event"].cast(pl.Int64).to_numpy(),
+        data["brand"].to_numpy(), brands, settings.rmst_hours * 60.0, z)
+    if not rows:
+        return pl.DataFrame(schema={"a": pl.String, "b": pl.String})
+    known = data.filter(pl.col("within_1h_known")).group_by("brand").agg(
+        k=pl.col("answered_within_1h").sum(), n=pl.len())
+    counts = {r["brand"]: (int(r["k"]), int(r["n"])) for r in known.to_dicts()}
+    for r in rows:
+        (ka, na), (kb, nb) = counts.get(r["a"], (0, 0)), counts.get(r["b"], (0, 0))
+        lo, hi = newcombe_interval(np.array([ka]), np.array([na]), np.array([kb]),
+                                   np.array([nb]), z)
+        r.update(within_1h_diff=finite(ka / na - kb / nb) if na and nb else None,
+                 within_1h_diff_ci_low=finite(lo[0]), within_1h_diff_ci_high=finite(hi[0]))
+    return pl.DataFrame(rows, infer_schema_length=None)
+
+
 def km_grid(settings: ResponseTimeSettings) -> np.ndarray:
     """Minutes: 0 plus a log-spaced grid up to ``km_max_hours`` (readable on a log axis)."""
     top = settings.km_max_hours * 60.0
@@ -151,12 +204,15 @@ def km_grid(settings: ResponseTimeSettings) -> np.ndarray:
 
 
 def km_curves(op: pl.DataFrame, settings: ResponseTimeSettings) -> pl.DataFrame:
-    """KM curves (probability of still waiting for a first response) of all openings and of the
-    ``km_plot_brands`` largest brands, in minutes."""
+    """KM curves (probability of still waiting for a first response) with pointwise Greenwood bands
+    (log-log) of all openings and of the ``km_plot_brands`` largest brands, in minutes."""
     brands = largest_brands(op, settings.km_plot_brands, settings.min_brand_openings)
     frame = op.select("brand", duration=pl.col("duration_s") / 60.0, event="event")
-    t = survival.km_table(frame, "brand", brands, km_grid(settings), all_label=ALL_BRANDS)
-    return t.rename({"t": "minutes", "survival": "still_waiting", "event_prob": "answered_prob"})
+    t = survival.km_table(frame, "brand", brands, km_grid(settings), z_value(settings.ci_level),
+                          all_label=ALL_BRANDS)
+    return t.rename({"t": "minutes", "survival": "still_waiting",
+                     "survival_low": "still_waiting_low", "survival_high": "still_waiting_high",
+                     "event_prob": "answered_prob"})
 
 
 def latency_plot_table(op: pl.DataFrame, settings: ResponseTimeSettings) -> pl.DataFrame:

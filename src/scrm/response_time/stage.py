@@ -9,14 +9,18 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from ..data.openings import NON_REQUEST_RULES, answered_counts, service_population
 from ..errors import DataError
 from . import features as ft
 from . import models as md
 from . import service as sv
-from .drawing import importance_figure
+from .cox import cox_model
+from ..report.figures_static import importance_figure
+from .evaluation import evaluate, split_shift
+from .sensitivity import SENSITIVITY_INPUT, sensitivity_metrics, sensitivity_table
 
 if TYPE_CHECKING:
-    from ..config import ResponseTimeSettings
+    from ..config import OpeningsSettings, ResponseTimeSettings
     from ..paths import Paths
 
 EXPERIMENT = "response_time"
@@ -29,7 +33,9 @@ def inputs(paths: Paths) -> list[Path]:
 
 def outputs(paths: Paths) -> dict[str, Path]:
     return {"parquet": paths.response_time, "table": paths.service_table,
-            "latency": paths.latency_plot, "km": paths.km_plot, "figure": paths.importance_png,
+            "sensitivity": paths.rt_sensitivity, "pairwise": paths.rt_pairwise,
+            "latency": paths.latency_plot, "km": paths.km_plot,
+            "calibration": paths.calibration_plot, "figure": paths.importance_png,
             "metrics": paths.metric("response_time")}
 
 
@@ -45,29 +51,39 @@ def _read(path: Path, columns: tuple[str, ...], command: str) -> pl.DataFrame:
     return pl.read_parquet(path, columns=list(columns))
 
 
-def _split_info(op: pl.DataFrame) -> dict[str, dict[str, Any]]:
-    split = op.group_by("split").agg(n=pl.len(), first=pl.col("opening_at").min(),
-                                     last=pl.col("opening_at").max())
-    return {r["split"]: {"n_openings": r["n"], "from": r["first"].isoformat(),
-                         "to": r["last"].isoformat()} for r in split.to_dicts()}
-
-
-def _model_entries(results: list[md.ModelResult], cox: dict[str, Any]) -> dict[str, Any]:
+def _model_entries(results: list[md.ModelResult], evaluation: dict[str, Any],
+                   cox: dict[str, Any]) -> dict[str, Any]:
     models: dict[str, dict[str, Any]] = {}
     for r in results:
-        entry = {**r.metrics, "status": r.status}
+        entry = {**r.metrics, **evaluation.get(r.task, {}).get(r.name, {}), "status": r.status}
         if r.reason:
             entry["reason"] = r.reason
         models.setdefault(r.task, {})[r.name] = entry
-    models["cox"] = {k: v for k, v in cox.items() if k != "params"}
+    models["cox"] = {k: v for k, v in cox.items() if k not in ("params", "cov")}
     return models
 
 
-def run(paths: Paths, settings: ResponseTimeSettings) -> dict[str, Any]:
-    """Opening frame, service table, KM/log-rank, models, plots; returns the metrics written."""
+def opening_block(openings: pl.DataFrame, settings: OpeningsSettings) -> dict[str, Any]:
+    """All openings under the chosen definition (the numbers every stage reports identically), and
+    how many are requests, with the non-requests by reason."""
+    reasons = openings["non_request"].value_counts()
+    by_reason = dict(zip(reasons["non_request"].to_list(), reasons["count"].to_list(), strict=True))
+    return {"answered_definition": settings.answered_definition,
+            **answered_counts(openings),
+            "requests": int(openings["is_request"].sum()),
+            "requests_answered": int(openings.filter(pl.col("is_request"))["answered"].sum()),
+            "non_requests": {r: int(by_reason.get(r, 0)) for r in NON_REQUEST_RULES},
+            "exclude_non_requests": settings.exclude_non_requests}
+
+
+def run(paths: Paths, settings: ResponseTimeSettings,
+        openings_settings: OpeningsSettings) -> dict[str, Any]:
+    """Opening frame, service table with intervals, sensitivity table, KM/log-rank, pairwise tests,
+    models with intervals, Cox, plots; returns the metrics written."""
     from .. import io as sio
 
-    openings = _read(paths.openings, ft.OPENING_INPUT, "scrm prepare")
+    cols = tuple(dict.fromkeys((*ft.OPENING_INPUT, *SENSITIVITY_INPUT, "non_request")))
+    openings = _read(paths.openings, cols, "scrm prepare")
     tweets = _read(paths.tweets, ft.TWEET_INPUT, "scrm prepare")
     threads = _read(paths.threads, ft.THREAD_INPUT, "scrm prepare")
     sentiment = _read(paths.sentiment, ft.SENTIMENT_INPUT, "scrm sentiment")
@@ -76,32 +92,44 @@ def run(paths: Paths, settings: ResponseTimeSettings) -> dict[str, Any]:
     for target in targets.values():  # temp files a killed run of this stage left behind
         sio.cleanup_stale_tmp(target.parent, target.name)
 
-    op, info = ft.opening_frame(openings, tweets, threads, sentiment, settings)
+    population = "requests" if openings_settings.exclude_non_requests else "all"
+    op, info = ft.opening_frame(service_population(openings, openings_settings), tweets, threads,
+                                sentiment, settings)
     replies = sv.reply_latencies(tweets, op["opening_tweet_id"])
     table = sv.service_table(op, replies, settings)
+    sensitivity = sensitivity_table(openings, info["end_of_data"], settings)
+    pairwise = sv.brand_pairwise(op, settings)
     results = md.fit_models(op, settings)
+    evaluation, calibration = evaluate(results, settings)
     importances = md.permutation_importances(results, op, settings)
-    cox = (md.cox_model(op, settings) if settings.cox
+    cox = (cox_model(op, settings) if settings.cox
            else {"status": "skipped", "reason": "cox: false"})
     metrics: dict[str, Any] = {
+        "openings": opening_block(openings, openings_settings),
+        "population": population,
         "overall": sv.overall_summary(op, replies, settings, info),
         "brands": sv.brand_rows(table, sv.largest_brands(op, settings.headline_brands, 1)),
+        "sensitivity": sensitivity_metrics(sensitivity, population),
         "logrank": sv.brand_logrank(op, settings),
-        "split": {"train_fraction": settings.train_fraction, **_split_info(op)},
-        "models": _model_entries(results, cox),
+        "pairwise": pairwise.to_dicts(),  # rounded where computed (p-values to digits)
+        "split": {"train_fraction": settings.train_fraction, **split_shift(op, settings)},
+        "models": _model_entries(results, evaluation, cox),
         "importance": importances,
     }
 
     sio.write_parquet(op.drop("opening_text"), targets["parquet"])
     sio.write_parquet(table, targets["table"])
+    sio.write_parquet(sensitivity, targets["sensitivity"])
+    sio.write_parquet(pairwise, targets["pairwise"])
     sio.write_csv(sv.latency_plot_table(op, settings), targets["latency"])
     sio.write_csv(sv.km_curves(op, settings), targets["km"])
+    sio.write_csv(calibration, targets["calibration"])
     skipped = sorted({r.reason for r in results if r.status != "ok"})
     importance_figure(importances, targets["figure"], note="; ".join(skipped))
     sio.write_json(targets["metrics"], metrics)
 
     _track(paths, settings, metrics, results,
-           [targets["latency"], targets["km"], targets["figure"]])
+           [targets["latency"], targets["km"], targets["calibration"], targets["figure"]])
     return metrics
 
 
@@ -138,7 +166,8 @@ def _track(paths: Paths, settings: ResponseTimeSettings, metrics: dict[str, Any]
 
     with start("service_levels", sec):
         tracking.log_metrics(tracking.flatten(metrics["overall"]))
-        tracking.log_metrics({f"logrank.{k}": v for k, v in metrics["logrank"].items()})
+        tracking.log_metrics({f"logrank.{k}": v for k, v in metrics["logrank"].items()
+                              if isinstance(v, int | float)})
         tracking.log_dict(metrics, "response_time.json")
         for a in artifacts:
             if Path(a).exists():
@@ -149,12 +178,12 @@ def _track(paths: Paths, settings: ResponseTimeSettings, metrics: dict[str, Any]
             continue
         with start(f"{r.task}/{r.name}", {**sec, "task": r.task, "model": r.name},
                    **{"scrm.task": r.task}):
-            tracking.log_metrics(r.metrics)
+            tracking.log_metrics(metrics["models"][r.task][r.name])
             if settings.logs_model(r.task, r.name):
                 _log_model(r, f"scrm-response-time-{slug[r.task]}-{r.name.replace('_', '-')}")
     cox = metrics["models"].get("cox", {})
     if cox.get("status") == "ok":
         with start("cox/phreg", {**sec, "model": "cox"}, **{"scrm.task": "time_to_reply"}):
-            tracking.log_metrics({"c_index": cox.get("c_index"),
-                                  "log_likelihood": cox.get("log_likelihood")})
+            tracking.log_metrics({k: cox.get(k) for k in ("c_index", "c_index_ci_low",
+                                                          "c_index_ci_high", "log_likelihood")})
             tracking.log_dict(cox, "cox.json")

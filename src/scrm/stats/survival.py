@@ -1,10 +1,20 @@
-"""Survival analysis of right-censored waiting times: Kaplan–Meier, log-rank, Cox, C-index.
+"""Survival analysis of right-censored waiting times: Kaplan–Meier with Greenwood bands, KM quantiles
+with intervals, restricted mean survival time (RMST), and log-rank tests (global and pairwise).
 
-Why statsmodels: the issue asked for ``lifelines``, but lifelines requires pandas<3 and this project
-pins pandas 3, so it cannot be installed. statsmodels ships the same estimators:
-``SurvfuncRight`` (Kaplan–Meier with Greenwood variance), ``survdiff`` (log-rank, k groups, k-1
-degrees of freedom) and ``PHReg`` (Cox proportional hazards, Efron ties, optional strata). Nothing
-here is a hand-written estimator; this module only adapts their inputs and outputs to tables.
+Why statsmodels: lifelines requires pandas<3 and this project pins pandas 3, so it cannot be
+installed. statsmodels ships the estimators: ``SurvfuncRight`` (Kaplan–Meier with Greenwood
+standard errors, Brookmeyer–Crowley quantile intervals) and ``survdiff`` (log-rank, k groups, k-1
+degrees of freedom). The Cox model and the C-index are in :mod:`.cox`.
+
+Two pieces are written here because statsmodels has none, each tested against a direct
+computation: the pointwise band on the complementary log-log scale (it stays inside [0, 1], unlike
+the plain ``S ± z·se``) and RMST with its Greenwood-type variance.
+
+*RMST* up to a horizon tau is the area under the KM curve from 0 to tau: the mean time waited
+within the first tau (a customer still waiting at tau counts tau). Unlike a median it uses the whole
+curve, exists even when fewer than half are ever answered, and differences of RMST are in minutes.
+Variance (Klein & Moeschberger 4.5): ``sum_j A_j^2 d_j / (n_j (n_j - d_j))`` over event times
+``t_j <= tau`` with ``A_j`` the area under the curve from ``t_j`` to tau.
 
 Conventions: ``duration`` is the time from the start to the event or to censoring (any unit, the
 caller says which), ``event`` is 1 when the event (a brand reply) was observed and 0 when censored.
@@ -12,14 +22,16 @@ caller says which), ``event`` is 1 when the event (a brand reply) was observed a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import polars as pl
 
-from .intervals import finite
+from .intervals import chi2_log10_sf, chi2_test, finite, holm_log10, p_value, z_test
 
 
 def _arrays(duration: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -32,19 +44,47 @@ def _arrays(duration: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
     return d, e
 
 
-def km_fit(duration: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Kaplan–Meier step function as (event times, survival just after each time).
+@dataclass(frozen=True)
+class KMCurve:
+    """A Kaplan–Meier step function at its event times (empty when no event was observed)."""
 
-    Empty when no event was observed (the curve is then flat at 1, which statsmodels returns as
-    empty arrays as well).
-    """
+    times: np.ndarray
+    surv: np.ndarray
+    se: np.ndarray          # Greenwood standard error of surv
+    n_risk: np.ndarray
+    n_events: np.ndarray
+    n: int
+
+    def at(self, grid: np.ndarray) -> np.ndarray:
+        """Survival at ``grid`` (right-continuous steps; 1 before the first event)."""
+        return km_at(self.times, self.surv, np.asarray(grid, dtype=float))
+
+    def se_at(self, grid: np.ndarray) -> np.ndarray:
+        """Greenwood standard error at ``grid`` (0 before the first event)."""
+        if self.times.size == 0:
+            return np.zeros_like(np.asarray(grid, dtype=float))
+        idx = np.searchsorted(self.times, grid, side="right") - 1
+        return np.where(idx >= 0, self.se[np.clip(idx, 0, None)], 0.0)
+
+
+def km_curve(duration: Any, event: Any) -> KMCurve:
+    """Kaplan–Meier curve with Greenwood standard errors (statsmodels ``SurvfuncRight``)."""
     from statsmodels.duration.survfunc import SurvfuncRight
 
     d, e = _arrays(duration, event)
     if d.size == 0 or e.sum() == 0:
-        return np.array([]), np.array([])
+        empty = np.array([], dtype=float)
+        return KMCurve(empty, empty, empty, empty, empty, int(d.size))
     sf = SurvfuncRight(d, e)
-    return np.asarray(sf.surv_times, dtype=float), np.asarray(sf.surv_prob, dtype=float)
+    return KMCurve(np.asarray(sf.surv_times, float), np.asarray(sf.surv_prob, float),
+                   np.nan_to_num(np.asarray(sf.surv_prob_se, float), nan=0.0),
+                   np.asarray(sf.n_risk, float), np.asarray(sf.n_events, float), int(d.size))
+
+
+def km_fit(duration: Any, event: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Kaplan–Meier step function as (event times, survival just after each time)."""
+    c = km_curve(duration, event)
+    return c.times, c.surv
 
 
 def km_at(times: np.ndarray, surv: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -55,22 +95,71 @@ def km_at(times: np.ndarray, surv: np.ndarray, grid: np.ndarray) -> np.ndarray:
     return np.where(idx >= 0, surv[np.clip(idx, 0, None)], 1.0)
 
 
+def loglog_band(surv: np.ndarray, se: np.ndarray, z: float) -> tuple[np.ndarray, np.ndarray]:
+    """Pointwise band on the complementary log-log scale: ``S ** exp(±z·se / (S·|log S|))``.
+
+    Where S is 1 (before any event) or 0 (after the last subject) the band collapses onto S.
+    """
+    s = np.asarray(surv, dtype=float)
+    se = np.asarray(se, dtype=float)
+    inner = (s > 0) & (s < 1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        w = np.where(inner, z * se / (s * np.abs(np.log(np.where(inner, s, 0.5)))), 0.0)
+        lo = np.where(inner, s ** np.exp(w), s)
+        hi = np.where(inner, s ** np.exp(-w), s)
+    return lo, hi
+
+
 def km_quantile(duration: Any, event: Any, p: float = 0.5) -> float | None:
     """Time by which a share ``p`` of subjects had the event (KM-based, so censoring is respected).
 
     ``None`` when the curve never drops to ``1 - p`` (e.g. fewer than half were ever answered).
     """
-    times, surv = km_fit(duration, event)
-    if times.size == 0:
-        return None
-    hit = np.flatnonzero(surv <= 1.0 - p + 1e-12)
-    return float(times[hit[0]]) if hit.size else None
+    c = km_curve(duration, event)
+    hit = np.flatnonzero(c.surv <= 1.0 - p + 1e-12)
+    return float(c.times[hit[0]]) if hit.size else None
+
+
+def km_quantile_ci(duration: Any, event: Any, p: float, level: float,
+                   ) -> tuple[float | None, float | None, float | None]:
+    """KM quantile with its Brookmeyer–Crowley interval (statsmodels ``quantile_ci``, cloglog).
+
+    A limit the data cannot bound (the curve stays above the needed level) is None.
+    """
+    from statsmodels.duration.survfunc import SurvfuncRight
+
+    d, e = _arrays(duration, event)
+    est = km_quantile(d, e, p)
+    if d.size == 0 or e.sum() == 0:
+        return est, None, None
+    with np.errstate(divide="ignore", invalid="ignore"):
+        lo, hi = SurvfuncRight(d, e).quantile_ci(p, alpha=1.0 - level, method="cloglog")
+    return est, finite(lo), finite(hi)
+
+
+def rmst(duration: Any, event: Any, tau: float) -> tuple[float, float]:
+    """Restricted mean survival time up to ``tau`` and its standard error (module docstring)."""
+    d, e = _arrays(duration, event)
+    if d.size == 0:
+        return math.nan, math.nan
+    c = km_curve(d, e)
+    keep = c.times <= tau
+    t, s, n, ev = c.times[keep], c.surv[keep], c.n_risk[keep], c.n_events[keep]
+    edges = np.r_[0.0, t, tau]
+    heights = np.r_[1.0, s]
+    pieces = heights * np.diff(edges)              # area of each step up to tau
+    area = float(pieces.sum())
+    after = np.cumsum(pieces[::-1])[::-1][1:]      # A_j: area from t_j to tau
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(n > ev, after ** 2 * ev / (n * (n - ev)), 0.0)
+    return area, float(math.sqrt(terms.sum()))
 
 
 def km_table(frame: pl.DataFrame, group_col: str, groups: Sequence[str], grid: np.ndarray,
-             duration_col: str = "duration", event_col: str = "event",
+             z: float, duration_col: str = "duration", event_col: str = "event",
              all_label: str | None = "(all)") -> pl.DataFrame:
-    """Long table ``group, t, survival, event_prob, at_risk`` of KM curves on a common grid.
+    """Long table ``group, t, survival, survival_low, survival_high, event_prob, at_risk`` of KM
+    curves with pointwise log-log bands (level of ``z``) on a common grid.
 
     A fixed grid keeps the table small and its size independent of the number of subjects, so
     the plot stays light on the full data set. ``all_label`` adds the pooled curve.
@@ -83,86 +172,80 @@ def km_table(frame: pl.DataFrame, group_col: str, groups: Sequence[str], grid: n
         todo.append((g, frame.filter(pl.col(group_col) == g)))
     for label, sub in todo:
         d = sub[duration_col].to_numpy().astype(float)
-        e = sub[event_col].cast(pl.Float64).to_numpy()
-        times, surv = km_fit(d, e)
-        s = km_at(times, surv, grid)
+        c = km_curve(d, sub[event_col].cast(pl.Float64).to_numpy())
+        s = c.at(grid)
+        lo, hi = loglog_band(s, c.se_at(grid), z)
         at_risk = d.size - np.searchsorted(np.sort(d), grid, side="left")
         parts.append(pl.DataFrame({
             group_col: [label] * grid.size,
             "t": grid.astype(float),
             "survival": np.round(s, 6),
+            "survival_low": np.round(lo, 6),
+            "survival_high": np.round(hi, 6),
             "event_prob": np.round(1.0 - s, 6),
             "at_risk": at_risk.astype(np.int64),
         }))
     if not parts:
         return pl.DataFrame(schema={group_col: pl.String, "t": pl.Float64, "survival": pl.Float64,
+                                    "survival_low": pl.Float64, "survival_high": pl.Float64,
                                     "event_prob": pl.Float64, "at_risk": pl.Int64})
     return pl.concat(parts)
 
 
-def logrank(duration: Any, event: Any, group: Any) -> dict[str, Any]:
-    """Log-rank test that all groups share one survival curve (chi-square with k-1 df)."""
+def _logrank_statistic(d: np.ndarray, e: np.ndarray, g: np.ndarray) -> float | None:
+    """The log-rank chi-square of statsmodels ``survdiff`` (None without two groups or an event)."""
     from statsmodels.duration.survfunc import survdiff
 
+    if len(np.unique(g)) < 2 or e.sum() == 0:
+        return None
+    return float(survdiff(d, e, g)[0])
+
+
+def logrank(duration: Any, event: Any, group: Any) -> dict[str, Any]:
+    """Log-rank test that all groups share one survival curve (chi-square with k-1 df)."""
     d, e = _arrays(duration, event)
-    g = np.asarray(group)
-    labels = sorted({str(x) for x in g.tolist()})
-    out: dict[str, Any] = {"groups": labels, "df": max(len(labels) - 1, 0), "n": int(d.size),
-                           "events": int(e.sum())}
-    if len(labels) < 2 or e.sum() == 0:
-        out.update(chi2=None, p_value=None, note="needs two groups and at least one event")
+    g = np.asarray(group).astype(str)
+    labels = sorted(set(g.tolist()))
+    out: dict[str, Any] = {"groups": labels, "n": int(d.size), "events": int(e.sum())}
+    stat = _logrank_statistic(d, e, g)
+    if stat is None:
+        out.update(statistic=None, df=max(len(labels) - 1, 0), p_value=None, log10_p=None,
+                   note="needs two groups and at least one event")
         return out
-    chi2, p = survdiff(d, e, g)
-    out.update(chi2=finite(chi2), p_value=finite(p))
+    out.update(chi2_test(stat, len(labels) - 1))
     return out
 
 
-def concordance(duration: Any, event: Any, risk: Any, strata: Any | None = None,
-                max_rows: int = 2000, seed: int = 0) -> float | None:
-    """Harrell's C: share of comparable pairs where the higher risk had the earlier event.
+def pairwise_comparisons(duration: Any, event: Any, group: Any, groups: Sequence[str], tau: float,
+                         z: float) -> list[dict[str, Any]]:
+    """Every pair of ``groups``: log-rank (1 df) with Holm-adjusted p-values over the pairs, and
+    the RMST difference (a - b, same unit as ``duration``) with a normal interval and z-test.
 
-    A pair (i, j) is comparable when i had the event and ``t_i < t_j``; ties in risk count 1/2.
-    Pairs are formed within strata only (a stratified Cox model has no cross-stratum ranking).
-    Each stratum is subsampled to ``max_rows`` (seeded) so the O(n^2) pair count stays bounded.
+    The RMST difference is the effect size: "customers of a wait on average x minutes longer
+    within the first tau than customers of b".
     """
     d, e = _arrays(duration, event)
-    r = np.asarray(risk, dtype=float)
-    s = np.zeros(d.size, dtype=int) if strata is None else np.unique(np.asarray(strata),
-                                                                     return_inverse=True)[1]
-    rng = np.random.default_rng(seed)
-    num = 0.0
-    den = 0.0
-    for k in np.unique(s):
-        idx = np.flatnonzero(s == k)
-        if idx.size > max_rows:
-            idx = np.sort(rng.choice(idx, size=max_rows, replace=False))
-        dt, ev, rk = d[idx], e[idx], r[idx]
-        comparable = (ev[:, None] == 1) & (dt[:, None] < dt[None, :])
-        if not comparable.any():
-            continue
-        diff = rk[:, None] - rk[None, :]
-        num += float(((diff > 0) & comparable).sum() + 0.5 * ((diff == 0) & comparable).sum())
-        den += float(comparable.sum())
-    return num / den if den else None
-
-
-def cox_fit(duration: Any, event: Any, X: np.ndarray, names: Sequence[str],
-            strata: Any | None = None) -> dict[str, Any]:
-    """Cox proportional hazards (Efron ties) via statsmodels ``PHReg``; hazard ratios per column.
-
-    A hazard ratio above 1 means a faster reply (the event is the reply). Columns are used as
-    given: standardise them first to read the ratios per standard deviation.
-    """
-    from statsmodels.duration.hazard_regression import PHReg
-
-    d, e = _arrays(duration, event)
-    model = PHReg(d, np.asarray(X, dtype=float), status=e, ties="efron",
-                  strata=None if strata is None else np.asarray(strata))
-    res = model.fit()
-    params = np.asarray(res.params, dtype=float)
-    bse = np.asarray(res.bse, dtype=float)
-    pvals = np.asarray(res.pvalues, dtype=float)
-    coefs = {n: {"coef": finite(c), "hazard_ratio": finite(math.exp(c)), "se": finite(s),
-                 "p_value": finite(p)}
-             for n, c, s, p in zip(names, params, bse, pvals, strict=True)}
-    return {"params": params, "coefficients": coefs, "log_likelihood": finite(res.llf)}
+    g = np.asarray(group).astype(str)
+    rm = {k: rmst(d[g == k], e[g == k], tau) for k in groups}
+    rows: list[dict[str, Any]] = []
+    log10_p: list[float] = []
+    for a, b in itertools.combinations(groups, 2):
+        m = (g == a) | (g == b)
+        stat = _logrank_statistic(d[m], e[m], g[m])
+        test = chi2_test(stat, 1) if stat is not None else chi2_test(math.nan, 1)
+        log10_p.append(chi2_log10_sf(stat, 1) if stat is not None else math.nan)
+        (ra, sa), (rb, sb) = rm[a], rm[b]
+        diff, se = ra - rb, math.sqrt(sa ** 2 + sb ** 2)
+        zt = z_test(diff / se) if se > 0 else z_test(math.nan)
+        rows.append({"a": a, "b": b, "n_a": int((g == a).sum()), "n_b": int((g == b).sum()),
+                     "logrank_chi2": test["statistic"], "logrank_df": 1,
+                     "logrank_p": test["p_value"], "logrank_log10_p": test["log10_p"],
+                     "rmst_a": finite(ra), "rmst_b": finite(rb), "rmst_diff": finite(diff),
+                     "rmst_diff_ci_low": finite(diff - z * se),
+                     "rmst_diff_ci_high": finite(diff + z * se),
+                     "rmst_diff_z": zt["z"], "rmst_diff_p": zt["p_value"]})
+    adj = holm_log10(np.array(log10_p, dtype=float))
+    for r, lp in zip(rows, adj, strict=True):
+        r["logrank_p_holm"] = p_value(10.0 ** lp) if np.isfinite(lp) else None
+        r["logrank_log10_p_holm"] = finite(lp, 4)
+    return rows

@@ -1,4 +1,5 @@
-"""Drawing of the response-time stage: the permutation-importance figure (matplotlib, PNG)."""
+"""Static figures written as stage outputs (matplotlib PNG): the permutation-importance chart of the
+response-time stage. Every figure of the project is drawn under report/; the stages call these."""
 
 from __future__ import annotations
 
