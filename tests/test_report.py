@@ -75,11 +75,13 @@ STAGES = (("sentiment", "sentiment"), ("response_time", "response-time"), ("outc
           ("benchmark", "benchmark"))
 
 # Test-time settings: the same code paths, less work (no model logging, fewer bootstrap rounds, the
-# fast embedding backend, three benchmark models).
+# fast embedding backend, an outcome measure of lexical cues only, three benchmark models).
 FAST_PARAMS = {
     ("response_time", "log_models"): False,
     ("outcome", "model", "n_boot"): 20,
     ("outcome", "model", "log_models"): False,
+    ("outcome", "measure", "embedding"): "none",
+    ("outcome", "measure", "n_boot"): 200,
     ("complaints", "track"): False,
     ("embed", "backend"): "tfidf_svd",
     ("embed", "progress"): False,

@@ -221,7 +221,8 @@ def test_default_numbers_match_the_outcome_stage(run_root: Paths, metrics: dict[
     from scrm.outcome.stage import compute
 
     settings = load_settings(run_root.root)
-    outcome = compute(run_root, settings.outcome, settings.sentiment).metrics["threads"]
+    lexical = settings.outcome.replace(measure=settings.outcome.measure.replace(embedding="none"))
+    outcome = compute(run_root, lexical, settings.sentiment, settings.embed).metrics["threads"]
     block = metrics["openings"]
     assert block["answered_definition"] == settings.openings.answered_definition == "customer"
     assert (block["openings"], block["answered"], block["unanswered"]) == (

@@ -194,6 +194,52 @@ class MarkerSettings(Section):
 
 
 @dataclass(frozen=True)
+class MeasureLexiconSettings(Section):
+    """Case-insensitive cue patterns of the state measure's lexical features (``outcome.measure.lexicon``)."""
+
+    thanks: tuple[str, ...] = req(regexes)
+    persist: tuple[str, ...] = req(regexes)
+    procedural: tuple[str, ...] = req(regexes)
+
+
+@dataclass(frozen=True)
+class OutcomeMeasureSettings(Section):
+    """The text measure of the customer's state, fitted on the dev part of the outcome set
+    (``outcome.measure``; definitions in :mod:`scrm.outcome.measure`)."""
+
+    labels_file: str | None = req()
+    embedding: Literal["minilm", "none"] = req()
+    C_grid: tuple[float, ...] = req(each(POSITIVE))
+    cv_folds: int = req(between(2))
+    class_weight: Literal["balanced"] | None = req()
+    min_per_class: int = req(between(2))
+    n_boot: int = req(between(10))
+    lexicon: MeasureLexiconSettings = req()
+
+    def validate(self, where: str) -> None:
+        if not self.C_grid:
+            raise ConfigError(f"params.yaml: {where}.C_grid must list at least one value")
+        if self.min_per_class < self.cv_folds:
+            raise ConfigError(f"params.yaml: {where}.min_per_class ({self.min_per_class}) must be "
+                              f">= {where}.cv_folds ({self.cv_folds}): every fold needs each class")
+
+
+@dataclass(frozen=True)
+class OutcomeEffectsSettings(Section):
+    """Odds ratios and the competing-outcomes model (``outcome.effects``)."""
+
+    predictors: tuple[str, ...] = req()
+    events_per_predictor: float = req(between(1))
+
+    def validate(self, where: str) -> None:
+        if len(set(self.predictors)) != len(self.predictors):
+            raise ConfigError(f"params.yaml: {where}.predictors lists a predictor twice")
+        if "fast_reply" in self.predictors and "log_latency_min" in self.predictors:
+            raise ConfigError(f"params.yaml: {where}.predictors: fast_reply is a cut of "
+                              "log_latency_min; keep one")
+
+
+@dataclass(frozen=True)
 class OutcomeSettings(Section):
     seed: int = req()
     negative_threshold: float = req(between(-1, 1))
@@ -204,6 +250,8 @@ class OutcomeSettings(Section):
     top_brands: int = req(NON_NEGATIVE)
     ci_level: float = req(FRACTION)
     findings_features: tuple[str, ...] = req()
+    measure: OutcomeMeasureSettings = req()
+    effects: OutcomeEffectsSettings = req()
     model: OutcomeModelSettings = req()
     markers: MarkerSettings = req()
     name_patterns: tuple[str, ...] = req(regexes)

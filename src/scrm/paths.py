@@ -213,6 +213,11 @@ class Paths:
     def report_figures(self) -> Path:
         return self.figures / "report"
 
+    @property
+    def headline(self) -> Path:
+        """``reports/metrics/headline.json``: the flat file of DVC's one declared metric."""
+        return self.metric("headline")
+
     # tracking -------------------------------------------------------------------------------
     @property
     def mlflow_db(self) -> Path:

@@ -258,14 +258,19 @@ def load_inputs(paths: Paths) -> tuple[pl.DataFrame, EmbeddingCache]:
 def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     """Fit topics on the cached embeddings and write tables, figures, metrics and the model."""
     from .. import tracking
+    from ..progress import Phases
 
     frame, cache = load_inputs(paths)
     docs = frame["text_clean"].to_list()
+    phases = Phases("topics", ["fit: UMAP, HDBSCAN, c-TF-IDF, outliers", "quality and tables",
+                               "figures", "model and MLflow"])
+    phases.start("fit: UMAP, HDBSCAN, c-TF-IDF, outliers")
     fit = fit_topics(docs, cache.vectors, settings)
     frame = frame.with_columns(topic=pl.Series(fit.topics), topic_raw=pl.Series(fit.topics_raw))
     frame = frame.with_columns(period=pl.col("created_at").dt.truncate(settings.time_every),
                                brand=pl.col("brand").fill_null("(none)"))
 
+    phases.start("quality and tables")
     scores, per_topic = quality(fit, docs, settings)
     mapping = taxonomy_mapping(frame)
     info = topic_info_frame(fit.topics, fit.model.get_topics(), frame["text"].to_list(),
@@ -279,6 +284,7 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     write_parquet(by_brand, paths.topic_share_brand)
     write_parquet(by_time, paths.topic_share_time)
 
+    phases.start("figures")
     over_time = topics_over_time(fit, frame, settings.time_min_docs)
     figures = write_figures(fit.model, fit.topics, over_time, paths.topic_figures, settings)
 
@@ -298,6 +304,7 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     }
     write_json(paths.metric("topics"), metrics)
 
+    phases.start("model and MLflow")
     model_dir = save_model(fit.model, paths.bertopic_model, cache.backend)
     with tracking.start_run(EXPERIMENT, f"bertopic-{cache.backend}",
                             params={"topics": {k: v for k, v in asdict(settings).items()
@@ -312,4 +319,5 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
         for f in sorted(model_dir.iterdir()):
             tracking.log_artifact(f, "bertopic_model")
         tracking.log_dict(metrics, "topics.json")
+    phases.finish()
     return metrics

@@ -9,7 +9,6 @@ instead of a crash, so the report can be built from a partial run while developi
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -21,11 +20,10 @@ from . import brands
 from . import figures as F
 from .html import Section, fmt, html_table, kpis, metrics_details, missing_note, para
 from .leaderboard import fill_benchmark, weak_supervision_html
+from .outcome import outcomes_section
 from .views import (brand_order, brand_threads, brand_topic_shares, category_shares,
                     confusion_shares, conversation_points, daily_volume, date_range,
-                    label_share_table, latest_openings, need, odds_ratio_table, outcome_models,
-                    pool_topics, read_json, topic_names, topic_table,
-                    transitions_from_matrix)
+                    latest_openings, need, pool_topics, read_json, topic_names, topic_table)
 
 # (section id, title): the order of the page and of its table of contents
 SECTIONS: tuple[tuple[str, str], ...] = (
@@ -100,82 +98,6 @@ def brands_section(paths: Paths, settings: ReportSettings) -> Section:
                  [paths.metric("response_time"), paths.service_table, paths.rt_sensitivity,
                   paths.rt_pairwise, paths.latency_plot, paths.km_plot, paths.calibration_plot])
     return s if s.missing else brands.fill(s, paths, settings)
-
-
-FINDINGS_COLUMNS = {
-    "brand": "scope", "feature": "reply feature", "n_with": "n with", "rate_with": "recovered with",
-    "n_without": "n without", "rate_without": "recovered without", "diff": "difference",
-    "diff_ci_low": "CI low", "diff_ci_high": "CI high", "verdict": "verdict",
-}
-
-
-def outcomes_section(paths: Paths, settings: ReportSettings) -> Section:
-    """Conversation outcomes from outcome's outputs: labels, sentiment flow, findings, models."""
-    js = paths.metric("outcome")
-    findings_path = paths.outcome_findings
-    s = _section("outcomes", paths, "outcome", [js, findings_path])
-    if s.missing:
-        return s
-    m = read_json(js)
-    th = m.get("threads") or {}
-    s.html(para(
-        "Does an unhappy customer end up happy, and what in the brand's first reply goes with it? "
-        "Every customer tweet gets a sentiment score; an answered opening is labelled by comparing "
-        "the opening's sentiment with the customer's <em>last</em> tweet after the brand's first "
-        "reply: <em>recovered</em> (opened negative, ended neutral or positive), <em>stayed "
-        "negative</em>, <em>deteriorated</em>, <em>stable non-negative</em>, or <em>no follow-up</em> "
-        "(the customer never wrote again). These are associations, not causal effects: brands "
-        "choose how to reply knowing the complaint."))
-    s.html(metrics_details(paths, "outcome", m, skip=("labels_by_brand", "findings_overall")))
-    s.html(kpis([("openings", th.get("openings")), ("answered", th.get("answered")),
-                 ("opened negative, answered", th.get("opened_negative_answered")),
-                 ("eligible for recovery", th.get("model_population")),
-                 ("recovery rate", m.get("recovery_rate"), "pct")]))
-    shares, order = label_share_table(m.get("labels_by_brand") or {}, m.get("labels"),
-                                      top=settings.top_brands)
-    s.figure("fig-outcome-labels",
-             F.label_shares(shares, group_order=order, colors=F.OUTCOME_COLORS, n_col="n"),
-             f"Share of each outcome among the openings of the {settings.top_brands} brands "
-             "with most openings (top row: all brands). Green is good; red and orange are "
-             "conversations that ended negative.")
-    s.figure("fig-sentiment-sankey",
-             F.sentiment_sankey(transitions_from_matrix(m.get("transition_matrix") or {})),
-             "Left: the sentiment of the customer's opening. Right: where the conversation ended "
-             "(sentiment of the customer's last tweet after the brand replied, or no follow-up, or "
-             "never answered). The width of a band is the number of conversations.")
-    findings = pl.read_parquet(findings_path)
-    if "scope" in findings.columns:
-        overall = findings.filter(pl.col("scope") == "overall")
-        s.figure("fig-findings",
-                 F.findings_forest(overall, group_col=None),
-                 "Among conversations that opened negative and got a follow-up: recovery rate when "
-                 "the first reply has the feature minus the rate when it does not, with its "
-                 "confidence interval. An interval crossing the dashed zero line cannot be told "
-                 "apart from no difference.")
-    s.html("<h3>Findings</h3>")
-    s.html(html_table(findings, {c: h for c, h in FINDINGS_COLUMNS.items()
-                                 if c in findings.columns},
-                      pct=["rate_with", "rate_without", "diff", "diff_ci_low", "diff_ci_high"]))
-    models = outcome_models(m)
-    if models.height:
-        s.html("<h3>Can the first reply predict recovery?</h3>")
-        s.html(para("Out-of-fold ROC AUC (0.5 = coin flip) of models that predict "
-                    "<em>recovered</em> from what is known when the first reply is sent; folds "
-                    "are grouped by customer. Baselines first: if the reply models do not beat "
-                    "<em>brand_prior</em>, the brand alone explains what they find."))
-        s.html(html_table(models, {"model": "model", "oof_auc": "out-of-fold AUC",
-                                   "fold_auc_mean": "mean fold AUC", "fold_auc_sd": "fold AUC sd",
-                                   "folds_scored": "folds"}))
-    if (m.get("model") or {}).get("skipped"):
-        s.html(f'<p class="note">Models skipped: {html.escape(str(m["model"]["skipped"]))}</p>')
-    ors = odds_ratio_table(m)
-    if ors.height:
-        s.html("<h3>Odds ratios (logistic regression, customer bootstrap)</h3>")
-        s.html(html_table(ors, {c: h for c, h in
-                                {"predictor": "predictor", "odds_ratio": "odds ratio",
-                                 "ci_low": "CI low", "ci_high": "CI high", "scale": "scale"
-                                 }.items() if c in ors.columns}))
-    return s
 
 
 def complaints_section(paths: Paths, settings: ReportSettings) -> Section:
