@@ -400,9 +400,14 @@ def test_unknown_names_are_rejected() -> None:
         stage.with_overrides(fast_settings(), splits=["random"])
     with pytest.raises(ConfigError, match=r"benchmark.protocols\[0\] = 'silver': choose one of"):
         stage.with_overrides(fast_settings(), protocols=["silver"])
-    with pytest.raises(ConfigError, match=r"in both kwargs and grid"):
-        ZooEntry.from_mapping({"estimator": "sklearn.svm.LinearSVC", "features": "tfidf",
-                               "kwargs": {"C": 1}, "grid": {"C": [1, 2]}}, "benchmark.zoo.x")
+    for kwargs, grid in (({"C": 1}, {"C": [1, 2]}), ({}, {"C": []})):
+        entry = ZooEntry.from_mapping({"estimator": "sklearn.svm.LinearSVC", "features": "tfidf",
+                                       "kwargs": kwargs, "grid": grid}, "benchmark.zoo.x")
+        with pytest.raises(ScrmError, match=r"benchmark.zoo.x.grid: \['C'\]"):
+            zoo.grid_points("x", entry)
+    assert zoo.grid_points("x", ZooEntry.from_mapping(
+        {"estimator": "e", "features": "none", "kwargs": {}, "grid": {"a": [1, 2], "b": [3]}},
+        "x")) == [{"a": 1, "b": 3}, {"a": 2, "b": 3}]
     with pytest.raises(ConfigError, match=r"benchmark.models names \['nope'\], not in"):
         stage.with_overrides(fast_settings(), models=["nope"])
 

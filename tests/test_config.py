@@ -16,7 +16,7 @@ from scrm.config import ConfigError, Params, load_params, settings_from_dict
 from scrm.configbase import Section, read_yaml
 
 # free-form mappings: their keys are passed through to a library (sklearn kwargs, dotted overrides)
-FREE_FORM = {"response_time.gbm", "fullscale.overrides"}
+FREE_FORM = {"response_time.gbm", "fullscale.overrides", "complaints.label_model"}
 
 
 def _free(dotted: str) -> bool:

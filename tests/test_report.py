@@ -326,12 +326,11 @@ def test_leaderboard_puts_the_best_system_on_top_with_its_interval() -> None:
     lb = pl.DataFrame({"system": ["dummy", "logreg", "rules"], "macro_f1": [0.1, 0.6, 0.8],
                        "macro_f1_low": [0.05, 0.5, 0.7], "macro_f1_high": [0.15, 0.7, 0.9],
                        "indistinguishable_from_best": [False, True, True]})
-    fig = F.leaderboard(lb)
-    assert [t.name.startswith("≈ best") for t in fig.data] == [True, False]
-    assert list(fig.data[0].y) == ["logreg", "rules"]          # ascending: the best is on top
-    assert list(fig.layout.yaxis.categoryarray) == ["dummy", "logreg", "rules"]
-    assert list(fig.data[0].error_x.array) == pytest.approx([0.1, 0.1])
-    assert list(fig.data[1].error_x.arrayminus) == pytest.approx([0.05])
+    (trace,) = F.leaderboard(lb).data
+    assert list(trace.y) == ["dummy", "logreg", "rules"]      # ascending: the best is on top
+    assert list(trace.marker.symbol) == ["circle-open", "circle", "circle"]
+    assert list(trace.error_x.array) == pytest.approx([0.05, 0.1, 0.1])
+    assert list(trace.error_x.arrayminus) == pytest.approx([0.05, 0.1, 0.1])
 
 
 def test_km_curves_highlight_pool_and_drop_zero_on_log_axis() -> None:

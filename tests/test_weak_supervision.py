@@ -74,8 +74,10 @@ def test_repeated_predictions_score_as_the_mean_of_repetitions() -> None:
 
 def test_holm_by_hand_and_p_value_never_zero() -> None:
     # sorted 0.01, 0.02, 0.04 -> 3*0.01, max(0.03, 2*0.02), max(0.04, 1*0.04)
-    assert paired.holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
-    assert paired.holm([0.5, 0.6]) == pytest.approx([1.0, 1.0])
+    from scrm.stats.intervals import holm
+
+    assert holm(np.array([0.04, 0.01, 0.02])).tolist() == pytest.approx([0.04, 0.03, 0.04])
+    assert holm(np.array([0.5, 0.6])).tolist() == pytest.approx([1.0, 1.0])
     assert paired.bootstrap_p(np.ones(999)) == pytest.approx(2 / 1000)
 
 
@@ -97,7 +99,7 @@ def test_label_matrix_codes_each_rule_by_its_category() -> None:
 
 def test_label_model_never_reads_rows_outside_its_fit_rows() -> None:
     """Changing the rule outputs of held-out rows changes nothing on the other rows."""
-    settings = load_settings().complaints.label_model.replace(n_epochs=50)
+    settings = {**load_settings().complaints.label_model, "n_epochs": 50}
     texts = ["my refund never came", "the app keeps crashing", "package is late",
              "thanks so much, love it", "flight delayed again", "internet is down",
              "refund my order please", "app crashes after update", "rude staff at the desk"] * 4

@@ -268,15 +268,6 @@ class OutcomeSettings(Section):
 # complaints
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class LabelModelSettings(Section):
-    """Snorkel ``LabelModel.fit`` options (:mod:`scrm.complaints.label_model`)."""
-
-    n_epochs: int = req(between(1))
-    lr: float = req(POSITIVE)
-    l2: float = req(NON_NEGATIVE)
-
-
-@dataclass(frozen=True)
 class ComplaintsSettings(Section):
     seed: int = req()
     taxonomy: str | None = req()
@@ -286,15 +277,10 @@ class ComplaintsSettings(Section):
     labels_file: str | None = req()
     labels_unknown_ids: Literal["error", "ignore"] = req()
     labels_fill: Literal["weak"] | None = req()
-    label_model: LabelModelSettings = req()
+    label_model: dict[str, Any] = req()      # Snorkel LabelModel.fit keyword arguments
     ci_level: float = req(FRACTION)
     n_boot: int = req(between(100))
     track: bool = req()
-
-    def validate(self, where: str) -> None:
-        if self.test_file is not None and self.test_file == self.gold_file:
-            raise ConfigError(f"params.yaml: {where}.test_file is {where}.gold_file "
-                              f"({self.gold_file!r}); the sealed test must be a different set")
 
 
 @dataclass(frozen=True)
@@ -375,21 +361,10 @@ class BenchmarkMlflowSettings(Section):
 
 @dataclass(frozen=True)
 class ZooEntry(Section):
-    """One benchmark model. ``grid``: hyper-parameter values of the estimator tried on validation
-    folds inside the training rows ({} = none); ``kwargs`` hold the rest."""
-
     estimator: str = req()
     features: Literal["tfidf", "tfidf_svd", "embeddings", "none"] = req()
     kwargs: dict[str, Any] = req()
-    grid: dict[str, tuple[Any, ...]] = req()
-
-    def validate(self, where: str) -> None:
-        empty = [k for k, v in self.grid.items() if not v]
-        if empty:
-            raise ConfigError(f"params.yaml: {where}.grid.{empty[0]} lists no value")
-        both = sorted(set(self.grid) & set(self.kwargs))
-        if both:
-            raise ConfigError(f"params.yaml: {where}: {both} in both kwargs and grid; give it once")
+    grid: dict[str, tuple[Any, ...]] = req()  # checked by benchmark.zoo.grid_points
 
 
 @dataclass(frozen=True)
@@ -418,9 +393,6 @@ class BenchmarkSettings(Section):
         if unknown:
             raise ConfigError(f"params.yaml: {where}.models names {unknown}, not in {where}.zoo "
                               f"({', '.join(self.zoo)})")
-        for name in ("protocols", "train_labels", "splits"):
-            if not getattr(self, name):
-                raise ConfigError(f"params.yaml: {where}.{name} must list at least one value")
 
 
 # ---------------------------------------------------------------------------------------------

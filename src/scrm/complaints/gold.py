@@ -198,12 +198,9 @@ def evaluate_with_intervals(preds: dict[str, Sequence[str | None]], truth: Seque
     other labeller's macro-F1 minus the first's, both readings, with a paired bootstrap interval and
     p-value (same resamples for all labellers).
     """
-    import numpy as np
-
-    from ..stats.intervals import wilson_interval, z_value
+    from ..stats.intervals import rate_with_interval
     from ..stats.paired import compare, encode
 
-    z = z_value(level)
     k = len(labels)
     y = encode(list(truth), labels)
     names = list(preds)
@@ -217,8 +214,8 @@ def evaluate_with_intervals(preds: dict[str, Sequence[str | None]], truth: Seque
         for key, (num, den) in {"coverage": (n_cov, n), "accuracy_covered": (correct, n_cov),
                                 "accuracy_overall": (correct, n),
                                 "accuracy_abstain_as_other": (right_other, n)}.items():
-            lo, hi = wilson_interval(np.array([num]), np.array([den]), z)
-            rec[f"{key}_ci"] = [finite(lo[0]), finite(hi[0])] if den else None
+            r = rate_with_interval(num, den, level)
+            rec[f"{key}_ci"] = [r["ci_low"], r["ci_high"]] if den else None
         rec["per_class"] = m["per_class"]
         rec["confusion"] = m["confusion"]
         out[name] = rec

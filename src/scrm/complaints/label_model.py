@@ -25,11 +25,11 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from ..config import LabelModelSettings
 from ..stats.intervals import finite
 from .taxonomy import Taxonomy
 
@@ -73,16 +73,16 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def fit_predict(L: np.ndarray, fit_rows: np.ndarray, tax: Taxonomy, settings: LabelModelSettings,
+def fit_predict(L: np.ndarray, fit_rows: np.ndarray, tax: Taxonomy, fit_kwargs: dict[str, Any],
                 seed: int) -> LabelModelFit:
-    """Fit Snorkel's LabelModel on ``L[fit_rows]`` and label every row of ``L``."""
+    """Fit Snorkel's LabelModel on ``L[fit_rows]`` (``fit_kwargs``: params
+    ``complaints.label_model``, e.g. n_epochs, lr, l2) and label every row of ``L``."""
     from snorkel.labeling.model import LabelModel
 
     classes = model_classes(tax)
     with _one_thread():
         model = LabelModel(cardinality=len(classes), verbose=False, device="cpu")
-        model.fit(L[fit_rows], n_epochs=settings.n_epochs, lr=settings.lr, l2=settings.l2,
-                  seed=seed, progress_bar=False)
+        model.fit(L[fit_rows], **fit_kwargs, seed=seed, progress_bar=False)
         pred, prob = model.predict(L, return_probs=True, tie_break_policy="abstain")
     pred = np.where((L != ABSTAIN).any(axis=1), pred, ABSTAIN)
     labels = [classes[p] if p != ABSTAIN else None for p in pred.tolist()]

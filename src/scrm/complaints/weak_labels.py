@@ -257,7 +257,7 @@ def run(paths: Paths, settings: ComplaintsSettings) -> dict[str, Any]:
         raise DataError(f"{both.height} tweet(s) are in both the dev set and the sealed test (first "
                         f"{both['tweet_id'][0]}); the sets must be disjoint", test_path)
     fit = lm_mod.fit_predict(lm_mod.label_matrix(df, tax), df["test_label"].is_null().to_numpy(),
-                             tax, settings.label_model, settings.seed)
+                             tax, dict(settings.label_model), settings.seed)
     df = df.with_columns(pl.Series("lm_label", fit.labels, dtype=pl.Utf8),
                          pl.Series("lm_confidence", fit.confidence, dtype=pl.Float64)
                          .fill_nan(None).round(6))

@@ -480,28 +480,20 @@ def leaderboard(results: Any, system_col: str = "system", score_col: str = "macr
                 low_col: str = "macro_f1_low", high_col: str = "macro_f1_high",
                 mark_col: str = "indistinguishable_from_best",
                 title: str = "Classifier leaderboard") -> go.Figure:
-    """Dot-and-whisker leaderboard of one section: each system's score with its 95 % interval,
-    best on top; filled dots are the systems the data cannot tell apart from the best."""
+    """Each system's score with its 95 % interval, best on top; a filled dot cannot be told apart
+    from the best, a hollow one is worse beyond chance."""
     df = to_polars(results)
     require(df, [system_col, score_col, low_col, high_col, mark_col], "leaderboard")
-    df = df.drop_nulls([score_col])
+    df = df.drop_nulls([score_col]).sort(score_col)
     if df.is_empty():
         return empty_figure(title, "no benchmark results")
-    df = df.sort(score_col)
-    fig = go.Figure()
-    for same, name, symbol in ((True, "≈ best (Holm p ≥ 0.05)", "circle"),
-                               (False, "worse than the best", "circle-open")):
-        part = df.filter(pl.col(mark_col) == same)
-        if part.is_empty():
-            continue
-        fig.add_trace(go.Scatter(
-            x=part[score_col].to_list(), y=escaped(part, system_col, wrap=None), mode="markers",
-            name=name, marker={"size": 10, "symbol": symbol, "color": palette(0 if same else 3)},
-            error_x={"type": "data", "symmetric": False,
-                     "array": (part[high_col] - part[score_col]).to_list(),
-                     "arrayminus": (part[score_col] - part[low_col]).to_list()},
-            hovertemplate="%{y}: %{x:.3f}<extra>%{fullData.name}</extra>"))
-    fig.update_yaxes(categoryorder="array", categoryarray=escaped(df, system_col, wrap=None))
-    fig.update_xaxes(title=escape_text(score_col.replace("_", "-")) + " (95 % interval)",
-                     range=[0, 1])
+    same = df[mark_col].fill_null(False).to_list()
+    fig = go.Figure(go.Scatter(
+        x=df[score_col].to_list(), y=escaped(df, system_col, wrap=None), mode="markers",
+        marker={"size": 10, "symbol": ["circle" if m else "circle-open" for m in same],
+                "color": [palette(0) if m else palette(3) for m in same]},
+        error_x={"type": "data", "symmetric": False, "array": (df[high_col] - df[score_col]).to_list(),
+                 "arrayminus": (df[score_col] - df[low_col]).to_list()},
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(title=escape_text(score_col.replace("_", "-")) + " (95 % interval)", range=[0, 1])
     return layout(fig, title, height=max(300, 26 * df.height + 140))

@@ -13,7 +13,7 @@ scores 0 (``zero_division=0``, as scikit-learn), stated wherever the number is s
 * :func:`bootstrap_weights`: how often each item appears in each resample (seeded);
 * :func:`compare`: every system's score with a percentile interval, and its difference from a
   reference system with an interval and a two-sided bootstrap p-value, Holm-adjusted over the
-  comparisons (:func:`holm`).
+  comparisons (:func:`scrm.stats.intervals.holm`).
 
 A system's predictions may hold several repetitions (rows of a 2-D array, e.g. repeated
 cross-validation with different seeds): its score is the mean of the repetitions' scores.
@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .intervals import finite
+from .intervals import finite, holm
 
 BLOCK = 250  # resamples scored at once (bounds memory: BLOCK x n weights)
 
@@ -113,19 +113,6 @@ def bootstrap_p(diffs: np.ndarray) -> float:
     return float(min(1.0, 2 * min(lower, upper)))
 
 
-def holm(p_values: Sequence[float]) -> list[float]:
-    """Holm's step-down adjustment (family-wise error) of a list of p-values, in input order."""
-    p = np.asarray(p_values, dtype=float)
-    m = p.size
-    if m == 0:
-        return []
-    order = np.argsort(p, kind="stable")
-    adj = np.maximum.accumulate((m - np.arange(m)) * p[order])
-    out = np.empty(m)
-    out[order] = np.minimum(adj, 1.0)
-    return out.tolist()
-
-
 def compare(y_true: np.ndarray, preds: Mapping[str, np.ndarray], k: int, reference: str, *,
             n_boot: int, seed: int, level: float) -> dict[str, dict[str, Any]]:
     """Scores, percentile intervals and paired differences from ``reference`` for every system.
@@ -162,7 +149,7 @@ def compare(y_true: np.ndarray, preds: Mapping[str, np.ndarray], k: int, referen
                       diff_ci=[finite(v) for v in np.quantile(d, q)],
                       p_value=finite(bootstrap_p(d)))
         p_raw.append(out[s]["p_value"])
-    for s, p_adj in zip(others, holm(p_raw), strict=True):
+    for s, p_adj in zip(others, holm(np.asarray(p_raw, dtype=float)).tolist(), strict=True):
         out[s]["p_holm"] = finite(p_adj)
         out[s]["indistinguishable"] = bool(p_adj >= 1 - level)
     out[reference].update(diff=0.0, diff_ci=None, p_value=None, p_holm=None,

@@ -249,7 +249,7 @@ def specs_of(settings: BenchmarkSettings) -> dict[str, Spec]:
     """The selected zoo entries as unfitted pipelines with their grid points."""
     s = settings
     pipes = build_zoo(s.zoo, s.models, s.features, s.seed)
-    return {n: Spec(p, s.zoo[n].features, grid_points(s.zoo[n].grid)) for n, p in pipes.items()}
+    return {n: Spec(p, s.zoo[n].features, grid_points(n, s.zoo[n])) for n, p in pipes.items()}
 
 
 def run_benchmark(df: pl.DataFrame, settings: BenchmarkSettings, classes: list[str],

@@ -183,10 +183,16 @@ def build_zoo(zoo: Mapping[str, ZooEntry], names: Sequence[str] | None, features
     return {n: build_model(n, zoo[n], features, seed) for n in selected}
 
 
-def grid_points(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
-    """Every combination of the grid's values, in params order ([{}] for an empty grid)."""
+def grid_points(name: str, spec: ZooEntry) -> list[dict[str, Any]]:
+    """Every combination of the entry's grid values, in params order ([{}] for an empty grid); a
+    grid key without values, or also set in kwargs, is an error naming the entry."""
     import itertools
 
+    grid = spec.grid
+    bad = sorted(set(grid) & set(spec.kwargs)) + [k for k, v in grid.items() if not v]
+    if bad:
+        raise ScrmError(f"benchmark.zoo.{name}.grid: {bad} listed with no value, or in both "
+                        "kwargs and grid (give each parameter once)")
     keys = list(grid)
     return [dict(zip(keys, combo, strict=True))
             for combo in itertools.product(*(list(grid[k]) for k in keys))] or [{}]
