@@ -511,6 +511,19 @@ def test_cli_overrides_select_models_splits_and_protocols(tmp_path: Path,
     assert res.exit_code == 2 and "benchmark.splits[0] = 'random': choose one of" in res.output
 
 
+def test_progress_is_one_line_per_section(tmp_path: Path, frame: pl.DataFrame,
+                                          monkeypatch: pytest.MonkeyPatch,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SCRM_PROGRESS", "lines")
+    paths, params = _stage_root(tmp_path, frame, models=["dummy"], protocols=["weak_on_weak"],
+                                splits=["stratified", "brand"])
+    params["benchmark"]["mlflow"]["enabled"] = False
+    stage.run(paths, settings_of(params))
+    lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("benchmark: ")]
+    assert [x.split(" (")[0] for x in lines] == ["benchmark: 1/2 section", "benchmark: 2/2 section"]
+    assert "weak_on_weak/brand, best: dummy" in lines[-1]
+
+
 @pytest.mark.slow
 def test_selected_model_is_logged_and_registered(tmp_path: Path, frame: pl.DataFrame) -> None:
     """MLflow model logging takes ~25 s per model here (its requirements inference)."""

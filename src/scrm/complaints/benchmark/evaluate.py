@@ -252,15 +252,22 @@ def specs_of(settings: BenchmarkSettings) -> dict[str, Spec]:
     return {n: Spec(p, s.zoo[n].features, grid_points(n, s.zoo[n])) for n, p in pipes.items()}
 
 
+def n_sections(settings: BenchmarkSettings) -> int:
+    """How many sections (leaderboard cells) :func:`run_benchmark` will try."""
+    return sum(1 if p == "weak_to_gold" else len(settings.splits) for p in settings.protocols)
+
+
 def run_benchmark(df: pl.DataFrame, settings: BenchmarkSettings, classes: list[str],
                   emb: tuple[np.ndarray, np.ndarray] | None = None,
                   on_section: Callable[[Section], None] | None = None,
+                  on_done: Callable[[str, str], None] | None = None,
                   ) -> tuple[list[Section], dict[str, str]]:
     """Every protocol (and split) on the complaints table (pure: no files written).
 
     ``emb``: (ids, vectors) of the embedding cache, or None (embedding models are then skipped).
-    ``on_section(section)`` is called as each section finishes (MLflow logging, a progress line);
-    fitted pipelines are dropped after it. Returns the sections and the skipped ones with reasons.
+    ``on_section(section)`` is called as each section finishes (MLflow logging); fitted pipelines
+    are dropped after it. ``on_done(key, note)`` is called after every attempted section, scored or
+    skipped (progress). Returns the sections and the skipped ones with reasons.
     """
     from threadpoolctl import threadpool_limits
 
@@ -287,9 +294,13 @@ def run_benchmark(df: pl.DataFrame, settings: BenchmarkSettings, classes: list[s
                 sec = str(exc)
             if isinstance(sec, str):
                 skipped[f"{protocol}/{variant}"] = sec
+                if on_done is not None:
+                    on_done(f"{protocol}/{variant}", "skipped")
                 continue
             if on_section is not None:
                 on_section(sec)
+            if on_done is not None:
+                on_done(sec.key, f"best: {sec.reference}")
             for system in sec.systems:
                 system.pipeline = None
             sections.append(sec)

@@ -29,7 +29,7 @@ from ...errors import DataError, ScrmError
 from ...io import write_csv, write_json, write_text
 from ...paths import Paths
 from .drawing import confusion_figure
-from .evaluate import Section, run_benchmark
+from .evaluate import Section, n_sections, run_benchmark
 from .outputs import confusion_rows, leaderboard, metrics_json, render_markdown
 from .splits import label_space
 from .zoo import text_frame
@@ -175,10 +175,10 @@ def _input_example(x: Any, s: BenchmarkSettings) -> Any:
 # --------------------------------------------------------------------------------------------------
 def run(paths: Paths, settings: BenchmarkSettings, *, models: Sequence[str] | None = None,
         splits: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
-        log_models: str | None = None, mlflow: bool | None = None,
-        progress: Any = None) -> dict[str, Any]:
+        log_models: str | None = None, mlflow: bool | None = None) -> dict[str, Any]:
     """Leaderboard CSV/MD, deterministic metrics JSON, plots and MLflow runs (options as in
-    :func:`with_overrides`; ``progress(section)`` is called as each section finishes)."""
+    :func:`with_overrides`); progress, one step per section, on stderr (:mod:`scrm.progress`)."""
+    from ... import progress
     paths.ensure()
     s = with_overrides(settings, models=models, splits=splits, protocols=protocols,
                        log_models=log_models, mlflow=mlflow)
@@ -188,13 +188,10 @@ def run(paths: Paths, settings: BenchmarkSettings, *, models: Sequence[str] | No
     inputs = [paths.complaints] + ([paths.embeddings] if emb is not None else [])
     logger = _make_logger(paths, s, inputs) if s.mlflow.enabled else None
 
-    def on_section(sec: Section) -> None:
-        if logger is not None:
-            logger(sec)
-        if progress is not None:
-            progress(sec)
-
-    sections, skipped = run_benchmark(df, s, classes, emb, on_section=on_section)
+    with progress.bar(n_sections(s), "benchmark", unit="section") as bar:
+        sections, skipped = run_benchmark(
+            df, s, classes, emb, on_section=logger,
+            on_done=lambda key, note: bar.update(note=f"{key}, {note}"))
     if not sections:
         raise ScrmError("benchmark: nothing could be evaluated: "
                         + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
