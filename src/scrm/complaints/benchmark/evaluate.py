@@ -105,8 +105,8 @@ def score_section(sec: Section, settings: BenchmarkSettings) -> Section:
     y = encode(sec.y_true.tolist(), sec.classes)
     codes = {s.name: np.vstack([encode(row.tolist(), sec.classes) for row in s.pred])
              for s in sec.systems}
-    point = {n: (float(np.mean([macro_f1(y, row, k)[0] for row in c])),
-                 float(np.mean([accuracy(y, row)[0] for row in c]))) for n, c in codes.items()}
+    point = {n: (float(np.mean([macro_f1(y, row, k) for row in c])),
+                 float(np.mean([accuracy(y, row) for row in c]))) for n, c in codes.items()}
     ranked = sorted(sec.systems, key=lambda s: (-round(point[s.name][0], 6),
                                                 -round(point[s.name][1], 6), s.name))
     sec.reference = ranked[0].name

@@ -138,7 +138,7 @@ def validation_scores(specs: Mapping[str, Spec], train: LabelSet, classes: list[
             x_tr, x_va = model_input(spec.features, tr), model_input(spec.features, va)
             for point in spec.points:
                 _, pred, _, _ = fit_predict(with_params(spec.pipe, point), x_tr, tr.y, x_va, cache)
-                score = float(macro_f1(y_va, encode(pred.tolist(), classes), len(classes))[0])
+                score = macro_f1(y_va, encode(pred.tolist(), classes), len(classes))
                 sums[name].setdefault(_point_key(point), []).append(score)
     return {n: {k: float(np.mean(v)) for k, v in pts.items()} for n, pts in sums.items() if pts}
 
