@@ -111,7 +111,7 @@ def test_headline_copies_by_path_and_marks_what_is_missing():
     assert got["openings"] == 1285 and got["answered_share"] == 0.9
     assert got["km_median_latency_s"] == 817.0 and got["within_1h_auc"] == 0.88
     assert got["within_1h_auc_baseline"] is None  # a bool is no number
-    assert got["recovery_auc"] is None and got["gold_macro_f1"] is None  # absent paths / stages
+    assert got["recovery_auc"] is None and got["gold_cv_macro_f1"] is None  # absent paths / stages
     assert H.dig({"a": {"b": 1}}, "a.b") == 1 and H.dig({"a": 1}, "a.b") is None
 
 
