@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_project, dvc
+from conftest import copy_project, dvc, skip_unless_ci
 from scrm.config import PROJECT_ROOT
 from scrm.configbase import read_yaml
 from scrm.paths import Paths
@@ -225,7 +225,7 @@ def test_ui_answers_when_it_prints_its_url(command):
     import urllib.request
 
     if not (PROJECT_ROOT / ".venv" / ".installed").exists():
-        pytest.skip("no .venv in this checkout: `make ui` would first build it (run `make run`)")
+        skip_unless_ci("no .venv in this checkout: `make ui` would first build it (run `make run`)")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]

@@ -355,15 +355,65 @@ def log_dict(obj: Any, artifact_file: str) -> None:
     mlflow.log_dict(obj, artifact_file)
 
 
+def own_store_uri(root: Path | str | None = None) -> str:
+    """The project's own store (SQLite ``mlflow.db`` of the run root), whatever MLFLOW_TRACKING_URI
+    says: the only store models are ever loaded from."""
+    return f"sqlite:///{store_root(root) / 'mlflow.db'}"
+
+
+@contextlib.contextmanager
+def _own_store(root: Path | str | None) -> Iterator[Any]:
+    """MLflow pointed (tracking and registry) at the project's own store for the block, then back.
+
+    Why not :func:`setup`: that honours ``MLFLOW_TRACKING_URI`` (a team server is a fine place to
+    *log* runs), but a ``models:/`` URI resolved there would load whatever that server holds, and
+    loading a model runs its code.
+    """
+    _quiet()
+    import mlflow
+
+    from mlflow.tracking._model_registry import utils as registry
+
+    before = (os.environ.get("MLFLOW_TRACKING_URI"), os.environ.get("MLFLOW_REGISTRY_URI"))
+    # the registry URI as set (None: "follow the tracking URI"), not as resolved
+    old = (mlflow.get_tracking_uri(), getattr(registry, "_registry_uri", None))
+    own = own_store_uri(root)
+    mlflow.set_tracking_uri(own)
+    mlflow.set_registry_uri(own)
+    try:
+        yield mlflow
+    finally:
+        mlflow.set_tracking_uri(old[0])
+        mlflow.set_registry_uri(old[1])  # type: ignore[arg-type]
+        for var, value in zip(("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"), before, strict=True):
+            if value is None:
+                os.environ.pop(var, None)
+            else:
+                os.environ[var] = value
+
+
+def _check_skops(mlflow: Any, model_uri: str) -> None:
+    """Refuse a logged model that is not a skops file (a pickle or cloudpickle runs code on load)."""
+    from .errors import ScrmError
+
+    flavor = mlflow.models.get_model_info(model_uri).flavors.get("sklearn", {})
+    fmt = flavor.get("serialization_format")
+    if fmt != "skops":
+        raise ScrmError(f"refusing to load {model_uri!r}: it is saved as {fmt or 'no sklearn model'}"
+                        ", not skops; pickled models run code when loaded.")
+
+
 def load_model(model_uri: str, root: Path | str | None = None) -> Any:
-    """Load a logged sklearn model, but only from this project's own tracking store.
+    """Load a logged sklearn model, but only a skops file from this project's own tracking store.
 
     Pickled models run code when loaded, so a ``models:/`` or ``runs:/`` URI is resolved against the
-    project's store and any other scheme (a path, http, s3 ...) is refused.
+    project's store (never the one ``MLFLOW_TRACKING_URI`` names), any other scheme (a path, http,
+    s3 ...) is refused, and so is a model saved with pickle or cloudpickle.
     """
     _check_uri(model_uri)
-    mlflow = setup(root)
-    return mlflow.sklearn.load_model(model_uri)
+    with _own_store(root) as mlflow:
+        _check_skops(mlflow, model_uri)
+        return mlflow.sklearn.load_model(model_uri)
 
 
 def _check_uri(model_uri: str) -> None:
@@ -378,10 +428,11 @@ def _check_uri(model_uri: str) -> None:
 def load_pyfunc(model_uri: str, root: Path | str | None = None) -> Any:
     """The model as an ``mlflow.pyfunc`` model (schema-checked ``predict``), from our store only."""
     _check_uri(model_uri)
-    mlflow = setup(root)
-    import mlflow.pyfunc
+    with _own_store(root) as mlflow:
+        import mlflow.pyfunc
 
-    return mlflow.pyfunc.load_model(model_uri)
+        _check_skops(mlflow, model_uri)
+        return mlflow.pyfunc.load_model(model_uri)
 
 
 def as_model_input(model: Any, rows: Any) -> Any:
