@@ -269,12 +269,17 @@ class OutcomeSettings(Section):
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ComplaintsSettings(Section):
+    seed: int = req()
     taxonomy: str | None = req()
     min_votes: int = req(between(1))
     gold_file: str | None = req()
+    test_file: str | None = req()
     labels_file: str | None = req()
     labels_unknown_ids: Literal["error", "ignore"] = req()
     labels_fill: Literal["weak"] | None = req()
+    label_model: dict[str, Any] = req()      # Snorkel LabelModel.fit keyword arguments
+    ci_level: float = req(FRACTION)
+    n_boot: int = req(between(100))
     track: bool = req()
 
 
@@ -357,22 +362,26 @@ class BenchmarkMlflowSettings(Section):
 @dataclass(frozen=True)
 class ZooEntry(Section):
     estimator: str = req()
-    features: Literal["tfidf", "tfidf_svd", "none"] = req()
+    features: Literal["tfidf", "tfidf_svd", "embeddings", "none"] = req()
     kwargs: dict[str, Any] = req()
+    grid: dict[str, tuple[Any, ...]] = req()  # checked by benchmark.zoo.grid_points
 
 
 @dataclass(frozen=True)
 class BenchmarkSettings(Section):
     seed: int = req()
+    protocols: tuple[Literal["weak_to_gold", "gold_cv", "weak_on_weak"], ...] = req()
+    train_labels: tuple[Literal["weak", "label_model"], ...] = req()
+    abstain_as: str | None = req()
     splits: tuple[Literal["stratified", "time", "brand"], ...] = req()
-    labels: tuple[Literal["weak", "gold"], ...] = req()
     models: tuple[str, ...] | None = req()
     text_col: str = req()
     test_size: float = req(FRACTION)
     cv_folds: int = req(between(2))
-    min_class_count: int = req(between(2))
-    rare_classes: Literal["merge", "drop"] = req()
-    merge_into: str = req()
+    cv_repeats: int = req(between(1))
+    inner_folds: int = req(between(2))
+    n_boot: int = req(between(100))
+    ci_level: float = req(FRACTION)
     max_rows: int | None = req(between(10))
     n_threads: int = req(between(1))
     features: FeatureSettings = req()
@@ -404,7 +413,8 @@ class FullscaleSettings(Section):
     overrides: dict[str, Any] = req()
 
 
-STAGE_SECTIONS = ("response_time", "outcome", "embed", "topics", "benchmark", "report")
+STAGE_SECTIONS = ("response_time", "outcome", "complaints", "embed", "topics", "benchmark",
+                  "report")
 
 
 @dataclass(frozen=True)

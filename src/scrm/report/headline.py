@@ -35,9 +35,13 @@ HEADLINE: tuple[tuple[str, str, str], ...] = (
     ("recovery_auc", "outcome", "model.models.logreg.oof_auc"),
     ("recovery_auc_baseline", "outcome", "model.models.brand_prior.oof_auc"),
     ("weak_gold_macro_f1", "complaints", "gold.macro_f1"),
+    ("sealed_rules_macro_f1", "complaints", "sealed_test.majority_vote.macro_f1_abstain_as_other"),
+    ("sealed_label_model_macro_f1", "complaints", "sealed_test.label_model.macro_f1_abstain_as_other"),
     ("n_topics", "topics", "n_topics"),
-    ("gold_macro_f1", "benchmark", "best.gold.stratified.macro_f1"),
-    ("gold_macro_f1_dummy", "benchmark", "results.gold.stratified.dummy.macro_f1"),
+    ("sealed_minilm_macro_f1", "benchmark",
+     "sections.weak_to_gold/sealed_test.systems.minilm_logreg ← weak.macro_f1"),
+    ("gold_cv_macro_f1", "benchmark", "sections.gold_cv/stratified.systems.selected on validation.macro_f1"),
+    ("gold_cv_macro_f1_dummy", "benchmark", "sections.gold_cv/stratified.systems.dummy.macro_f1"),
 )
 
 README_START = "<!-- headline:start (generated: python -m scrm.report.headline --readme) -->"
