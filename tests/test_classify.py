@@ -7,12 +7,16 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from scrm.cli import app
 from scrm.complaints import classify as CL
-from scrm.config import Paths
-from scrm.errors import DataError
+from scrm.config import Paths, load_params, load_settings
+from scrm.errors import DataError, ScrmError
+from scrm.text import clean_for_topics
+
+from conftest import make_root
 
 
 def _cli(root: Paths, *args: str) -> tuple[int, str]:
@@ -69,6 +73,44 @@ def test_champion_and_category_model_by_alias(detect_root: Paths,
         pred = pl.read_csv(out, infer_schema_length=None)
         assert pred.columns[3] == first_col and pred.height == 42
         assert pred["label"].drop_nulls().len() == 40
+
+
+def test_a_model_on_sentence_vectors_gets_the_texts_embedded(
+        detect_root: Paths, texts_csv: tuple[Path, pl.DataFrame], tmp_path: Path) -> None:
+    """A benchmark ``features: embeddings`` model (the category champion on the sample) reads
+    MiniLM vectors: classify embeds the cleaned texts as `scrm embed` does."""
+    from sklearn.linear_model import LogisticRegression
+
+    from scrm import tracking
+    from scrm.complaints.backend import embed_texts, make_encoder
+
+    enc = make_encoder(load_settings(detect_root.root).embed.replace(progress=False))
+    comp = pl.read_parquet(detect_root.complaints).sort("tweet_id").head(60)
+    X = embed_texts(comp["text_clean"].to_list(), enc)
+    y = ["long" if len(t) > 60 else "short" for t in comp["text_clean"].to_list()]
+    model = LogisticRegression(max_iter=1000).fit(X, y)
+    with tracking.start_run("unit", "vectors", seed=0, root=detect_root.root):
+        tracking.log_sklearn_model(model, X[:2], registered_name="scrm-unit-vectors")
+    src, df = texts_csv
+    out = tmp_path / "v.csv"
+    code, text = _cli(detect_root, "--model", "scrm-unit-vectors", "--input", str(src),
+                      "--output", str(out), "--chunk-rows", "16")
+    assert code == 0, text
+    pred = pl.read_csv(out, infer_schema_length=None, schema_overrides={"tweet_id": pl.String})
+    clean = df.select(clean_for_topics("text").alias("t"))["t"].to_list()
+    kept = [t for t in clean if t]
+    want = model.predict_proba(embed_texts(kept, enc))[:, 0]
+    assert pred["proba_long"].drop_nulls().to_list() == pytest.approx(want.tolist(), abs=1e-5)
+    assert pred.filter(pl.col("label").is_null()).height == 2
+
+
+def test_vectors_of_a_corpus_fitted_embedding_are_refused(tmp_path: Path) -> None:
+    paths = make_root(tmp_path)
+    params = load_params(paths.root)
+    params["embed"] = {**params["embed"], "backend": "tfidf_svd"}
+    (paths.root / "params.yaml").write_text(yaml.safe_dump(params), encoding="utf-8")
+    with pytest.raises(ScrmError, match="cannot be embedded the same way"):
+        CL.vector_encoder(object(), paths.root)
 
 
 def test_chunking_does_not_change_the_output(detect_root: Paths,

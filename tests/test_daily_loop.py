@@ -112,7 +112,7 @@ def test_headline_copies_by_path_and_marks_what_is_missing():
     assert got["km_median_latency_min"] == 13.6 and got["within_1h_auc"] == 0.88
     assert got["recovery_rate"] == 0.15 and got["recovery_rate_vader"] is None
     assert got["within_1h_auc_baseline"] is None  # a bool is no number
-    assert got["recovery_auc"] is None and got["gold_macro_f1"] is None  # absent paths / stages
+    assert got["recovery_auc"] is None and got["gold_cv_macro_f1"] is None  # absent paths / stages
     assert H.dig({"a": {"b": 1}}, "a.b") == 1 and H.dig({"a": 1}, "a.b") is None
 
 

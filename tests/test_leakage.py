@@ -18,7 +18,7 @@ import polars as pl
 import pytest
 from sklearn.base import clone
 
-from scrm.complaints.benchmark import evaluate, zoo
+from scrm.complaints.benchmark import select, zoo
 from scrm.config import Paths, load_params, settings_from_dict
 from scrm.text import clean_for_topics
 
@@ -32,13 +32,15 @@ RULES = [("billing", r"(?i)refund|charg|\bbill|payment|money"),
 
 @pytest.fixture(scope="module")
 def pipes() -> dict[str, Any]:
-    """Every zoo model of params.yaml (small SVD and boosting, as the benchmark tests use)."""
+    """Every text model of params.yaml's zoo (small SVD and boosting, as the benchmark tests use;
+    the embedding model reads cached vectors, not texts)."""
     params = copy.deepcopy(load_params())
     b = params["benchmark"]
     b["zoo"]["hgb_svd"]["kwargs"] = {"max_iter": 10, "max_leaf_nodes": 7, "early_stopping": False}
     b["features"]["svd_components"] = 20
     cfg = settings_from_dict(params).benchmark
-    return zoo.build_zoo(cfg.zoo, None, cfg.features, cfg.seed)
+    text_models = [n for n, e in cfg.zoo.items() if e.features != "embeddings"]  # these read text
+    return zoo.build_zoo(cfg.zoo, text_models, cfg.features, cfg.seed)
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_cached_fit_predict_equals_a_plain_pipeline_fit_on_training_rows(pipes, 
     x_train, y_train, x_test = split
     cache: dict[str, Any] = {}  # shared by every model, as in one benchmark fold
     for name, pipe in pipes.items():
-        fitted, pred, _, _ = evaluate.fit_predict(pipe, x_train, y_train, x_test, cache)
+        fitted, pred, _, _ = select.fit_predict(pipe, x_train, y_train, x_test, cache)
         plain = clone(pipe).fit(x_train, y_train)
         assert (pred == np.asarray(plain.predict(x_test), dtype=object)).all(), name
         # the returned pipeline is the one fitted on training rows: same state, same predictions
@@ -71,7 +73,7 @@ def test_perturbing_test_texts_changes_no_fitted_transformer(pipes, split) -> No
     perturbed = x_test.copy()
     perturbed["text"] = [f"zqxv unseenword {t[::-1]} refund flight" for t in x_test["text"]]
     for name, pipe in pipes.items():
-        a, _, _, _ = evaluate.fit_predict(pipe, x_train, y_train, x_test, {})
-        b, _, _, _ = evaluate.fit_predict(pipe, x_train, y_train, perturbed, {})
+        a, _, _, _ = select.fit_predict(pipe, x_train, y_train, x_test, {})
+        b, _, _, _ = select.fit_predict(pipe, x_train, y_train, perturbed, {})
         for (step, fa), (_, fb) in zip(a.steps, b.steps, strict=True):
             assert joblib.hash(fa) == joblib.hash(fb), f"{name}: step {step} saw the test texts"

@@ -241,8 +241,9 @@ def benchmark(
     = None,
     splits: Annotated[str | None, typer.Option(help="comma-separated: stratified,time,brand "
                                                "(default: params benchmark.splits)")] = None,
-    labels: Annotated[str | None, typer.Option(help="comma-separated label sources: weak,gold "
-                                               "(default: params benchmark.labels)")] = None,
+    protocols: Annotated[str | None, typer.Option(help="comma-separated: weak_to_gold,gold_cv,"
+                                                  "weak_on_weak (default: params "
+                                                  "benchmark.protocols)")] = None,
     log_models: Annotated[str | None, typer.Option(help="log fitted pipelines to MLflow: all, best "
                                                    "or none (default: params)")] = None,
     mlflow: Annotated[bool | None, typer.Option("--mlflow/--no-mlflow", help="track runs in MLflow "
@@ -250,7 +251,7 @@ def benchmark(
     = None,
     root: RootOpt = None,
 ) -> None:
-    """Text-classifier benchmark: every model x split x label source, tracked in MLflow.
+    """Text-classifier benchmark: every model under each protocol (and split), tracked in MLflow.
 
     Options override params.yaml for an ad-hoc run (outputs are rewritten for that selection)."""
     from .complaints.benchmark import stage as bm
@@ -259,8 +260,10 @@ def benchmark(
         return [x.strip() for x in v.split(",") if x.strip()] if v else None
 
     m = bm.run(get_paths(root), load_settings(root).benchmark, models=_csv(models),
-               splits=_csv(splits), labels=_csv(labels), log_models=log_models, mlflow=mlflow)
-    _summary("benchmark", m, ["runs", "best", "skipped"])
+               splits=_csv(splits), protocols=_csv(protocols), log_models=log_models,
+               mlflow=mlflow)
+    _summary("benchmark", {**m, "best": {k: v["best"] for k, v in m["sections"].items()}},
+             ["best", "skipped"])
 
 
 @app.command()

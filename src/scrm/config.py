@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from .configbase import (FRACTION, NON_NEGATIVE, POSITIVE, ConfigError, Section, between, each,
                          read_yaml, regexes, req)
-from .config_detect import DetectSettings
+from .config_topics_detect import DetectSettings, TopicsSettings
 from .paths import KAGGLE_SAMPLE_CSV, PROJECT_ROOT, SAMPLE_CSV, SAMPLE_DIR, Paths
 
 __all__ = ["ConfigError", "Params", "Paths", "PROJECT_ROOT", "SAMPLE_CSV", "SAMPLE_DIR",
@@ -270,12 +270,17 @@ class OutcomeSettings(Section):
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ComplaintsSettings(Section):
+    seed: int = req()
     taxonomy: str | None = req()
     min_votes: int = req(between(1))
     gold_file: str | None = req()
+    test_file: str | None = req()
     labels_file: str | None = req()
     labels_unknown_ids: Literal["error", "ignore"] = req()
     labels_fill: Literal["weak"] | None = req()
+    label_model: dict[str, Any] = req()      # Snorkel LabelModel.fit keyword arguments
+    ci_level: float = req(FRACTION)
+    n_boot: int = req(between(100))
     track: bool = req()
 
 
@@ -309,41 +314,6 @@ class EmbedSettings(Section):
 
 
 @dataclass(frozen=True)
-class TopicsSettings(Section):
-    seed: int = req()
-    min_cluster_size: int = req(between(2))
-    min_samples: int | None = req(between(1))
-    size_rule: Literal["fixed", "sqrt"] = req()
-    size_per_sqrt_doc: float = req(POSITIVE)
-    samples_ratio: float = req(between(0, 1, open_lo=True))
-    collapse_share: float = req(FRACTION)
-    collapse_retries: int = req(between(0, 2))
-    stability_runs: int = req(lambda v: None if v == 0 or v >= 3 else "must be 0 (off) or >= 3")
-    npmi_epsilon: float = req(between(0, 1e-3, open_lo=True))
-    cluster_selection_method: Literal["eom", "leaf"] = req()
-    umap_n_neighbors: int = req(between(2))
-    umap_n_components: int = req(between(1))
-    umap_min_dist: float = req(between(0, 1))
-    umap_metric: str = req()
-    umap_init: Literal["spectral", "pca", "random", "auto"] = req()
-    umap_spectral_max_docs: int = req(between(1))
-    nr_topics: int | Literal["auto"] | None = req(between(2))
-    top_n_words: int = req(between(1))
-    ngram_max: int = req(between(1, 3))
-    min_df: int = req(between(1))
-    token_pattern: str = req()
-    extra_stop_words: tuple[str, ...] = req()
-    reduce_frequent_words: bool = req()
-    outliers_strategy: Literal["embeddings", "c-tf-idf", "none"] = req()
-    outliers_threshold: float = req(between(0, 1))
-    n_representative: int = req(between(1))
-    time_every: str = req()
-    time_min_docs: int = req(NON_NEGATIVE)
-    barchart_topics: int = req(between(1))
-    barchart_words: int = req(between(1))
-
-
-@dataclass(frozen=True)
 class FeatureSettings(Section):
     word_ngram: tuple[int, ...] = req(each(between(1, 3)))
     char_ngram: tuple[int, ...] = req(each(between(1, 8)))
@@ -365,22 +335,26 @@ class BenchmarkMlflowSettings(Section):
 @dataclass(frozen=True)
 class ZooEntry(Section):
     estimator: str = req()
-    features: Literal["tfidf", "tfidf_svd", "none"] = req()
+    features: Literal["tfidf", "tfidf_svd", "embeddings", "none"] = req()
     kwargs: dict[str, Any] = req()
+    grid: dict[str, tuple[Any, ...]] = req()  # checked by benchmark.zoo.grid_points
 
 
 @dataclass(frozen=True)
 class BenchmarkSettings(Section):
     seed: int = req()
+    protocols: tuple[Literal["weak_to_gold", "gold_cv", "weak_on_weak"], ...] = req()
+    train_labels: tuple[Literal["weak", "label_model"], ...] = req()
+    abstain_as: str | None = req()
     splits: tuple[Literal["stratified", "time", "brand"], ...] = req()
-    labels: tuple[Literal["weak", "gold"], ...] = req()
     models: tuple[str, ...] | None = req()
     text_col: str = req()
     test_size: float = req(FRACTION)
     cv_folds: int = req(between(2))
-    min_class_count: int = req(between(2))
-    rare_classes: Literal["merge", "drop"] = req()
-    merge_into: str = req()
+    cv_repeats: int = req(between(1))
+    inner_folds: int = req(between(2))
+    n_boot: int = req(between(100))
+    ci_level: float = req(FRACTION)
     max_rows: int | None = req(between(10))
     n_threads: int = req(between(1))
     features: FeatureSettings = req()
@@ -412,7 +386,8 @@ class FullscaleSettings(Section):
     overrides: dict[str, Any] = req()
 
 
-STAGE_SECTIONS = ("response_time", "outcome", "embed", "topics", "benchmark", "detect", "report")
+STAGE_SECTIONS = ("response_time", "outcome", "complaints", "embed", "topics", "benchmark",
+                  "detect", "report")
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ BREAKS: tuple[Break, ...] = (
           (PROMISES + "::test_logged_model_is_a_skops_file_and_no_pickle",)),
     Break("tfidf_fitted_on_test_rows",
           "benchmark transformers are fitted on training rows only",
-          (Edit("src/scrm/complaints/benchmark/evaluate.py",
+          (Edit("src/scrm/complaints/benchmark/select.py",
                 "out_train = est.fit_transform(xtr, y_train)",
                 "import pandas as _pd\n"
                 "            out_train = est.fit(_pd.concat([xtr, xte])).transform(xtr)"),),

@@ -7,7 +7,9 @@ them*, i.e. on texts that never went through the pipeline. The model is loaded o
 
 Each text is cleaned exactly as the pipeline cleans an opening before any model sees it
 (:func:`scrm.text.clean_for_topics`: no @handles, URLs or sign-offs) and passed as the one-column
-frame ``text`` that every model of this project reads. The file is streamed in chunks (polars
+frame ``text`` that every text model of this project reads; a model fitted on sentence vectors (a
+benchmark ``features: embeddings`` model) gets the cleaned text embedded by the encoder of params
+``embed`` (MiniLM, offline), as ``scrm embed`` embeds the openings. The file is streamed in chunks (polars
 batches; progress on stderr through :mod:`scrm.progress`) and the output is written atomically: one row per input row, in
 input order, with the input's id column (``--id-column``; default ``tweet_id`` or ``id`` when present,
 else ``row``, the 1-based row number), ``label``, ``reason`` (why there is no label: an empty text)
@@ -16,8 +18,8 @@ and one ``proba_<class>`` column per class (``score_<class>`` for models with de
 Bad input (missing or empty file, missing column, bytes that are not UTF-8, an unknown model) is one
 clear :class:`~scrm.errors.ScrmError` naming the file or the model.
 
-Also here: :func:`promote_category_champion`, which gives the benchmark's best category model (under
-the validation protocol of params ``detect.category``) a stable name with the alias ``champion``.
+Also here: :func:`promote_category_champion`, which gives the category model the benchmark selected
+on validation folds (params ``detect.category``) a stable name with the alias ``champion``.
 """
 
 from __future__ import annotations
@@ -97,10 +99,38 @@ def class_columns(model: Any) -> list[str]:
     return [f"score_{classes[1]}"] if len(classes) == 2 else [f"score_{c}" for c in classes]
 
 
-def score_columns(model: Any, texts: list[str]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Predicted labels and the values of :func:`class_columns`."""
+def reads_text(model: Any) -> bool:
+    """True for a model that reads the one-column frame ``text`` (every text model of this
+    project), False for one fitted on sentence vectors (a benchmark ``features: embeddings``
+    model, which must be given the vectors of the same embedding model)."""
+    return [str(c) for c in getattr(model, "feature_names_in_", [])] == ["text"]
+
+
+def vector_encoder(model: Any, root: Path | str | None) -> Any:
+    """The sentence encoder of params ``embed`` for a model fitted on its vectors: MiniLM embeds
+    any text the same way; ``tfidf_svd`` is fitted on the run's own openings and cannot."""
+    from ..config import load_settings
+    from .backend import make_encoder
+
+    emb = load_settings(root).embed
+    if emb.backend != "minilm":
+        raise ScrmError(f"this model reads sentence vectors, and embed.backend is {emb.backend!r} "
+                        "(fitted on the run's own openings): new texts cannot be embedded the same "
+                        "way. Use a text model, or a run with embed.backend: minilm.")
+    return make_encoder(emb.replace(progress=False))
+
+
+def score_columns(model: Any, texts: list[str], encoder: Any = None
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Predicted labels and the values of :func:`class_columns`; ``encoder`` (for a model that
+    reads sentence vectors) embeds the cleaned texts first."""
+    from .backend import embed_texts
+
     classes = [str(c) for c in model.classes_]
-    X = text_frame(texts)
+    X = text_frame(texts) if encoder is None else embed_texts(texts, encoder)
+    if encoder is not None and X.shape[1] != getattr(model, "n_features_in_", X.shape[1]):
+        raise ScrmError(f"the model reads {model.n_features_in_}-dimensional vectors, the encoder "
+                        f"of params embed gives {X.shape[1]}: not the embedding it was fitted on.")
     labels = np.asarray(model.predict(X)).astype(str)
     if hasattr(model, "predict_proba"):
         P = np.asarray(model.predict_proba(X), dtype=float)
@@ -112,7 +142,7 @@ def score_columns(model: Any, texts: list[str]) -> tuple[np.ndarray, dict[str, n
 
 
 def score_batch(batch: pl.DataFrame, model: Any, text_column: str, id_column: str | None,
-                offset: int) -> pl.DataFrame:
+                offset: int, encoder: Any = None) -> pl.DataFrame:
     """One chunk of the input -> its output rows (empty texts: no label, a reason)."""
     clean = batch.select(clean_for_topics(pl.col(text_column).fill_null("")).alias("t"))["t"]
     ok = (clean.str.len_chars() > 0).to_numpy()
@@ -120,7 +150,7 @@ def score_batch(batch: pl.DataFrame, model: Any, text_column: str, id_column: st
     labels = np.full(batch.height, None, dtype=object)
     cols = {name: np.full(batch.height, np.nan) for name in class_columns(model)}
     if idx.size:
-        lab, per_class = score_columns(model, clean.gather(idx).to_list())
+        lab, per_class = score_columns(model, clean.gather(idx).to_list(), encoder)
         labels[idx] = lab
         for name, vals in per_class.items():
             cols[name][idx] = vals
@@ -163,6 +193,7 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
                               None)
     uri = model_uri(model_spec, tracking.registered_models(root), tracking.tracking_uri(root))
     model = tracking.load_model(uri, root)
+    encoder = None if reads_text(model) else vector_encoder(model, root)
     lf = pl.scan_csv(src, infer_schema=False).select([c for c in (ident, text_column) if c])
     rows = labelled = 0
     counts: dict[str, int] = {}
@@ -170,7 +201,7 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
     try:
         with atomic_path(dst) as tmp, tmp.open("wb") as fh:
             for batch in read_batches(src, lf, chunk_rows):
-                out = score_batch(batch, model, text_column, ident, rows)
+                out = score_batch(batch, model, text_column, ident, rows, encoder)
                 out.write_csv(fh, include_header=rows == 0)
                 rows += batch.height
                 labelled += int(out["label"].is_not_null().sum())
@@ -223,35 +254,39 @@ def list_models(root: Path | str | None = None) -> list[dict[str, Any]]:
 # the category champion
 # --------------------------------------------------------------------------------------------------
 def promote_category_champion(paths: Paths, settings: DetectSettings) -> dict[str, Any]:
-    """Register the benchmark's best model under ``detect.category`` (labels and split: the
-    validation protocol) as ``detect.category.name`` with alias ``champion``; the reason when not."""
+    """Register the category model that the benchmark's section ``detect.category.section``
+    selected on validation folds (never on the scored rows), trained on ``train_labels``, as
+    ``detect.category.name`` with alias ``champion``; the reason when it cannot."""
     from .. import tracking
 
     cat = settings.category
-    out: dict[str, Any] = {"name": cat.name, "alias": "champion",
-                           "protocol": f"benchmark best on {cat.labels} labels, {cat.split} split"}
+    out: dict[str, Any] = {"name": cat.name, "alias": "champion", "section": cat.section,
+                           "train_labels": cat.train_labels}
     path = paths.metric("benchmark")
     if not path.exists():
         return {**out, "status": "not set: the benchmark has not run"}
-    best = ((json.loads(path.read_text(encoding="utf-8")).get("best") or {})
-            .get(cat.labels) or {}).get(cat.split)
-    if not best:
-        return {**out, "status": f"not set: benchmark.json has no best model for {cat.labels}/"
-                                 f"{cat.split}"}
-    out.update(model=best["model"], macro_f1=best.get("macro_f1"))
+    sec = (json.loads(path.read_text(encoding="utf-8")).get("sections") or {}).get(cat.section)
+    picked = [n for n in (sec or {}).get("selected_on_validation") or []
+              if n.endswith(f"← {cat.train_labels}") or "←" not in n]
+    if not picked:
+        return {**out, "status": f"not set: benchmark.json has no model selected on validation in "
+                                 f"{cat.section} ({cat.train_labels} labels)"}
+    system = sec["systems"][picked[0]]
+    out.update(system=picked[0], model=system.get("model"), macro_f1=system.get("macro_f1"),
+               macro_f1_ci=system.get("macro_f1_ci"))
     runs = tracking.list_runs("benchmark", paths.root)
-    if runs.empty or "tags.benchmark.model" not in runs.columns:
-        return {**out, "status": "not set: no benchmark run in the MLflow store"}
-    hit = runs[(runs["tags.benchmark.model"] == best["model"])
-               & (runs["tags.benchmark.split"] == cat.split)
-               & (runs["tags.benchmark.labels"] == cat.labels)]
+    protocol, _, variant = cat.section.partition("/")
+    hit = runs[(runs["tags.benchmark.system"] == picked[0])
+               & (runs["tags.benchmark.protocol"] == protocol)
+               & (runs["tags.benchmark.variant"] == variant)] if "tags.benchmark.system" in runs \
+        else runs.iloc[0:0]
     if hit.empty:
-        return {**out, "status": "not set: the best model's benchmark run is not in the store"}
+        return {**out, "status": "not set: the selected model's benchmark run is not in the store"}
     run_id = str(hit.iloc[-1]["run_id"])
     try:
         tracking.register_run_model(run_id, cat.name, paths.root)
-        tracking.set_champion(cat.name, run_id, f"best {cat.labels}/{cat.split} macro-F1 of the "
-                              f"benchmark ({best.get('macro_f1')})", paths.root)
+        tracking.set_champion(cat.name, run_id, f"selected on validation folds in {cat.section} "
+                              f"({cat.train_labels} labels) by the benchmark", paths.root)
     except (ScrmError, OSError) as exc:
         return {**out, "status": f"not set: {exc}"}
     except Exception as exc:  # noqa: BLE001 - MLflow: e.g. the run logged no model

@@ -186,6 +186,7 @@ class RuleDetector(ClassifierMixin, BaseEstimator):
         """Nothing to learn; sets the classes and the input column like a fitted estimator."""
         self.classes_ = np.array(CLASSES, dtype=object)
         self.n_features_in_ = 1
+        self.feature_names_in_ = np.array(["text"], dtype=object)
         return self
 
     def decision_function(self, X: Any) -> np.ndarray:

@@ -82,5 +82,14 @@ def detection_blocks(paths: Paths) -> list[str | Figure]:
     if comp.height:
         out.append("<h4>Paired comparisons on the sealed test (same openings)</h4>")
         out.append(html_table(comp, COMPARE))
+    reg = m.get("registry") or {}
+    det, cat = reg.get("detector") or {}, reg.get("category") or {}
+    if det or cat:
+        esc = lambda v: html.escape(str(v))  # noqa: E731
+        out.append(f'<p class="note">For <code>scrm classify</code>: '
+                   f'<code>{esc(det.get("name"))}@champion</code> (the {esc(champ)} detector) and '
+                   f'<code>{esc(cat.get("name"))}@champion</code> (category model '
+                   f'{esc(cat.get("system", "–"))}, selected on validation in '
+                   f'{esc(cat.get("section"))}: {esc(cat.get("status"))}).</p>')
     out.append(metrics_details(paths, "detect", m, skip=("test", "dev")))
     return out

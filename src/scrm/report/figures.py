@@ -476,24 +476,24 @@ def topic_sizes(info: Any, name_col: str = "name", n_col: str = "count",
 # --------------------------------------------------------------------------------------------------
 # classifier leaderboard
 # --------------------------------------------------------------------------------------------------
-def leaderboard(results: Any, model_col: str = "model", split_col: str = "split",
-                score_col: str = "macro_f1", title: str = "Classifier leaderboard") -> go.Figure:
-    """Grouped horizontal bars: one bar per model within each split, best model on top."""
+def leaderboard(results: Any, system_col: str = "system", score_col: str = "macro_f1",
+                low_col: str = "macro_f1_low", high_col: str = "macro_f1_high",
+                mark_col: str = "indistinguishable_from_best",
+                title: str = "Classifier leaderboard") -> go.Figure:
+    """Each system's score with its 95 % interval, best on top; a filled dot cannot be told apart
+    from the best, a hollow one is worse beyond chance."""
     df = to_polars(results)
-    require(df, [model_col, split_col, score_col], "leaderboard")
-    df = df.drop_nulls([score_col])
+    require(df, [system_col, score_col, low_col, high_col, mark_col], "leaderboard")
+    df = df.drop_nulls([score_col]).sort(score_col)
     if df.is_empty():
         return empty_figure(title, "no benchmark results")
-    order = (df.group_by(model_col).agg(m=pl.col(score_col).mean())
-             .sort(["m", model_col])[model_col].cast(pl.String).to_list())
-    fig = go.Figure()
-    for i, split in enumerate(sorted(df[split_col].cast(pl.String).unique().to_list())):
-        part = df.filter(pl.col(split_col).cast(pl.String) == split)
-        lookup = dict(zip(part[model_col].cast(pl.String).to_list(), part[score_col].to_list()))
-        models = [m for m in order if m in lookup]
-        fig.add_trace(go.Bar(x=[lookup[m] for m in models], y=[escape_text(m) for m in models],
-                             orientation="h", name=escape_text(split), marker_color=palette(i),
-                             hovertemplate="%{y}: %{x:.3f}<extra>%{fullData.name}</extra>"))
-    fig.update_layout(barmode="group", legend={"title": {"text": "split"}})
-    fig.update_xaxes(title=escape_text(score_col.replace("_", " ")), range=[0, 1])
-    return layout(fig, title, height=max(320, 28 * len(order) * max(1, len(fig.data)) // 2 + 140))
+    same = df[mark_col].fill_null(False).to_list()
+    fig = go.Figure(go.Scatter(
+        x=df[score_col].to_list(), y=escaped(df, system_col, wrap=None), mode="markers",
+        marker={"size": 10, "symbol": ["circle" if m else "circle-open" for m in same],
+                "color": [palette(0) if m else palette(3) for m in same]},
+        error_x={"type": "data", "symmetric": False, "array": (df[high_col] - df[score_col]).to_list(),
+                 "arrayminus": (df[score_col] - df[low_col]).to_list()},
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(title=escape_text(score_col.replace("_", "-")) + " (95 % interval)", range=[0, 1])
+    return layout(fig, title, height=max(300, 26 * df.height + 140))

@@ -275,16 +275,35 @@ def recovery_estimates(metrics: dict[str, Any]) -> pl.DataFrame:
                                       "k": pl.Int64, "n": pl.Int64})
 
 
-def per_class_f1(leaderboard: pl.DataFrame, labels: str, split: str) -> pl.DataFrame:
-    """Per-category F1 of every model for one label source and split (long: model, class, f1),
-    from the benchmark's ``f1.<class>`` columns."""
+def per_class_f1(leaderboard: pl.DataFrame, protocol: str, variant: str) -> pl.DataFrame:
+    """Per-category F1 of every system of one benchmark section (long: system, class, f1), from
+    the benchmark's ``f1.<class>`` columns."""
     cols = [c for c in leaderboard.columns if c.startswith("f1.")]
-    if not cols or not {"labels", "split", "model"} <= set(leaderboard.columns):
-        return pl.DataFrame(schema={"model": pl.String, "class": pl.String, "f1": pl.Float64})
-    part = leaderboard.filter((pl.col("labels") == labels) & (pl.col("split") == split))
-    return (part.select("model", *cols).unpivot(index="model", variable_name="class",
-                                                value_name="f1")
+    if not cols or not {"protocol", "variant", "system"} <= set(leaderboard.columns):
+        return pl.DataFrame(schema={"system": pl.String, "class": pl.String, "f1": pl.Float64})
+    part = leaderboard.filter((pl.col("protocol") == protocol) & (pl.col("variant") == variant))
+    return (part.select("system", *cols).unpivot(index="system", variable_name="class",
+                                                 value_name="f1")
             .with_columns(pl.col("class").str.strip_prefix("f1.")).drop_nulls("f1"))
+
+
+def labeller_scores(metrics: dict[str, Any]) -> pl.DataFrame:
+    """complaints.json -> one row per (set, labeller): coverage, accuracy on covered and macro-F1
+    (both readings of an abstention), each with its interval bounds."""
+    rows = []
+    for part, name in (("sealed_test", "sealed test"), ("dev", "dev (optimistic)")):
+        block = metrics.get(part) or {}
+        for labeller, title in (("majority_vote", "rules (majority vote)"),
+                                ("label_model", "label model (Snorkel)")):
+            r = block.get(labeller)
+            if not r:
+                continue
+            row: dict[str, Any] = {"set": name, "labeller": title, "n": block.get("n")}
+            for key in ("coverage", "accuracy_covered", "macro_f1", "macro_f1_abstain_as_other"):
+                lo, hi = r.get(f"{key}_ci") or (None, None)
+                row.update({key: r.get(key), f"{key}_low": lo, f"{key}_high": hi})
+            rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
 
 
 def importance_table(importance: dict[str, Any]) -> pl.DataFrame:
