@@ -258,7 +258,7 @@ def test_ui_answers_when_it_prints_its_url(command):
 QUICK = [("embed", "backend", "minilm", "tfidf_svd"),
          ("benchmark", "splits", "[stratified, time, brand]", "[stratified]"),
          ("benchmark", "models", "null", "[dummy, complement_nb]"),
-         ("benchmark", "log_models", "all", "none"),
+         ("benchmark", "log_models", "best", "none"),
          ("response_time", "importance_repeats", "5", "1"),
          ("response_time", "log_models", "[logistic, ridge, hgb]", "false"),
          ("outcome", "n_boot", "200", "20")]
