@@ -2,7 +2,21 @@
 
 Raw file (``data/raw/twcs.csv``)
     CSV with header ``tweet_id,author_id,inbound,created_at,text,response_tweet_id,
-    in_response_to_tweet_id`` (any column order; extra columns are ignored and reported).
+    in_response_to_tweet_id`` (any column order; extra columns are ignored and reported), and at
+    least one record: a header-only file is an error, not an empty run (see ``prepare`` in the
+    README). Line numbers are physical lines (the header is line 1); blank lines are no records.
+
+Records and the unclosed-quote rule
+    A record is what a CSV parser reads from one physical line, or from several when a quoted field
+    holds line breaks. A quote that opens a field and never closes where it should makes the parser
+    read the following lines as text of that field. So a record that runs over several lines is
+    checked line by line: when a later line *starts a valid record* (one field per header column,
+    an integer ``tweet_id``, ``inbound`` True/False, a ``created_at`` in the date format below,
+    read within :data:`scrm.data.records.RESTART_LOOKAHEAD_LINES` lines), the lines before it are
+    one broken record, quarantined as ``unclosed_quote`` with its first line, and parsing resumes
+    at that line. Every physical record is clean or quarantined, and ``rows_in`` counts records
+    (``rows_in = rows_clean + rows_quarantined``). A tweet's own quoted line breaks never start a
+    valid record, so multi-line tweets are read whole.
 
 Clean tweets (``data/interim/tweets.parquet``), one row per usable tweet:
 
@@ -51,9 +65,12 @@ EXPECTED_COLUMNS: tuple[str, ...] = (
 )
 
 DATE_FORMAT = "%a %b %d %H:%M:%S %z %Y"
+ID_PATTERN = r"^\d+(\.0+)?$"  # ids are integers; pandas-written copies of the file have "3.0"
 
 # Quarantine reasons, checked in this order (a row gets the first rule it breaks).
 QUARANTINE_REASONS: dict[str, str] = {
+    "unclosed_quote": "a quoted field never closes and the record runs into the next valid record: "
+                      "only its own line(s) are quarantined, parsing resumes at that record",
     "wrong_column_count": "the record does not have exactly one field per header column",
     "invalid_utf8": "the record holds bytes that are not valid UTF-8 (shown as U+FFFD in the quarantine file)",
     "bad_tweet_id": "tweet_id is empty or not a non-negative integer",
