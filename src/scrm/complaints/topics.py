@@ -32,13 +32,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .. import status
 from ..config import TopicsSettings
-from ..errors import DataError
+from ..errors import DataError, TooLittleData
 from ..io import write_json, write_parquet
 from ..paths import Paths
 from .backend import MINILM_NAME
 from .embed import EmbeddingCache, load_embeddings
-from .topic_drawing import write_figures
+from .topic_drawing import no_figures, write_figures
 from .topic_tables import (OUTLIER, npmi_coherence, taxonomy_mapping, topic_diversity,
                            topic_info_frame, topic_shares)
 
@@ -122,22 +123,28 @@ class TopicFit:
     topics: np.ndarray
 
 
+def min_docs(settings: TopicsSettings) -> int:
+    """Fewest documents a topic fit is tried on: two smallest topics' worth, and at least 10."""
+    return max(10, 2 * settings.min_cluster_size)
+
+
 def fit_topics(docs: Sequence[str], embeddings: np.ndarray, settings: TopicsSettings) -> TopicFit:
     """fit_transform on precomputed embeddings, then reduce_outliers and update_topics."""
     docs = list(docs)
     if len(docs) != len(embeddings):
         raise DataError(f"{len(docs)} documents but {len(embeddings)} embeddings.")
     s = settings
-    if len(docs) < max(10, 2 * s.min_cluster_size):
-        raise DataError(f"only {len(docs)} documents: too few for topics with "
-                        f"min_cluster_size={s.min_cluster_size}.")
+    if len(docs) < min_docs(s):
+        raise TooLittleData(f"only {len(docs):,} openings with text: too few for topics with "
+                            f"topics.min_cluster_size={s.min_cluster_size} (at least "
+                            f"{min_docs(s):,} are needed)")
     model = build_model(s, len(docs))
     with _quiet_bertopic():
         raw, _ = model.fit_transform(docs, embeddings=embeddings)
     raw = np.asarray(raw, dtype=np.int64)
     if (raw == OUTLIER).all():
-        raise DataError(f"HDBSCAN found no topic among {len(docs)} documents with "
-                        f"min_cluster_size={s.min_cluster_size}: lower topics.min_cluster_size.")
+        raise TooLittleData(f"HDBSCAN found no topic among {len(docs):,} openings with "
+                            f"topics.min_cluster_size={s.min_cluster_size}: lower it to find some")
     topics = raw.copy()
     if s.outliers_strategy != "none" and (raw == OUTLIER).any():
         from bertopic.vectorizers import ClassTfidfTransformer
@@ -230,6 +237,14 @@ def save_model(model: Any, target: Path, backend: str) -> Path:
     return target
 
 
+def clear_model(target: Path) -> Path:
+    """No model was fitted: an empty ``target`` folder (DVC's output), no stale model in it."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    return target
+
+
 # --------------------------------------------------------------------------------------------------
 # stage
 # --------------------------------------------------------------------------------------------------
@@ -255,21 +270,45 @@ def load_inputs(paths: Paths) -> tuple[pl.DataFrame, EmbeddingCache]:
     return frame.drop("_row"), cache
 
 
+def _fit_or_reason(paths: Paths, docs: list[str], cache: EmbeddingCache,
+                   settings: TopicsSettings) -> tuple[TopicFit | None, dict[str, Any]]:
+    """The fit and ``ok``; or no fit and why: ``no_data`` (nothing was embedded, in embed's words)
+    or ``skipped`` (too few openings, or HDBSCAN finds no topic)."""
+    if not docs:
+        return None, status.no_data(status.because(paths, "the embeddings cache is empty",
+                                                    "embed"))
+    try:
+        return fit_topics(docs, cache.vectors, settings), status.ok()
+    except TooLittleData as exc:
+        return None, status.skipped(str(exc))
+
+
 def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
-    """Fit topics on the cached embeddings and write tables, figures, metrics and the model."""
+    """Fit topics on the cached embeddings and write tables, figures, metrics and the model.
+
+    Without a fit (no openings, too few, no cluster) every table is written empty with its
+    columns, the figures and the saved model are removed, and the metrics and the MLflow run say
+    why."""
     from .. import tracking
 
     frame, cache = load_inputs(paths)
     docs = frame["text_clean"].to_list()
-    fit = fit_topics(docs, cache.vectors, settings)
-    frame = frame.with_columns(topic=pl.Series(fit.topics), topic_raw=pl.Series(fit.topics_raw))
+    fit, state = _fit_or_reason(paths, docs, cache, settings)
+    if fit is None:
+        frame = frame.head(0)
+    assigned = fit.topics if fit else np.zeros(0, dtype=np.int64)
+    frame = frame.with_columns(topic=pl.Series(assigned, dtype=pl.Int64),
+                               topic_raw=pl.Series(fit.topics_raw if fit else assigned,
+                                                   dtype=pl.Int64))
     frame = frame.with_columns(period=pl.col("created_at").dt.truncate(settings.time_every),
                                brand=pl.col("brand").fill_null("(none)"))
 
-    scores, per_topic = quality(fit, docs, settings)
+    scores, per_topic = quality(fit, docs, settings) if fit else (
+        {"docs": len(docs), "n_topics": 0}, {})
     mapping = taxonomy_mapping(frame)
-    info = topic_info_frame(fit.topics, fit.model.get_topics(), frame["text"].to_list(),
-                            cache.vectors, mapping, per_topic, settings)
+    vectors = cache.vectors if fit else np.zeros((0, max(cache.vectors.shape[1], 1)))
+    info = topic_info_frame(assigned, fit.model.get_topics() if fit else {},
+                            frame["text"].to_list(), vectors, mapping, per_topic, settings)
     by_brand = topic_shares(frame, "brand")
     by_time = topic_shares(frame, "period")
 
@@ -279,13 +318,17 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     write_parquet(by_brand, paths.topic_share_brand)
     write_parquet(by_time, paths.topic_share_time)
 
-    over_time = topics_over_time(fit, frame, settings.time_min_docs)
-    figures = write_figures(fit.model, fit.topics, over_time, paths.topic_figures, settings)
+    if fit:
+        over_time = topics_over_time(fit, frame, settings.time_min_docs)
+        figures = write_figures(fit.model, fit.topics, over_time, paths.topic_figures, settings)
+    else:
+        figures = no_figures(paths.topic_figures, f"no topics: {state['reason']}")
 
     labelled = mapping.filter(pl.col("topic") != OUTLIER)
     n_lab = int(labelled["n_labelled"].sum())
     majority = (labelled["purity"].fill_null(0) * labelled["n_labelled"]).sum()
     metrics = {
+        **state,
         **scores,
         "backend": cache.backend,
         "embedding_model": cache.model,
@@ -298,7 +341,8 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     }
     write_json(paths.metric("topics"), metrics)
 
-    model_dir = save_model(fit.model, paths.bertopic_model, cache.backend)
+    model_dir = save_model(fit.model, paths.bertopic_model, cache.backend) if fit else \
+        clear_model(paths.bertopic_model)
     with tracking.start_run(EXPERIMENT, f"bertopic-{cache.backend}",
                             params={"topics": {k: v for k, v in asdict(settings).items()
                                                if k != "seed"},
@@ -306,6 +350,8 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
                                     "embed_model": cache.model},
                             seed=settings.seed,
                             inputs=[paths.complaints, paths.embeddings],
+                            tags={"scrm.status": state["status"],
+                                  **({"scrm.reason": state["reason"]} if state["reason"] else {})},
                             root=paths.root):
         tracking.log_metrics({k: v for k, v in metrics.items() if not isinstance(v, dict)})
         tracking.log_metrics({f"taxonomy_{k}": v for k, v in metrics["taxonomy"].items()})

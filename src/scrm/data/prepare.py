@@ -395,8 +395,10 @@ def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSetting
     """DVC stage ``prepare``: raw CSV -> tweets.parquet, threads.parquet, openings.parquet,
     quarantine.csv."""
     from .. import io as sio
-    from .openings import build_openings
+    from .. import status
+    from .openings import build_openings, why_no_openings
     from .openings import summary as openings_summary
+    from .schema import untyped_columns
     from .threads import assign_threads, summarise_threads, thread_metrics
 
     paths.ensure()
@@ -412,6 +414,7 @@ def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSetting
     tweets = tweets.select(TWEET_COLUMNS).sort("tweet_id")
     openings = build_openings(tweets, threads, opening_settings)
     metrics: dict[str, Any] = {
+        **(status.ok() if openings.height else status.no_data(why_no_openings(tweets, rows_in))),
         "rows_in": rows_in,
         "rows_clean": clean.height,
         "rows_quarantined": quarantine.height,
@@ -425,6 +428,9 @@ def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSetting
     }
     # "answered" means the chosen definition everywhere; the direct-reply count stays beside it
     metrics["answered_openings"] = int(openings["answered"].sum())
+    untyped = {name: untyped_columns(frame) for name, frame in
+               (("tweets", tweets), ("threads", threads), ("openings", openings))}
+    assert not any(untyped.values()), f"typed outputs only: {untyped}"
     # one group: a killed run leaves the old outputs or none, never a mix; metrics are renamed last
     with sio.atomic_paths(paths.quarantine, paths.tweets, paths.threads, paths.openings,
                           paths.metric("prepare")) as (t_quarantine, t_tweets, t_threads,

@@ -54,6 +54,11 @@ Definitions used by every research question
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import polars as pl
+
 EXPECTED_COLUMNS: tuple[str, ...] = (
     "tweet_id",
     "author_id",
@@ -113,3 +118,45 @@ THREAD_COLUMNS: dict[str, str] = {
     "max_depth": "deepest reply level",
     "has_branch": "some tweet in the thread has two or more replies in the file",
 }
+
+
+# --------------------------------------------------------------------------------------------------
+# typed frames: an empty result has the same columns and types as a full one
+# --------------------------------------------------------------------------------------------------
+def typed_frame(rows: Iterable[Mapping[str, Any]],
+                schema: Mapping[str, pl.DataType] | Callable[[str], pl.DataType],
+                columns: Iterable[str] | None = None) -> pl.DataFrame:
+    """Rows (dicts) as a frame whose columns have the declared types, with or without rows.
+
+    A frame built from Python rows takes its types from the values: no rows gives no columns, a
+    column of ``None`` gets dtype Null, and a later join on it fails ("datatypes of join keys don't
+    match"). ``schema`` is a column -> dtype mapping, or a function of the column name when the
+    columns are generated (then ``columns`` lists them, used when there are no rows). A key that
+    the schema does not know is an error, never a silently dropped column.
+    """
+    rows = list(rows)
+    names = list(dict.fromkeys(k for r in rows for k in r)) or list(columns or [])
+    if isinstance(schema, Mapping):
+        unknown = [k for k in names if k not in schema]
+        if unknown:
+            raise ValueError(f"column(s) {unknown} are not in the declared schema")
+        full = dict(schema)
+    else:
+        full = {k: schema(k) for k in names}
+    return pl.DataFrame(rows, schema=full) if rows else pl.DataFrame(schema=full)
+
+
+def _has_null_type(dtype: pl.DataType) -> bool:
+    if dtype == pl.Null:
+        return True
+    inner = getattr(dtype, "inner", None)
+    if inner is not None and _has_null_type(inner):
+        return True
+    return any(_has_null_type(f.dtype) for f in getattr(dtype, "fields", None) or [])
+
+
+def untyped_columns(frame: pl.DataFrame | pl.LazyFrame) -> list[str]:
+    """Columns whose dtype is (or holds) Null: no type at all, the mark of an empty result built
+    from Python values. Outputs must never have one (:func:`scrm.io.write_parquet` refuses them)."""
+    schema = frame.collect_schema() if isinstance(frame, pl.LazyFrame) else frame.schema
+    return [name for name, dtype in schema.items() if _has_null_type(dtype)]

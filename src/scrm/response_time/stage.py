@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from .. import status
 from ..data.openings import NON_REQUEST_RULES, answered_counts, service_population
 from ..errors import DataError
 from . import features as ft
@@ -76,6 +77,18 @@ def opening_block(openings: pl.DataFrame, settings: OpeningsSettings) -> dict[st
             "exclude_non_requests": settings.exclude_non_requests}
 
 
+def stage_status(paths: Paths, openings: pl.DataFrame, op: pl.DataFrame) -> dict[str, Any]:
+    """``no_data`` when no opening is left to measure (with prepare's reason when the file has
+    none), else ``ok``: zero answered openings is a result (0% answered), not missing data."""
+    if openings.height == 0:
+        return status.no_data(status.because(paths, "the opening table is empty"))
+    if op.height == 0:
+        return status.no_data(f"all {openings.height:,} openings are non-requests (brand accounts, "
+                              "broadcasts, promotions), which openings.exclude_non_requests leaves "
+                              "out of every service figure")
+    return status.ok()
+
+
 def run(paths: Paths, settings: ResponseTimeSettings,
         openings_settings: OpeningsSettings) -> dict[str, Any]:
     """Opening frame, service table with intervals, sensitivity table, KM/log-rank, pairwise tests,
@@ -105,6 +118,7 @@ def run(paths: Paths, settings: ResponseTimeSettings,
     cox = (cox_model(op, settings) if settings.cox
            else {"status": "skipped", "reason": "cox: false"})
     metrics: dict[str, Any] = {
+        **stage_status(paths, openings, op),
         "openings": opening_block(openings, openings_settings),
         "population": population,
         "overall": sv.overall_summary(op, replies, settings, info),
@@ -158,7 +172,8 @@ def _track(paths: Paths, settings: ResponseTimeSettings, metrics: dict[str, Any]
 
     sources = inputs(paths)
     sec = {"response_time": asdict(settings)}
-    tags = {"scrm.stage": "response_time"}
+    tags = {"scrm.stage": "response_time", "scrm.status": metrics["status"],
+            **({"scrm.reason": metrics["reason"]} if metrics["reason"] else {})}
 
     def start(name: str, params: dict[str, Any], **extra_tags: str) -> Any:
         return tracking.start_run(EXPERIMENT, name, params=params, seed=settings.seed,
