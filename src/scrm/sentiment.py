@@ -90,11 +90,10 @@ def score_tweets(tweets: pl.DataFrame, scorer: SentimentScorer,
 def run(paths: Paths, settings: SentimentSettings) -> dict[str, Any]:
     """DVC stage ``sentiment``: score the tweets once for every later stage."""
     from . import status
-    from .errors import DataError
     from .io import write_json, write_parquet
 
     if not paths.tweets.exists():
-        raise DataError("not found; run `scrm prepare` (or `dvc repro prepare`) first", paths.tweets)
+        raise status.missing_input(paths, "prepare", paths.tweets)
     tweets = pl.read_parquet(paths.tweets, columns=["tweet_id", "thread_id", "role", "text"])
     scored = score_tweets(tweets, get_scorer(settings.scorer), settings.roles)
     state = status.ok()

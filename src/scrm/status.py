@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from . import io as sio
+from .errors import DataError
 
 if TYPE_CHECKING:
     from .paths import Paths
@@ -113,3 +114,13 @@ def failure(paths: Paths, stage: str) -> dict[str, Any] | None:
         return dict(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return {"stage": stage, "message": "(the failure note cannot be read)"}
+
+
+def missing_input(paths: Paths, stage: str, path: Path | str) -> DataError:
+    """The error for an input ``stage`` has not written: "run it first", or, when its last run
+    failed, that failure (running the next stage again would not help)."""
+    note = failure(paths, stage)
+    if note is not None:
+        return DataError(f"not found: `{note.get('command')}` failed ({note.get('message')}); see "
+                         f"{paths.failure_note(stage)}.", path)
+    return DataError(f"not found: run `scrm {COMMANDS[stage]}` first.", path)

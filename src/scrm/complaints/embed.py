@@ -126,6 +126,8 @@ def run(paths: Paths, settings: EmbedSettings) -> dict[str, Any]:
     then reports the same reason instead of a missing cache. Timings are returned for the command
     line but kept out of ``embed.json`` (same params, same bytes)."""
     src = paths.complaints
+    if not src.exists():
+        raise status.missing_input(paths, "complaints", src)
     frame, n_empty = load_openings(src)
     rows = sample_rows(frame.height, settings.max_docs, settings.seed)
     ids = frame["tweet_id"].to_numpy()[rows].astype(np.int64)

@@ -251,9 +251,11 @@ def clear_model(target: Path) -> Path:
 def load_inputs(paths: Paths) -> tuple[pl.DataFrame, EmbeddingCache]:
     """Openings of the embedding cache joined to the complaints table, in cache order."""
     src = paths.complaints
+    if not paths.embeddings.exists():
+        raise status.missing_input(paths, "embed", paths.embeddings)
     cache = load_embeddings(paths.embeddings)
     if not src.exists():
-        raise DataError("complaints table not found: run `scrm complaints` first.", src)
+        raise status.missing_input(paths, "complaints", src)
     need = ["tweet_id", "brand", "created_at", "text", "text_clean", "label"]
     have = pl.read_parquet_schema(src)
     missing = [c for c in need if c not in have]

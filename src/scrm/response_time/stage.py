@@ -40,10 +40,12 @@ def outputs(paths: Paths) -> dict[str, Path]:
             "metrics": paths.metric("response_time")}
 
 
-def _read(path: Path, columns: tuple[str, ...], command: str) -> pl.DataFrame:
-    """The given columns of a parquet input; a missing file or column names the command to run."""
+def _read(paths: Paths, path: Path, columns: tuple[str, ...], stage: str) -> pl.DataFrame:
+    """The given columns of a parquet input; a missing file or column names the command to run
+    (or its failure)."""
+    command = f"scrm {status.COMMANDS[stage]}"
     if not path.exists():
-        raise DataError(f"not found: run `{command}` first.", path)
+        raise status.missing_input(paths, stage, path)
     missing = [c for c in columns if c not in pl.read_parquet_schema(path)]
     if missing:
         raise DataError(f"missing column(s) {', '.join(missing)}; rerun `{command}` (the data "
@@ -96,10 +98,10 @@ def run(paths: Paths, settings: ResponseTimeSettings,
     from .. import io as sio
 
     cols = tuple(dict.fromkeys((*ft.OPENING_INPUT, *SENSITIVITY_INPUT, "non_request")))
-    openings = _read(paths.openings, cols, "scrm prepare")
-    tweets = _read(paths.tweets, ft.TWEET_INPUT, "scrm prepare")
-    threads = _read(paths.threads, ft.THREAD_INPUT, "scrm prepare")
-    sentiment = _read(paths.sentiment, ft.SENTIMENT_INPUT, "scrm sentiment")
+    openings = _read(paths, paths.openings, cols, "prepare")
+    tweets = _read(paths, paths.tweets, ft.TWEET_INPUT, "prepare")
+    threads = _read(paths, paths.threads, ft.THREAD_INPUT, "prepare")
+    sentiment = _read(paths, paths.sentiment, ft.SENTIMENT_INPUT, "sentiment")
     paths.ensure()
     targets = outputs(paths)
     for target in targets.values():  # temp files a killed run of this stage left behind
