@@ -1,0 +1,291 @@
+"""Empty is a result, not a crash: every stage finishes on inputs with little or nothing to analyse,
+writes its outputs with the right schema (typed, never Null columns), says "status" and a reason a
+person understands in its metrics, and the report shows each section's real state.
+
+Inputs: files derived from the real sample (tests/edge_inputs.py: brand tweets only, one brand) and
+small hand-made ones (openings never answered, one day, every record quarantined, a stage that
+fails). The whole `dvc repro` on the derived files is tests/test_edge_pipeline.py (slow).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+import yaml
+
+import edge_inputs
+from conftest import make_root, tweet, write_twcs
+from scrm import io as sio
+from scrm import status
+from scrm.config import Paths
+from scrm.data.schema import typed_frame, untyped_columns
+from scrm.response_time.service import PAIRWISE_COLUMNS
+
+# the stages run here, in DVC order (outcome and benchmark: see test_edge_pipeline.py)
+COMMANDS = ("prepare", "sentiment", "response-time", "complaints", "embed", "topics", "report")
+FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
+        ("response_time", "log_models"): False, ("response_time", "n_boot"): 50,
+        ("complaints", "track"): False}
+NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
+
+
+def cli(*args: str) -> Any:
+    """One ``scrm`` command in-process (the CLI writes the failure notes)."""
+    from typer.testing import CliRunner
+
+    from scrm.cli import app
+
+    return CliRunner().invoke(app, list(args))
+
+
+def fast_root(dest: Path) -> Paths:
+    paths = make_root(dest)
+    params = yaml.safe_load((paths.root / "params.yaml").read_text())
+    for (section, key), value in FAST.items():
+        params[section][key] = value
+    (paths.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return paths
+
+
+def run_stages(paths: Paths, source: Path, commands: tuple[str, ...] = COMMANDS) -> dict[str, int]:
+    """fetch ``source`` then each command; returns each command's exit code."""
+    root = str(paths.root)
+    codes = {"fetch": cli("fetch", "--source", "file", "--path", str(source), "--root", root
+                          ).exit_code}
+    for command in commands:
+        codes[command] = cli(command, "--root", root).exit_code
+    return codes
+
+
+def metrics(paths: Paths, stage: str) -> dict[str, Any]:
+    return json.loads(paths.metric(stage).read_text(encoding="utf-8"))
+
+
+def parquet_schemas(paths: Paths) -> dict[str, dict[str, pl.DataType]]:
+    return {p.name: dict(pl.read_parquet_schema(p))
+            for p in sorted(paths.root.glob("data/**/*.parquet"))}
+
+
+def notes(paths: Paths) -> list[str]:
+    page = paths.report_html.read_text(encoding="utf-8")
+    return [re.sub("<[^>]+>", "", n) for n in re.findall(r'<p class="missing">(.*?)</p>', page)]
+
+
+_RUNS: dict[str, tuple[Paths, dict[str, int]]] = {}
+
+
+@pytest.fixture(scope="module")
+def derived(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Paths, dict[str, int]]]:
+    """The stages on a file derived from the sample (once per case and module)."""
+    def get(case: str) -> tuple[Paths, dict[str, int]]:
+        if case not in _RUNS:
+            dest = tmp_path_factory.mktemp(case)
+            src = edge_inputs.write(case, dest / f"{case}.csv")
+            paths = fast_root(dest)
+            _RUNS[case] = paths, run_stages(paths, src)
+        return _RUNS[case]
+    return get
+
+
+# --------------------------------------------------------------------------------------------------
+# brand tweets only: no opening anywhere
+# --------------------------------------------------------------------------------------------------
+def test_brand_tweets_only_every_stage_finishes_with_the_reason(derived) -> None:
+    paths, codes = derived("brand_tweets_only")
+    assert codes == dict.fromkeys(codes, 0), codes
+    prep = metrics(paths, "prepare")
+    assert prep["openings"] == 0 and prep["tweets"] == prep["rows_in"] == 2222
+    for stage in ("prepare", "response_time", "embed", "topics"):
+        m = metrics(paths, stage)
+        assert m["status"] == "no_data" and m["reason"].startswith(NO_OPENINGS), stage
+    assert metrics(paths, "sentiment")["status"] == "ok"  # the brand tweets are scored
+    assert metrics(paths, "fetch")["status"] == "ok"
+    page_notes = notes(paths)
+    assert any(n.startswith(f"No data because {NO_OPENINGS}") and "response_time" in n
+               for n in page_notes)
+    assert not any("has not run" in n and stage in n for n in page_notes
+                   for stage in ("prepare", "response_time", "topics"))
+
+
+def test_empty_outputs_have_the_schema_of_full_ones(derived) -> None:
+    """Every parquet the stages write on the brand-only file has exactly the columns and types of
+    the same file written on a file with data (one brand), and no untyped column anywhere."""
+    empty_paths, _ = derived("brand_tweets_only")
+    full_paths, codes = derived("one_brand")
+    assert codes == dict.fromkeys(codes, 0), codes
+    empty, full = parquet_schemas(empty_paths), parquet_schemas(full_paths)
+    assert empty.keys() == full.keys()
+    for name, schema in empty.items():
+        assert schema == full[name], name
+        assert not untyped_columns(pl.read_parquet(empty_paths.processed / name)
+                                   if (empty_paths.processed / name).exists()
+                                   else pl.read_parquet(empty_paths.interim / name)), name
+    for name in full:
+        where = full_paths.processed / name
+        frame = pl.read_parquet(where if where.exists() else full_paths.interim / name)
+        assert not untyped_columns(frame), name
+
+
+def test_one_brand_skips_the_brand_comparisons_with_their_reason(derived) -> None:
+    paths, _ = derived("one_brand")
+    rt = metrics(paths, "response_time")
+    assert rt["status"] == "ok" and len(rt["brands"]) == 1
+    assert rt["logrank"]["p_value"] is None and rt["logrank"]["note"]
+    pairwise = pl.read_parquet(paths.rt_pairwise)
+    assert pairwise.height == 0 and pairwise.columns == list(PAIRWISE_COLUMNS)
+    assert pl.read_parquet(paths.service_table).height == 1
+    assert metrics(paths, "topics")["status"] in ("ok", "skipped")
+
+
+# --------------------------------------------------------------------------------------------------
+# hand-made: never answered, one day, every record quarantined
+# --------------------------------------------------------------------------------------------------
+def never_answered_rows(n: int = 40) -> list[dict[str, Any]]:
+    """``n`` customer openings to two brands on one day, each brand tweeting but never in reply."""
+    rows = [tweet(i, str(1000 + i), 10 * i, f"@{'AcmeHelp' if i % 2 else 'ZetaCare'} my order "
+                  f"{i} never came, no refund either") for i in range(1, n + 1)]
+    rows += [tweet(900 + k, brand, 5 * k, "We are here to help, DM us")
+             for k, brand in enumerate(["AcmeHelp", "ZetaCare"] * 3)]
+    return rows
+
+
+def test_openings_never_answered_are_a_result_not_missing_data(tmp_path: Path) -> None:
+    paths = fast_root(tmp_path)
+    src = write_twcs(tmp_path / "never.csv", never_answered_rows())
+    codes = run_stages(paths, src, ("prepare", "sentiment", "response-time", "report"))
+    assert codes == dict.fromkeys(codes, 0), codes
+    rt = metrics(paths, "response_time")
+    assert rt["status"] == "ok" and rt["reason"] is None
+    assert rt["openings"]["openings"] == 40 and rt["openings"]["answered"] == 0
+    assert rt["overall"]["answered_share"] == 0.0 and rt["overall"]["km_median_min"] is None
+    for task, group in rt["models"].items():
+        for name, entry in (group.items() if task != "cox" else [("cox", group)]):
+            assert entry["status"] in ("ok", "skipped"), (task, name)
+            if entry["status"] == "skipped":
+                assert entry["reason"], (task, name)
+    for name, schema in parquet_schemas(paths).items():
+        assert pl.Null not in schema.values(), name
+    table = pl.read_parquet(paths.service_table)
+    assert table["brand"].sort().to_list() == ["AcmeHelp", "ZetaCare"]
+    assert table.schema["km_median_min"] == pl.Float64 and table["km_median_min"].is_null().all()
+
+
+def test_every_record_quarantined_is_no_data_everywhere(tmp_path: Path) -> None:
+    paths = fast_root(tmp_path)
+    src = tmp_path / "bad.csv"
+    src.write_text("tweet_id,author_id,inbound,created_at,text,response_tweet_id,"
+                   "in_response_to_tweet_id\nx1,a,True,yesterday,hello,,\n", encoding="utf-8")
+    codes = run_stages(paths, src, ("prepare", "sentiment", "response-time", "report"))
+    assert codes == dict.fromkeys(codes, 0), codes
+    reason = "the input has no usable tweet: its one record was quarantined"
+    for stage in ("prepare", "sentiment", "response_time"):
+        m = metrics(paths, stage)
+        assert m["status"] == "no_data" and m["reason"].startswith(reason), stage
+    assert pl.read_parquet(paths.tweets).height == 0
+
+
+# --------------------------------------------------------------------------------------------------
+# topics: too few openings is "skipped", with everything written empty
+# --------------------------------------------------------------------------------------------------
+def test_too_few_openings_for_topics_is_skipped_with_typed_empty_outputs(tmp_path: Path) -> None:
+    paths = fast_root(tmp_path)
+    src = write_twcs(tmp_path / "few.csv", never_answered_rows(12))
+    paths.bertopic_model.mkdir(parents=True)
+    (paths.bertopic_model / "stale.bin").write_text("an earlier model")
+    paths.topic_figures.mkdir(parents=True)
+    (paths.topic_figures / "barchart.html").write_text("an earlier figure")
+    codes = run_stages(paths, src, ("prepare", "sentiment", "complaints", "embed", "topics",
+                                    "report"))
+    assert codes == dict.fromkeys(codes, 0), codes
+    assert metrics(paths, "embed")["status"] == "ok"
+    m = metrics(paths, "topics")
+    assert m["status"] == "skipped"
+    assert m["reason"] == ("only 12 openings with text: too few for topics with "
+                           "topics.min_cluster_size=15 (at least 30 are needed)")
+    assert m["n_topics"] == 0 and all(v.startswith("skipped") for v in m["figures"].values())
+    for p in (paths.topics, paths.topic_info, paths.topic_taxonomy, paths.topic_share_brand,
+              paths.topic_share_time):
+        frame = pl.read_parquet(p)
+        assert frame.height == 0 and not untyped_columns(frame), p.name
+    assert list(paths.bertopic_model.iterdir()) == [] and list(paths.topic_figures.iterdir()) == []
+    assert any(n.startswith("Skipped because only 12 openings") for n in notes(paths))
+
+
+# --------------------------------------------------------------------------------------------------
+# a stage that fails: a failure note, and the report says "failed: see ..."
+# --------------------------------------------------------------------------------------------------
+def test_a_failed_stage_leaves_a_note_the_report_shows_and_a_good_run_clears(tmp_path: Path
+                                                                              ) -> None:
+    paths = fast_root(tmp_path)
+    src = write_twcs(tmp_path / "few.csv", never_answered_rows(12))
+    run_stages(paths, src, ("prepare", "sentiment"))
+    paths.sentiment.unlink()  # response-time cannot run now
+    assert cli("response-time", "--root", str(paths.root)).exit_code == 2
+    note = json.loads(paths.failure_note("response_time").read_text())
+    assert note["command"] == "scrm response-time" and "sentiment.parquet" in note["message"]
+    assert cli("report", "--root", str(paths.root)).exit_code == 0
+    assert any(n.startswith("Stage response_time failed: see reports/status/"
+                            "response_time.failed.json") for n in notes(paths))
+    assert cli("sentiment", "--root", str(paths.root)).exit_code == 0
+    assert cli("response-time", "--root", str(paths.root)).exit_code == 0
+    assert not paths.failure_note("response_time").exists()
+    assert cli("report", "--root", str(paths.root)).exit_code == 0
+    assert not any("failed" in n for n in notes(paths))
+
+
+def test_missing_input_names_the_failure_of_the_stage_that_should_write_it(tmp_path: Path
+                                                                            ) -> None:
+    paths = make_root(tmp_path)
+    err = status.missing_input(paths, "embed", paths.embeddings)
+    assert "run `scrm embed` first" in str(err)
+    status.record_failure(paths, "embed", "the model could not be loaded")
+    err = status.missing_input(paths, "embed", paths.embeddings)
+    assert "`scrm embed` failed (the model could not be loaded)" in str(err)
+    assert "run `scrm embed` first" not in str(err)
+    status.clear_failure(paths, "embed")
+    assert status.failure(paths, "embed") is None
+
+
+# --------------------------------------------------------------------------------------------------
+# the helpers: typed frames and the status convention
+# --------------------------------------------------------------------------------------------------
+def test_typed_frame_keeps_types_with_no_rows_and_with_only_nulls() -> None:
+    schema = {"brand": pl.String(), "n": pl.Int64(), "share": pl.Float64()}
+    empty = typed_frame([], schema)
+    assert empty.height == 0 and dict(empty.schema) == schema
+    nulls = typed_frame([{"brand": "A", "n": 1, "share": None}], schema)
+    assert dict(nulls.schema) == schema and nulls["share"][0] is None
+    by_name = typed_frame([], lambda c: pl.Int64() if c.startswith("n_") else pl.Float64(),
+                          ["n_x", "y"])
+    assert dict(by_name.schema) == {"n_x": pl.Int64(), "y": pl.Float64()}
+    with pytest.raises(ValueError, match="not in the declared schema"):
+        typed_frame([{"brand": "A", "extra": 1}], schema)
+    # what typed_frame prevents: a frame built from Python values has no type for a null column
+    assert pl.DataFrame([{"share": None}]).schema["share"] == pl.Null
+
+
+def test_untyped_columns_are_found_and_refused_on_write(tmp_path: Path) -> None:
+    frame = pl.DataFrame({"a": [None], "b": [[]], "c": [1], "d": [{"x": None}]})
+    assert untyped_columns(frame) == ["a", "b", "d"]
+    assert untyped_columns(frame.lazy()) == ["a", "b", "d"]
+    with pytest.raises(TypeError, match=r"\['a', 'b', 'd'\] have no type"):
+        sio.write_parquet(frame, tmp_path / "x.parquet")
+    assert not (tmp_path / "x.parquet").exists()
+    sio.write_parquet(frame.select("c"), tmp_path / "x.parquet")
+
+
+def test_status_needs_a_reason_unless_ok() -> None:
+    assert status.ok() == {"status": "ok", "reason": None}
+    assert status.no_data("no opening") == {"status": "no_data", "reason": "no opening"}
+    with pytest.raises(ValueError, match="reason"):
+        status.status("skipped")
+    with pytest.raises(ValueError, match="status must be one of"):
+        status.status("failed", "no")
+    assert status.of({}) == ("ok", None)  # files written before the convention
+    assert status.stage_of("response-time") == "response_time" and status.stage_of("ui") is None
