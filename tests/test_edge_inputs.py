@@ -176,6 +176,32 @@ def test_openings_never_answered_are_a_result_not_missing_data(tmp_path: Path) -
     assert table.schema["km_median_min"] == pl.Float64 and table["km_median_min"].is_null().all()
 
 
+def test_one_day_of_openings_is_measured(tmp_path: Path) -> None:
+    """Every opening on one day (weekday constant, hours from 12:00 to 18:30): the models and the
+    Cox fit run or are skipped with a reason, nothing crashes."""
+    rows = []
+    for i in range(1, 41):
+        brand = "AcmeHelp" if i % 2 else "ZetaCare"
+        rows.append(tweet(i, str(1000 + i), 10 * i, f"@{brand} order {i} is late",
+                          replies=[500 + i]))
+        rows.append(tweet(500 + i, brand, 10 * i + 3 + (i % 7) * 11, "Sorry, DM us", parent=i))
+    paths = fast_root(tmp_path)
+    codes = run_stages(paths, write_twcs(tmp_path / "day.csv", rows),
+                       ("prepare", "sentiment", "response-time"))
+    assert codes == dict.fromkeys(codes, 0), codes
+    rt = metrics(paths, "response_time")
+    assert rt["status"] == "ok" and rt["openings"]["answered"] == 40
+    assert rt["overall"]["km_median_min"] is not None
+    cox = rt["models"]["cox"]
+    assert cox["status"] == "ok" or cox["reason"]
+
+
+def test_cox_limits_overflow_to_null_not_an_error() -> None:
+    from scrm.stats import cox
+
+    assert cox._exp(1.0) == pytest.approx(2.718281828) and cox._exp(1e6) == float("inf")
+
+
 def test_every_record_quarantined_is_no_data_everywhere(tmp_path: Path) -> None:
     paths = fast_root(tmp_path)
     src = tmp_path / "bad.csv"
