@@ -132,6 +132,15 @@ def test_empty_outputs_have_the_schema_of_full_ones(derived) -> None:
         assert not untyped_columns(frame), name
 
 
+def test_empty_metrics_have_the_keys_of_full_ones(derived) -> None:
+    """A no-data metrics file has the same top-level keys as one with results (values null or 0):
+    `dvc metrics diff` and the report read the same shape either way."""
+    empty_paths, _ = derived("brand_tweets_only")
+    full_paths, _ = derived("one_brand")
+    for stage in ("fetch", "prepare", "sentiment", "response_time", "embed", "topics"):
+        assert metrics(empty_paths, stage).keys() == metrics(full_paths, stage).keys(), stage
+
+
 def test_one_brand_skips_the_brand_comparisons_with_their_reason(derived) -> None:
     paths, _ = derived("one_brand")
     rt = metrics(paths, "response_time")

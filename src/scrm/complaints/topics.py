@@ -199,6 +199,10 @@ def quality(fit: TopicFit, docs: Sequence[str],
     }, per_topic
 
 
+QUALITY_KEYS = ("outlier_share_raw", "outlier_share", "largest_topic_share", "diversity",
+                "coherence_npmi")  # null without a fit
+
+
 def compare_backends(docs: Sequence[str], embeddings: Mapping[str, np.ndarray],
                      settings: TopicsSettings) -> dict[str, dict[str, Any]]:
     """Topic quality of the same documents under each embedding backend, same topic settings."""
@@ -306,7 +310,7 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
                                brand=pl.col("brand").fill_null("(none)"))
 
     scores, per_topic = quality(fit, docs, settings) if fit else (
-        {"docs": len(docs), "n_topics": 0}, {})
+        {"docs": len(docs), "n_topics": 0, **dict.fromkeys(QUALITY_KEYS)}, {})
     mapping = taxonomy_mapping(frame)
     vectors = cache.vectors if fit else np.zeros((0, max(cache.vectors.shape[1], 1)))
     info = topic_info_frame(assigned, fit.model.get_topics() if fit else {},
