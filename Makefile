@@ -10,18 +10,40 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: all run venv test test-fast ui lab bench-prepare bench-pipeline bench-embeddings full strip help
+.PHONY: all run venv test test-fast ui lab bench-prepare bench-pipeline bench-embeddings bench-vocabulary full strip help
 
 all: run
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*##/\t/'
 
-$(VENV)/.installed: requirements.lock.txt pyproject.toml
-	test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
-	$(VENV)/bin/pip install --disable-pip-version-check -q -r requirements.lock.txt
-	$(VENV)/bin/pip install --disable-pip-version-check -q --no-deps --no-build-isolation -e .
-	touch $@
+# PyTorch build (README "Two commands"): cpu = the CPU-only wheel (constraints-cpu.txt, from the
+# PyTorch CPU index; no nvidia-* packages); pypi = PyPI's default build (CUDA on Linux, several GB).
+TORCH ?= cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+PIP := $(VENV)/bin/pip --disable-pip-version-check
+TORCH_PIN := $(shell grep -E '^torch==' requirements.lock.txt)
+ifeq ($(TORCH),cpu)
+LOCK_ARGS := -c constraints-cpu.txt
+endif
+# one line per phase with the seconds since `make` started it; pip shows every package it fetches
+STEP = @echo "==> [$$(( $$(date +%s) - $$(cat $(VENV)/.t0) )) s] $(1)"
+
+$(VENV)/.installed: requirements.lock.txt constraints-cpu.txt pyproject.toml
+	@echo "==> [0 s] creating $(VENV) with $(PY) (first run: 4-6 min in all, mostly downloads)"
+	@test -x $(VENV)/bin/python || $(PY) -m venv $(VENV)
+	@date +%s > $(VENV)/.t0
+ifeq ($(TORCH),cpu)
+	$(call STEP,PyTorch CPU build ($(TORCH_PIN)+cpu from $(TORCH_INDEX); TORCH=pypi for the CUDA build))
+	$(PIP) install --no-deps $(LOCK_ARGS) --extra-index-url $(TORCH_INDEX) "$(TORCH_PIN)" \
+	  || { echo "no CPU build of $(TORCH_PIN) found: set TORCH_INDEX, or TORCH=pypi (CUDA build)"; exit 1; }
+endif
+	$(call STEP,the pinned stack: requirements.lock.txt ($$(grep -c '==' requirements.lock.txt) packages))
+	$(PIP) install --progress-bar on -r requirements.lock.txt $(LOCK_ARGS)
+	$(call STEP,the scrm package (editable))
+	$(PIP) install --no-deps --no-build-isolation -q -e .
+	$(call STEP,environment ready in $(VENV))
+	@touch $@
 
 venv: $(VENV)/.installed  ## create .venv with the pinned stack
 
@@ -29,17 +51,25 @@ run: venv  ## set up and run the whole pipeline on the embedded real sample
 	dvc repro
 	@echo "Done. Outputs: reports/index.html (open it in a browser), reports/metrics/*.json, data/processed/, MLflow runs in mlflow.db (make ui)."
 
-test: venv  ## run the test suite (what CI runs)
+test: venv  ## run the test suite (what CI runs; 10-21 min on 2 cores)
 	python -m pytest
 
-test-fast: venv  ## tests without the slow end-to-end pipeline and browser tests
+test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (~7 min)
 	python -m pytest -m "not slow"
 
+UI_PORT ?= 5000
+# one worker and no job runner (its ~8 background consumers only serve MLflow's GenAI jobs): on 2
+# cores the UI then answers in seconds; the URL is printed once it does
 ui: venv  ## MLflow UI on http://127.0.0.1:5000 (loopback only; see README to expose it)
-	mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port 5000
+	@MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false mlflow ui --backend-store-uri sqlite:///$(abspath mlflow.db) --host 127.0.0.1 --port $(UI_PORT) \
+	  --workers 1 & pid=$$!; trap 'kill $$pid 2>/dev/null' INT TERM EXIT; \
+	python -m scrm.progress wait http://127.0.0.1:$(UI_PORT)/health 180 \
+	  && echo "MLflow UI: http://127.0.0.1:$(UI_PORT)  (Ctrl-C stops it)" && wait $$pid
 
+# Jupyter refuses to start as root (containers) unless told --allow-root: added only then.
+ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)
 lab: venv  ## JupyterLab on the notebooks (loopback only)
-	jupyter lab --ip 127.0.0.1 --notebook-dir notebooks
+	jupyter lab --ip 127.0.0.1 --notebook-dir notebooks $(ALLOW_ROOT)
 
 bench-prepare: venv  ## prepare benchmark on 2,811,774 synthetic rows -> bench/results/prepare.md
 	python bench/prepare.py
@@ -48,6 +78,9 @@ bench-pipeline: venv  ## full-scale pipeline benchmark -> bench/results/pipeline
 	python bench/pipeline.py
 
 full: bench-pipeline  ## the whole pipeline on 2,811,774 synthetic rows in runs/full (own root)
+
+bench-vocabulary: venv  ## distinct words vs tweets, synthetic vs the real sample -> bench/results/vocabulary.md
+	python bench/vocabulary.py
 
 bench-embeddings: venv  ## embedding throughput per backend/device -> bench/results/embeddings.md
 	python bench/embeddings.py

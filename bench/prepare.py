@@ -178,11 +178,12 @@ def measure(kind: str, args: list[str], log: Path) -> dict[str, Any]:
 
 
 def code_fingerprint() -> str:
-    """Hash of what determines the synthetic file: generator code (the package scrm.data.synthetic)
-    and its parameters."""
+    """Hash of what determines the synthetic file: generator code (the package scrm.data.synthetic
+    and the word definition it counts with) and its parameters."""
     h = hashlib.sha256()
-    files = sorted((PROJECT / "src" / "scrm" / "data" / "synthetic").glob("*.py"))
-    for p in [*files, PROJECT / "src" / "scrm" / "resources" / "synthetic_params.yaml"]:
+    src = PROJECT / "src" / "scrm"
+    files = sorted((src / "data" / "synthetic").glob("*.py"))
+    for p in [*files, src / "stats" / "powerlaw.py", src / "resources" / "synthetic_params.yaml"]:
         h.update(p.read_bytes())
     return h.hexdigest()[:12]
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import skip_unless_ci
 from scrm import report as R
 from scrm.config import PROJECT_ROOT, Paths
 from test_report import XSS, full_root, report_settings
@@ -33,8 +34,8 @@ def browser_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
 @pytest.fixture(scope="module")
 def driver(tmp_path_factory: pytest.TempPathFactory):
     if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
-        pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver (apt: chromium "
-                    "chromium-driver; .ci/run installs them)")
+        skip_unless_ci("needs /usr/bin/chromium and /usr/bin/chromedriver (apt: chromium "
+                       "chromium-driver; .ci/run installs them)")
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service

@@ -193,6 +193,15 @@ def test_gold_file_is_plain_tweet_id_label_complaint_csv():
     assert all(len(r) == 3 and r[0].isdigit() and r[2] in ("yes", "no") for r in rows[1:])
 
 
+def test_gold_fields_errors_name_file_and_line(tmp_path):
+    p = _write(tmp_path, "tweet_id,label,complaint\n1,billing_refunds,yes\n2,praise_thanks,maybe\n")
+    with pytest.raises(DataError, match=r"line 3: complaint 'maybe' is not yes or no"):
+        gold_mod.load_gold_fields(p, CATEGORIES)
+    p = _write(tmp_path, "tweet_id,label\n1,billing_refunds\n", "two.csv")
+    with pytest.raises(DataError, match=r"two\.csv, line 1: header lacks column complaint"):
+        gold_mod.load_gold_fields(p, CATEGORIES)
+
+
 # --------------------------------------------------------------------------------------------------
 # label files: validation with file + line
 

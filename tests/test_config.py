@@ -16,11 +16,12 @@ from scrm.config import ConfigError, Params, load_params, settings_from_dict
 from scrm.configbase import Section, read_yaml
 
 # free-form mappings: their keys are passed through to a library (sklearn kwargs, dotted overrides)
-FREE_FORM = {"response_time.gbm", "fullscale.overrides"}
+FREE_FORM = {"response_time.gbm", "fullscale.overrides", "complaints.label_model"}
 
 
 def _free(dotted: str) -> bool:
-    return dotted in FREE_FORM or (dotted.startswith("benchmark.zoo.") and dotted.endswith(".kwargs"))
+    return dotted in FREE_FORM or (dotted.startswith("benchmark.zoo.")
+                                   and dotted.endswith((".kwargs", ".grid")))
 
 
 def _keys(d: dict[str, Any], prefix: str = "") -> Iterator[str]:

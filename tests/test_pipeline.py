@@ -82,3 +82,31 @@ def test_forced_rerun_is_deterministic(pipeline_root, tmp_path):
         b = new.iloc[len(old):].sort_values(key)[[key, *metric_cols]].reset_index(drop=True)
         assert a.equals(b), exp
     assert json.loads(after["prepare.json"])["rows_in"] == 5000
+
+
+def test_every_run_and_version_of_the_pipeline_carries_commit_and_data_hash(pipeline_root):
+    """Every run of every experiment (complaints included) carries the run folder's commit, clean
+    (the copy is committed; DVC's own rewrites do not count) and its input hash; every registered
+    version carries both and its model a signature."""
+    import subprocess
+
+    root = pipeline_root.root
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()
+    for exp in (*EXPERIMENTS, "complaints"):
+        runs = tracking.list_runs(exp, root)
+        assert len(runs) > 0, exp
+        assert (runs["tags.scrm.git_commit"] == head).all(), (exp, set(runs["tags.scrm.git_commit"]))
+        assert (runs["params.git_commit"] == head).all(), exp
+        assert runs["tags.scrm.data_sha256"].str.fullmatch(r"[0-9a-f]{64}").all(), exp
+    mlflow = tracking.setup(root)
+    client = mlflow.MlflowClient()
+    versions = [v for m in client.search_registered_models()
+                for v in client.search_model_versions(f"name='{m.name}'")]
+    assert versions, "no registered model"
+    for v in versions:
+        assert v.tags["scrm.git_commit"] == head, v.name
+        assert re.fullmatch(r"[0-9a-f]{64}", v.tags["scrm.data_sha256"]), v.name
+        info = mlflow.models.get_model_info(f"models:/{v.name}/{v.version}")
+        assert info.signature is not None and info.signature.inputs is not None, v.name
+        assert info.flavors["sklearn"]["serialization_format"] == "skops", v.name

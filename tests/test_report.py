@@ -75,15 +75,19 @@ STAGES = (("sentiment", "sentiment"), ("response_time", "response-time"), ("outc
           ("benchmark", "benchmark"))
 
 # Test-time settings: the same code paths, less work (no model logging, fewer bootstrap rounds, the
-# fast embedding backend, three benchmark models).
+# fast embedding backend, an outcome measure of lexical cues only, three benchmark models).
 FAST_PARAMS = {
     ("response_time", "log_models"): False,
     ("outcome", "model", "n_boot"): 20,
     ("outcome", "model", "log_models"): False,
+    ("outcome", "measure", "embedding"): "none",
+    ("outcome", "measure", "n_boot"): 200,
     ("complaints", "track"): False,
     ("embed", "backend"): "tfidf_svd",
     ("embed", "progress"): False,
     ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
+    ("benchmark", "cv_repeats"): 1,
+    ("benchmark", "n_boot"): 200,
     ("benchmark", "mlflow", "enabled"): False,
 }
 
@@ -318,14 +322,15 @@ def test_sankey_links_sources_to_targets() -> None:
                      ("neutral (start)", "no_follow_up (end)"): 5}
 
 
-def test_leaderboard_puts_the_best_model_on_top() -> None:
-    lb = pl.DataFrame({"model": ["dummy", "logreg", "dummy", "logreg"],
-                       "split": ["stratified", "stratified", "time", "time"],
-                       "macro_f1": [0.1, 0.8, 0.05, 0.6]})
-    fig = F.leaderboard(lb)
-    assert [t.name for t in fig.data] == ["stratified", "time"]
-    assert list(fig.data[0].y) == ["dummy", "logreg"]  # horizontal bars: last is on top
-    assert list(fig.data[1].x) == [0.05, 0.6]
+def test_leaderboard_puts_the_best_system_on_top_with_its_interval() -> None:
+    lb = pl.DataFrame({"system": ["dummy", "logreg", "rules"], "macro_f1": [0.1, 0.6, 0.8],
+                       "macro_f1_low": [0.05, 0.5, 0.7], "macro_f1_high": [0.15, 0.7, 0.9],
+                       "indistinguishable_from_best": [False, True, True]})
+    (trace,) = F.leaderboard(lb).data
+    assert list(trace.y) == ["dummy", "logreg", "rules"]      # ascending: the best is on top
+    assert list(trace.marker.symbol) == ["circle-open", "circle", "circle"]
+    assert list(trace.error_x.array) == pytest.approx([0.05, 0.1, 0.1])
+    assert list(trace.error_x.arrayminus) == pytest.approx([0.05, 0.1, 0.1])
 
 
 def test_km_curves_highlight_pool_and_drop_zero_on_log_axis() -> None:
@@ -351,12 +356,26 @@ def test_category_heatmap_cells() -> None:
 
 
 def test_per_class_f1_reads_the_leaderboard_columns() -> None:
-    lb = pl.DataFrame({"labels": ["gold", "gold", "weak"], "split": ["time"] * 3,
-                       "model": ["a", "b", "a"], "f1.billing": [0.5, None, 0.9],
+    lb = pl.DataFrame({"protocol": ["gold_cv", "gold_cv", "weak_on_weak"], "variant": ["time"] * 3,
+                       "system": ["a", "b", "a"], "f1.billing": [0.5, None, 0.9],
                        "f1.login": [0.25, 1.0, 0.1]})
-    got = V.per_class_f1(lb, "gold", "time").sort(["model", "class"]).rows()
+    got = V.per_class_f1(lb, "gold_cv", "time").sort(["system", "class"]).rows()
     assert got == [("a", "billing", 0.5), ("a", "login", 0.25), ("b", "login", 1.0)]
-    assert V.per_class_f1(lb.drop("f1.billing", "f1.login"), "gold", "time").is_empty()
+    assert V.per_class_f1(lb.drop("f1.billing", "f1.login"), "gold_cv", "time").is_empty()
+
+
+def test_labeller_scores_read_both_sets_with_intervals() -> None:
+    rec = {"coverage": 0.6, "coverage_ci": [0.5, 0.7], "accuracy_covered": 0.7,
+           "accuracy_covered_ci": [0.6, 0.8], "macro_f1": 0.5, "macro_f1_ci": [0.4, 0.6],
+           "macro_f1_abstain_as_other": 0.55, "macro_f1_abstain_as_other_ci": [0.45, 0.65]}
+    m = {"sealed_test": {"n": 420, "majority_vote": rec, "label_model": rec},
+         "dev": {"n": 450, "majority_vote": rec}}
+    got = V.labeller_scores(m)
+    assert got.select("set", "labeller", "n").rows() == [
+        ("sealed test", "rules (majority vote)", 420), ("sealed test", "label model (Snorkel)", 420),
+        ("dev (optimistic)", "rules (majority vote)", 450)]
+    assert got.row(0, named=True)["macro_f1_low"] == 0.4
+    assert V.labeller_scores({}).is_empty()
 
 
 def test_builders_name_missing_columns() -> None:
@@ -413,6 +432,9 @@ def test_every_section_renders_from_the_stage_outputs(report_root: Paths) -> Non
                                            f"{100 * ov['answered_share_ci_low']:.1f}–"
                                            f"{100 * ov['answered_share_ci_high']:.1f})")
     if "benchmark" in present:
-        lb = pl.read_csv(report_root.benchmark_csv)
-        for src in lb["labels"].unique().to_list():
-            assert f"fig-leaderboard-{src}" in {f.id for f in report.figures}
+        bm = json.loads(report_root.metric("benchmark").read_text())
+        ids = {f.id for f in report.figures}
+        for key in bm["sections"]:
+            assert f"fig-leaderboard-{re.sub(r'[^a-z0-9]+', '-', key)}" in ids, key
+        sealed = bm["sections"]["weak_to_gold/sealed_test"]["systems"]["rules (majority vote)"]
+        assert f"{sealed['macro_f1']:.3f}" in page

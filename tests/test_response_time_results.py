@@ -221,7 +221,8 @@ def test_default_numbers_match_the_outcome_stage(run_root: Paths, metrics: dict[
     from scrm.outcome.stage import compute
 
     settings = load_settings(run_root.root)
-    outcome = compute(run_root, settings.outcome, settings.sentiment).metrics["threads"]
+    lexical = settings.outcome.replace(measure=settings.outcome.measure.replace(embedding="none"))
+    outcome = compute(run_root, lexical, settings.sentiment, settings.embed).metrics["threads"]
     block = metrics["openings"]
     assert block["answered_definition"] == settings.openings.answered_definition == "customer"
     assert (block["openings"], block["answered"], block["unanswered"]) == (
@@ -270,3 +271,98 @@ def test_report_section_shows_intervals_bands_and_tests(run_root: Paths,
     cells = re.findall(r'<td class="txt">([^<]*)</td>', table)
     with_interval = [c for c in cells if re.fullmatch(r"[\d.,]+%? \([^)]*\)", c)]
     assert len(with_interval) >= 10 * 7
+
+
+# --------------------------------------------------------------------------------------------------
+# independent checks on the sample: the stage's KM median, log-rank statistic and within-X shares
+# against a direct computation written here, and the README's numbers pinned to the metrics
+# --------------------------------------------------------------------------------------------------
+def _km_median_by_hand(t: np.ndarray, e: np.ndarray) -> float:
+    """Product-limit estimate, one distinct event time at a time; the median is the first time at
+    which the survival curve reaches 0.5 or below."""
+    s = 1.0
+    for u in np.unique(t[e == 1]):
+        s *= 1.0 - np.sum((t == u) & (e == 1)) / np.sum(t >= u)
+        if s <= 0.5:
+            return float(u)
+    return float("nan")
+
+
+def _logrank_by_hand(t: np.ndarray, e: np.ndarray, g: np.ndarray) -> float:
+    """K-sample log-rank chi-square: (O - E) of the first K-1 groups against their hypergeometric
+    covariance, summed over distinct event times."""
+    groups = sorted(set(g.tolist()))
+    k = len(groups)
+    o_minus_e = np.zeros(k)
+    v = np.zeros((k, k))
+    for u in np.unique(t[e == 1]):
+        at = t >= u
+        n = at.sum()
+        d = ((t == u) & (e == 1)).sum()
+        n_g = np.array([(at & (g == x)).sum() for x in groups], dtype=float)
+        d_g = np.array([((t == u) & (e == 1) & (g == x)).sum() for x in groups], dtype=float)
+        o_minus_e += d_g - d * n_g / n
+        if n > 1:
+            f = d * (n - d) / (n * n * (n - 1))
+            v += f * (np.diag(n_g * n) - np.outer(n_g, n_g))
+    x = o_minus_e[:-1]
+    return float(x @ np.linalg.solve(v[:-1, :-1], x))
+
+
+def test_km_median_logrank_and_shares_against_a_direct_computation(run_root: Paths,
+                                                                 metrics: dict[str, Any]) -> None:
+    op = pl.read_parquet(run_root.response_time)
+    overall = metrics["overall"]
+    assert op.height == overall["n_openings"] == 1244  # the requests of the default definition
+    t = op["duration_s"].to_numpy() / 60.0
+    e = op["event"].cast(pl.Int64).to_numpy()
+    assert overall["km_median_min"] == pytest.approx(_km_median_by_hand(t, e), abs=1e-5)
+    for minutes, label in ((15, "15m"), (60, "1h"), (24 * 60, "24h")):
+        lat = op["latency_s"].to_numpy().astype(float)
+        within = np.nan_to_num(lat, nan=np.inf) <= minutes * 60
+        known = within | (op["follow_s"].to_numpy() >= minutes * 60)
+        assert overall[f"share_within_{label}"] == pytest.approx(within.sum() / known.sum(),
+                                                                 abs=1e-6), label
+        assert overall[f"n_known_{label}"] == known.sum()
+    # the five largest brands by openings (ties by name), as the README's log-rank row says
+    top = (op.group_by("brand").len().sort(["len", "brand"], descending=[True, False])
+           ["brand"].head(5).to_list())
+    lr = metrics["logrank"]
+    assert sorted(lr["groups"]) == sorted(top)
+    sub = op.filter(pl.col("brand").is_in(top))
+    chi2 = _logrank_by_hand(sub["duration_s"].to_numpy() / 60.0,
+                            sub["event"].cast(pl.Int64).to_numpy(), sub["brand"].to_numpy())
+    assert lr["statistic"] == pytest.approx(chi2, rel=1e-6)
+    assert lr["df"] == 4 and lr["n"] == sub.height and lr["events"] == int(sub["event"].sum())
+    from scipy.stats import chi2 as chi2_dist
+
+    assert lr["p_value"] == pytest.approx(chi2_dist.sf(chi2, 4), rel=1e-4) and lr["p_value"] > 0
+
+
+def test_readme_response_time_numbers_are_the_stages(run_root: Paths,
+                                                     metrics: dict[str, Any]) -> None:
+    """The README's service-level sentence and log-rank line, rebuilt from the metrics of
+    `scrm response-time` on the sample (this test's run), must appear in it verbatim."""
+    from scrm.config import PROJECT_ROOT
+
+    readme = " ".join((PROJECT_ROOT / "README.md").read_text(encoding="utf-8").split())
+    o, lr = metrics["overall"], metrics["logrank"]
+
+    def pct(key: str) -> str:
+        return (f"{100 * o[key]:.1f}% ({100 * o[key + '_ci_low']:.1f}–"
+                f"{100 * o[key + '_ci_high']:.1f})")
+
+    def mins(key: str) -> str:
+        return f"{o[key]:.1f} min ({o[key + '_ci_low']:.1f}–{o[key + '_ci_high']:.1f})"
+
+    answered = pct("answered_share").replace("% (", "% answered (", 1)
+    sentence = (f"{o['n_openings']:,} requests: {answered}; KM median "
+                f"{mins('km_median_min')}; RMST within 24 h {mins('rmst_min')}; within 1 h "
+                f"{pct('share_within_1h')}, within 24 h {pct('share_within_24h')}")
+    assert sentence in readme, sentence
+    p = f"{lr['p_value']:.1e}".replace("e-0", "e-")
+    logrank = f"χ² = {lr['statistic']:.2f}, {lr['df']} df, p = {p}"
+    assert logrank in readme, logrank
+    shares = (f"| **{pct('share_within_15m')}** | **{pct('share_within_1h')}** | "
+              f"**{pct('share_within_24h')}** |")
+    assert shares in readme, shares

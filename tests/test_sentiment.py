@@ -99,14 +99,14 @@ def test_scorer_is_pluggable_by_dotted_path_and_the_stage_uses_it(tiny_root):
     # the sentiment stage scores with the selected scorer; outcome reads its table
     constant = settings.sentiment.replace(scorer="test_sentiment:ConstantScorer")
     stage.run(paths, constant)
-    res = oc.compute(paths, settings.outcome, constant)
+    res = oc.compute(paths, settings.outcome, constant, settings.embed)
     assert res.metrics["sentiment"]["scorer"] == "test_sentiment:ConstantScorer"
     assert pl.read_parquet(paths.sentiment).sort("tweet_id")["sentiment"].to_list() == [-0.5, 0.25,
                                                                                         -0.5]
-    assert res.outcome["label"].to_list() == ["stayed_negative"]
+    assert res.outcome["label"].to_list() == ["still_unhappy"]
     # VADER reads the last turn as positive: the label follows the selected scorer
     vader = settings.sentiment.replace(scorer="vader")
     stage.run(paths, vader)
-    res = oc.compute(paths, settings.outcome, vader)
+    res = oc.compute(paths, settings.outcome, vader, settings.embed)
     assert res.metrics["sentiment"]["scorer"] == "vader"
     assert res.outcome["label"].to_list() == ["recovered"]

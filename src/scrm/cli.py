@@ -192,19 +192,24 @@ def response_time(root: RootOpt = None) -> None:
 @app.command()
 @_stage
 def outcome(root: RootOpt = None) -> None:
-    """Sentiment trajectories, the unhappy->happy label and what in replies predicts recovery."""
+    """The customer's state measured from text (validated on hand labels), recovery, silence, and
+    what in the first reply goes with them."""
     from . import outcome as oc
 
     paths = get_paths(root)
-    with err.status("labelling threads, fitting recovery models..."):
+    with err.status("fitting the state measure, labelling threads, fitting outcome models..."):
         settings = load_settings(root)
-        m = oc.run(paths, settings.outcome, settings.sentiment)
+        m = oc.run(paths, settings.outcome, settings.sentiment, settings.embed)
     model = m.get("model", {})
     aucs = {k: v.get("oof_auc") for k, v in model.get("models", {}).items()}
-    _summary("outcome", {**m, "recovery_model": {"n": model.get("n"), "n_positive":
-                                                 model.get("n_positive"), "oof_auc": aucs,
-                                                 "skipped": model.get("skipped")}},
-             ["threads", "labels", "recovery_rate", "recovery_model"])
+    test = m.get("sealed_test") or {}
+    validity = {f: {"measure": test[f]["macro_f1"]["a"], "baseline": test[f]["macro_f1"]["b"]}
+                for f in ("opening_state", "end_state") if f in test}
+    _summary("outcome", {**m, "sealed_test_macro_f1": validity or test.get("skipped"),
+                         "recovery_model": {"n": model.get("n"), "n_positive": model.get("n_positive"),
+                                            "oof_auc": aucs, "skipped": model.get("skipped")}},
+             ["threads", "labels", "sealed_test_macro_f1", "recovery_rate", "silence",
+              "recovery_model"])
     out.print(f"  per thread: {paths.outcome}; findings: {paths.outcome_findings}")
 
 
@@ -254,8 +259,9 @@ def benchmark(
     = None,
     splits: Annotated[str | None, typer.Option(help="comma-separated: stratified,time,brand "
                                                "(default: params benchmark.splits)")] = None,
-    labels: Annotated[str | None, typer.Option(help="comma-separated label sources: weak,gold "
-                                               "(default: params benchmark.labels)")] = None,
+    protocols: Annotated[str | None, typer.Option(help="comma-separated: weak_to_gold,gold_cv,"
+                                                  "weak_on_weak (default: params "
+                                                  "benchmark.protocols)")] = None,
     log_models: Annotated[str | None, typer.Option(help="log fitted pipelines to MLflow: all, best "
                                                    "or none (default: params)")] = None,
     mlflow: Annotated[bool | None, typer.Option("--mlflow/--no-mlflow", help="track runs in MLflow "
@@ -263,7 +269,7 @@ def benchmark(
     = None,
     root: RootOpt = None,
 ) -> None:
-    """Text-classifier benchmark: every model x split x label source, tracked in MLflow.
+    """Text-classifier benchmark: every model under each protocol (and split), tracked in MLflow.
 
     Options override params.yaml for an ad-hoc run (outputs are rewritten for that selection)."""
     from .complaints.benchmark import stage as bm
@@ -272,8 +278,10 @@ def benchmark(
         return [x.strip() for x in v.split(",") if x.strip()] if v else None
 
     m = bm.run(get_paths(root), load_settings(root).benchmark, models=_csv(models),
-               splits=_csv(splits), labels=_csv(labels), log_models=log_models, mlflow=mlflow)
-    _summary("benchmark", m, ["runs", "best", "skipped"])
+               splits=_csv(splits), protocols=_csv(protocols), log_models=log_models,
+               mlflow=mlflow)
+    _summary("benchmark", {**m, "best": {k: v["best"] for k, v in m["sections"].items()}},
+             ["best", "skipped"])
 
 
 @app.command()
@@ -367,16 +375,31 @@ def runs(experiment: Annotated[str | None, typer.Argument(help="experiment name 
 def ui(host: Annotated[str, typer.Option(help="interface to bind; 127.0.0.1 keeps it private. "
                                          "Binding 0.0.0.0 exposes every run to your network.")]
        = "127.0.0.1", port: int = 5000, root: RootOpt = None) -> None:
-    """Start the MLflow UI on this project's store (loopback only by default)."""
+    """Start the MLflow UI on this project's store (loopback only by default).
+
+    One worker (the UI needs no more, and four take a minute to start on two cores); the URL is
+    printed only once the server answers. Ctrl-C stops it."""
+    import os
     import subprocess
 
     from . import tracking
+    from .progress import wait_for_url
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         err.print(f"[yellow]warning:[/] binding {escape(host)} exposes the MLflow UI beyond this machine.")
     cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", tracking.tracking_uri(root),
-           "--host", host, "--port", str(port)]
-    raise typer.Exit(subprocess.call(cmd))
+           "--host", host, "--port", str(port), "--workers", "1"]
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        loopback = ("127.0.0.1", "localhost", "::1")
+        probe = host if host in loopback else "127.0.0.1" if host in ("0.0.0.0", "::") else None
+        if probe is None or wait_for_url(f"http://{probe}:{port}/health", 180) is not None:
+            out.print(f"MLflow UI: http://{host}:{port}  (Ctrl-C stops it)")
+        raise typer.Exit(proc.wait())
+    except KeyboardInterrupt:
+        proc.terminate()
+        raise typer.Exit(proc.wait()) from None
 
 
 def main() -> None:

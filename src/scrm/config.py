@@ -194,6 +194,52 @@ class MarkerSettings(Section):
 
 
 @dataclass(frozen=True)
+class MeasureLexiconSettings(Section):
+    """Case-insensitive cue patterns of the state measure's lexical features (``outcome.measure.lexicon``)."""
+
+    thanks: tuple[str, ...] = req(regexes)
+    persist: tuple[str, ...] = req(regexes)
+    procedural: tuple[str, ...] = req(regexes)
+
+
+@dataclass(frozen=True)
+class OutcomeMeasureSettings(Section):
+    """The text measure of the customer's state, fitted on the dev part of the outcome set
+    (``outcome.measure``; definitions in :mod:`scrm.outcome.measure`)."""
+
+    labels_file: str | None = req()
+    embedding: Literal["minilm", "none"] = req()
+    C_grid: tuple[float, ...] = req(each(POSITIVE))
+    cv_folds: int = req(between(2))
+    class_weight: Literal["balanced"] | None = req()
+    min_per_class: int = req(between(2))
+    n_boot: int = req(between(10))
+    lexicon: MeasureLexiconSettings = req()
+
+    def validate(self, where: str) -> None:
+        if not self.C_grid:
+            raise ConfigError(f"params.yaml: {where}.C_grid must list at least one value")
+        if self.min_per_class < self.cv_folds:
+            raise ConfigError(f"params.yaml: {where}.min_per_class ({self.min_per_class}) must be "
+                              f">= {where}.cv_folds ({self.cv_folds}): every fold needs each class")
+
+
+@dataclass(frozen=True)
+class OutcomeEffectsSettings(Section):
+    """Odds ratios and the competing-outcomes model (``outcome.effects``)."""
+
+    predictors: tuple[str, ...] = req()
+    events_per_predictor: float = req(between(1))
+
+    def validate(self, where: str) -> None:
+        if len(set(self.predictors)) != len(self.predictors):
+            raise ConfigError(f"params.yaml: {where}.predictors lists a predictor twice")
+        if "fast_reply" in self.predictors and "log_latency_min" in self.predictors:
+            raise ConfigError(f"params.yaml: {where}.predictors: fast_reply is a cut of "
+                              "log_latency_min; keep one")
+
+
+@dataclass(frozen=True)
 class OutcomeSettings(Section):
     seed: int = req()
     negative_threshold: float = req(between(-1, 1))
@@ -204,6 +250,8 @@ class OutcomeSettings(Section):
     top_brands: int = req(NON_NEGATIVE)
     ci_level: float = req(FRACTION)
     findings_features: tuple[str, ...] = req()
+    measure: OutcomeMeasureSettings = req()
+    effects: OutcomeEffectsSettings = req()
     model: OutcomeModelSettings = req()
     markers: MarkerSettings = req()
     name_patterns: tuple[str, ...] = req(regexes)
@@ -221,12 +269,17 @@ class OutcomeSettings(Section):
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class ComplaintsSettings(Section):
+    seed: int = req()
     taxonomy: str | None = req()
     min_votes: int = req(between(1))
     gold_file: str | None = req()
+    test_file: str | None = req()
     labels_file: str | None = req()
     labels_unknown_ids: Literal["error", "ignore"] = req()
     labels_fill: Literal["weak"] | None = req()
+    label_model: dict[str, Any] = req()      # Snorkel LabelModel.fit keyword arguments
+    ci_level: float = req(FRACTION)
+    n_boot: int = req(between(100))
     track: bool = req()
 
 
@@ -309,22 +362,26 @@ class BenchmarkMlflowSettings(Section):
 @dataclass(frozen=True)
 class ZooEntry(Section):
     estimator: str = req()
-    features: Literal["tfidf", "tfidf_svd", "none"] = req()
+    features: Literal["tfidf", "tfidf_svd", "embeddings", "none"] = req()
     kwargs: dict[str, Any] = req()
+    grid: dict[str, tuple[Any, ...]] = req()  # checked by benchmark.zoo.grid_points
 
 
 @dataclass(frozen=True)
 class BenchmarkSettings(Section):
     seed: int = req()
+    protocols: tuple[Literal["weak_to_gold", "gold_cv", "weak_on_weak"], ...] = req()
+    train_labels: tuple[Literal["weak", "label_model"], ...] = req()
+    abstain_as: str | None = req()
     splits: tuple[Literal["stratified", "time", "brand"], ...] = req()
-    labels: tuple[Literal["weak", "gold"], ...] = req()
     models: tuple[str, ...] | None = req()
     text_col: str = req()
     test_size: float = req(FRACTION)
     cv_folds: int = req(between(2))
-    min_class_count: int = req(between(2))
-    rare_classes: Literal["merge", "drop"] = req()
-    merge_into: str = req()
+    cv_repeats: int = req(between(1))
+    inner_folds: int = req(between(2))
+    n_boot: int = req(between(100))
+    ci_level: float = req(FRACTION)
     max_rows: int | None = req(between(10))
     n_threads: int = req(between(1))
     features: FeatureSettings = req()
@@ -356,7 +413,8 @@ class FullscaleSettings(Section):
     overrides: dict[str, Any] = req()
 
 
-STAGE_SECTIONS = ("response_time", "outcome", "embed", "topics", "benchmark", "report")
+STAGE_SECTIONS = ("response_time", "outcome", "complaints", "embed", "topics", "benchmark",
+                  "report")
 
 
 @dataclass(frozen=True)

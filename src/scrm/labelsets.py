@@ -92,6 +92,45 @@ def thread_transcript(tweets: pl.DataFrame, threads: pl.DataFrame, ids: pl.Serie
 
 
 # ---------------------------------------------------------------------------------------------
+# the sealed test's guard: no rule text may copy a test tweet
+# ---------------------------------------------------------------------------------------------
+WORD_RE = r"[\p{L}\p{N}]+(?:'[\p{L}\p{N}]+)*"   # letters/digits, inner apostrophes kept (can't)
+
+
+def word_runs(frame: pl.DataFrame, text_col: str, n: int) -> pl.DataFrame:
+    """Every run of ``n`` consecutive words of each row's ``text_col``: the frame's other columns
+    plus ``run`` (the words joined by one space), one row per run.
+
+    Words are lower-cased letter/digit runs with inner apostrophes (curly ones folded to ``'``), so
+    punctuation, case and emoji never hide a copied phrase.
+    """
+    words = (pl.col(text_col).fill_null("").str.to_lowercase().str.replace_all("[’‘ʼ`´]", "'")
+             .str.extract_all(WORD_RE))
+    return (frame.with_columns(_w=words)
+            .with_columns(_k=pl.int_ranges(0, (pl.col("_w").list.len().cast(pl.Int64) - n + 1)
+                                           .clip(0)))
+            .explode("_k").drop_nulls("_k")
+            .with_columns(run=pl.col("_w").list.slice(pl.col("_k"), n).list.join(" "))
+            .drop("_w", "_k", text_col))
+
+
+def shared_word_runs(rule_texts: pl.DataFrame, tweets: pl.DataFrame, text_cols: list[str],
+                     n: int = 6) -> pl.DataFrame:
+    """Rule texts that share a run of ``n``+ words with a tweet: (rule, text, tweet_id, run).
+
+    ``rule_texts`` holds ``rule`` and ``text`` (every example and counter-example); ``tweets`` holds
+    ``tweet_id`` and the ``text_cols`` to check (the raw text and the cleaned text the rules see,
+    so a run spanning a removed @handle is caught too). A shared run of n+ words always contains a
+    shared run of exactly n, so comparing n-word runs is enough.
+    """
+    tweet_runs = pl.concat([word_runs(tweets.select("tweet_id", c), c, n) for c in text_cols]
+                           ).unique(["run", "tweet_id"])
+    rules = word_runs(rule_texts.with_columns(_text=pl.col("text")), "_text", n)
+    return (rules.join(tweet_runs, on="run", how="inner")
+            .select("rule", "text", "tweet_id", "run").sort("rule", "text", "tweet_id", "run"))
+
+
+# ---------------------------------------------------------------------------------------------
 # adjudication: mechanical rules written in the guidelines before the passes were made
 # ---------------------------------------------------------------------------------------------
 PRIORITY = ("travel_disruption", "billing_refunds", "account_login", "network_outage",

@@ -20,6 +20,11 @@ KAGGLE_SAMPLE_CSV = SAMPLE_DIR / "kaggle_sample.csv"
 REFERENCES = PROJECT_ROOT / "references"
 GOLD_CSV = REFERENCES / "gold_labels.csv"
 GOLD_GUIDELINES = REFERENCES / "gold_guidelines.md"
+GOLD_TEST_CSV = REFERENCES / "gold_test_labels.csv"       # the sealed test (adjudicated)
+GOLD_TEST_DRAW = REFERENCES / "gold_test_draw.csv"        # its seeded draw, fixed before labelling
+GOLD_TEST_PASSES = (REFERENCES / "gold_test_pass_a.csv", REFERENCES / "gold_test_pass_b.csv")
+GOLD_TEST_VERSION = REFERENCES / "gold_test_VERSION.md"   # version notes with the files' sha256
+AGREEMENT_JSON = REFERENCES / "agreement.json"            # Cohen's kappa of the two-pass sets
 
 
 @dataclass(frozen=True)
@@ -216,6 +221,11 @@ class Paths:
     @property
     def report_figures(self) -> Path:
         return self.figures / "report"
+
+    @property
+    def headline(self) -> Path:
+        """``reports/metrics/headline.json``: the flat file of DVC's one declared metric."""
+        return self.metric("headline")
 
     # tracking -------------------------------------------------------------------------------
     @property

@@ -138,9 +138,9 @@ def encode_batches(texts: Sequence[str], tokenize: Callable[[list[str]], Any],
         pending_idx.clear()
         pending_emb.clear()
 
-    from tqdm.auto import tqdm
+    from ..progress import bar as progress_bar
 
-    bar = tqdm(total=n, unit="sent", desc="embedding", disable=not progress, mininterval=1.0)
+    bar = progress_bar(n, "embedding", "sent", enabled=progress, min_interval_s=10.0)
     queue: deque[tuple[np.ndarray, Any]] = deque()
     it = iter(batches)
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="tokenize") as pool:

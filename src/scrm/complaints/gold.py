@@ -102,9 +102,38 @@ def load_gold(path: Path | str | None = None, categories: Sequence[str] | None =
     return load_labels(path or GOLD_CSV, categories)
 
 
+COMPLAINT_VALUES = ("yes", "no")
+
+
+def load_gold_fields(path: Path | str, categories: Sequence[str]) -> pl.DataFrame:
+    """A hand-labelled set with both fields: (tweet_id, label, complaint) sorted by tweet_id.
+
+    ``complaint`` (guidelines section 7: is the opening a complaint?) must be ``yes`` or ``no`` on
+    every row; an error names the file and line. Dev (``references/gold_labels.csv``) and the sealed
+    test (``references/gold_test_labels.csv``) have this format.
+    """
+    path = Path(path)
+    labels = load_labels(path, categories)
+    raw = pl.read_csv(path, infer_schema=False)
+    raw = raw.rename({c: c.strip().lower().lstrip("\ufeff") for c in raw.columns})
+    if "complaint" not in raw.columns:
+        raise DataError("header lacks column complaint (yes/no, guidelines section 7)", path, 1)
+    comp = raw.select(complaint=pl.col("complaint").str.strip_chars().str.to_lowercase(),
+                      line=pl.int_range(pl.len(), dtype=pl.Int64) + 2)
+    _first_bad(comp, ~pl.col("complaint").fill_null("").is_in(list(COMPLAINT_VALUES)), path,
+               lambda r: f"complaint {r['complaint']!r} is not yes or no")
+    return (labels.join(comp, on="line", how="left").select("tweet_id", "label", "complaint")
+            .sort("tweet_id"))
+
+
 def evaluate(pred: Sequence[str | None], truth: Sequence[str], abstain_as: str | None = None,
-             ) -> dict[str, Any]:
-    """Coverage, accuracy (covered / overall), macro-F1, per-class scores and a confusion table."""
+             labels: Sequence[str] | None = None) -> dict[str, Any]:
+    """Coverage, accuracy (covered / overall), macro-F1, per-class scores and a confusion table.
+
+    ``labels``: the label set macro-F1 averages over (the taxonomy's categories, so every set and
+    every system is averaged over the same classes; a class with no true and no predicted row
+    scores 0). Without it: the classes present in truth or predictions.
+    """
     from sklearn.metrics import f1_score, precision_recall_fscore_support
 
     pred = list(pred)
@@ -114,7 +143,8 @@ def evaluate(pred: Sequence[str | None], truth: Sequence[str], abstain_as: str |
         return {"n": 0}
     covered = [i for i, p in enumerate(pred) if p is not None]
     y_pred = [p if p is not None else ABSTAIN for p in pred]
-    classes = sorted(set(truth) | {p for p in pred if p is not None})
+    present = sorted(set(truth) | {p for p in pred if p is not None})
+    classes = list(labels) if labels is not None else present
     correct = sum(p == t for p, t in zip(pred, truth))
     out: dict[str, Any] = {
         "n": n,
@@ -128,13 +158,14 @@ def evaluate(pred: Sequence[str | None], truth: Sequence[str], abstain_as: str |
     if covered:
         t_c = [truth[i] for i in covered]
         p_c = [pred[i] for i in covered]
-        out["macro_f1_covered"] = finite(f1_score(t_c, p_c, labels=sorted(set(t_c) | set(p_c)),
-                                                  average="macro", zero_division=0))
+        cov_labels = classes if labels is not None else sorted(set(t_c) | set(p_c))
+        out["macro_f1_covered"] = finite(f1_score(t_c, p_c, labels=cov_labels, average="macro",
+                                                  zero_division=0))
     else:
         out["macro_f1_covered"] = None
     if abstain_as is not None:
         y_other = [p if p is not None else abstain_as for p in pred]
-        cls = sorted(set(truth) | set(y_other))
+        cls = classes if labels is not None else sorted(set(truth) | set(y_other))
         out["accuracy_abstain_as_other"] = finite(sum(p == t for p, t in zip(y_other, truth))
                                                   / n)
         out["macro_f1_abstain_as_other"] = finite(f1_score(truth, y_other, labels=cls,
@@ -148,4 +179,57 @@ def evaluate(pred: Sequence[str | None], truth: Sequence[str], abstain_as: str |
         conf.setdefault(t, {}).setdefault(q, 0)
         conf[t][q] += 1
     out["confusion"] = {t: dict(sorted(row.items())) for t, row in sorted(conf.items())}
+    return out
+
+
+SCORE_KEYS = ("n", "n_covered", "coverage", "accuracy_covered", "accuracy_overall", "macro_f1",
+              "macro_f1_covered", "accuracy_abstain_as_other", "macro_f1_abstain_as_other")
+
+
+def evaluate_with_intervals(preds: dict[str, Sequence[str | None]], truth: Sequence[str],
+                            labels: Sequence[str], abstain_as: str, *, n_boot: int, seed: int,
+                            level: float) -> dict[str, Any]:
+    """Scores of each weak labeller on one hand-labelled set, with 95 % intervals, and the paired
+    difference of every labeller from the first one.
+
+    Per labeller: the :data:`SCORE_KEYS` of :func:`evaluate` over the full label set ``labels``;
+    ``*_ci`` intervals: Wilson for the shares (coverage, accuracies), percentile bootstrap over the
+    items for macro-F1 (abstain counted wrong, and read as ``abstain_as``). ``vs_<first>``: each
+    other labeller's macro-F1 minus the first's, both readings, with a paired bootstrap interval and
+    p-value (same resamples for all labellers).
+    """
+    from ..stats.intervals import rate_with_interval
+    from ..stats.paired import compare, encode
+
+    k = len(labels)
+    y = encode(list(truth), labels)
+    names = list(preds)
+    out: dict[str, Any] = {}
+    for name, pred in preds.items():
+        m = evaluate(pred, truth, abstain_as=abstain_as, labels=labels)
+        rec = {key: m[key] for key in SCORE_KEYS}
+        n, n_cov = m["n"], m["n_covered"]
+        correct = sum(p == t for p, t in zip(pred, truth))
+        right_other = sum((p if p is not None else abstain_as) == t for p, t in zip(pred, truth))
+        for key, (num, den) in {"coverage": (n_cov, n), "accuracy_covered": (correct, n_cov),
+                                "accuracy_overall": (correct, n),
+                                "accuracy_abstain_as_other": (right_other, n)}.items():
+            r = rate_with_interval(num, den, level)
+            rec[f"{key}_ci"] = [r["ci_low"], r["ci_high"]] if den else None
+        rec["per_class"] = m["per_class"]
+        rec["confusion"] = m["confusion"]
+        out[name] = rec
+    readings = {"macro_f1": lambda p: encode(list(p), labels),                     # abstain: wrong
+                "macro_f1_abstain_as_other": lambda p: encode(
+                    [q if q is not None else abstain_as for q in p], labels)}
+    for key, code in readings.items():
+        res = compare(y, {name: code(p) for name, p in preds.items()}, k, names[0],
+                      n_boot=n_boot, seed=seed, level=level)
+        for name in names:
+            out[name][f"{key}_ci"] = res[name]["macro_f1_ci"]
+            if name != names[0]:
+                out[name].setdefault(f"vs_{names[0]}", {})[key] = {
+                    "diff": res[name]["diff"], "diff_ci": res[name]["diff_ci"],
+                    "p_value": res[name]["p_value"], "n_boot": n_boot,
+                    "test": "two-sided paired bootstrap over items"}
     return out

@@ -296,9 +296,13 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     columns, the figures and the saved model are removed, and the metrics and the MLflow run say
     why."""
     from .. import tracking
+    from ..progress import Phases
 
     frame, cache = load_inputs(paths)
     docs = frame["text_clean"].to_list()
+    phases = Phases("topics", ["fit: UMAP, HDBSCAN, c-TF-IDF, outliers", "quality and tables",
+                               "figures", "model and MLflow"])
+    phases.start("fit: UMAP, HDBSCAN, c-TF-IDF, outliers")
     fit, state = _fit_or_reason(paths, docs, cache, settings)
     if fit is None:
         frame = frame.head(0)
@@ -309,6 +313,7 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     frame = frame.with_columns(period=pl.col("created_at").dt.truncate(settings.time_every),
                                brand=pl.col("brand").fill_null("(none)"))
 
+    phases.start("quality and tables")
     scores, per_topic = quality(fit, docs, settings) if fit else (
         {"docs": len(docs), "n_topics": 0, **dict.fromkeys(QUALITY_KEYS)}, {})
     mapping = taxonomy_mapping(frame)
@@ -324,6 +329,7 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     write_parquet(by_brand, paths.topic_share_brand)
     write_parquet(by_time, paths.topic_share_time)
 
+    phases.start("figures")
     if fit:
         over_time = topics_over_time(fit, frame, settings.time_min_docs)
         figures = write_figures(fit.model, fit.topics, over_time, paths.topic_figures, settings)
@@ -347,6 +353,7 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     }
     write_json(paths.metric("topics"), metrics)
 
+    phases.start("model and MLflow")
     model_dir = save_model(fit.model, paths.bertopic_model, cache.backend) if fit else \
         clear_model(paths.bertopic_model)
     with tracking.start_run(EXPERIMENT, f"bertopic-{cache.backend}",
@@ -364,4 +371,5 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
         for f in sorted(model_dir.iterdir()):
             tracking.log_artifact(f, "bertopic_model")
         tracking.log_dict(metrics, "topics.json")
+    phases.finish()
     return metrics

@@ -227,8 +227,9 @@ def _fast_read(path: Path, header: list[str]) -> tuple[pl.DataFrame | None, pl.D
             pl.col(c).fill_null("").str.contains(SWALLOWED_RECORD_HINT) for c in cols).any()).item():
         return None, bad_lines
     start, end = _line_numbers(pl.col("_nl"))
-    return df.with_columns(parse_error=pl.lit(None, dtype=pl.String), line_no=start, line_end=end,
-                           n_fields=pl.lit(len(header), dtype=pl.Int32)).drop("_nl"), bad_lines
+    return df.with_columns(line_no=start, line_end=end,
+                           n_fields=pl.lit(len(header), dtype=pl.Int32),
+                           parse_error=pl.lit(None, dtype=pl.String)).drop("_nl"), bad_lines
 
 
 def read_raw(path: Path | str) -> RawRead:

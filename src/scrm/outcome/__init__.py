@@ -1,7 +1,9 @@
-"""Conversation outcome: does an unhappy customer end up happy, and what in the brand's reply goes with it?
+"""Conversation outcome: does an unhappy customer end up satisfied, and what in the brand's reply
+goes with it? Measured as people would judge it.
 
 A public thread in which an unhappy customer ends up satisfied is a quality signal to everyone who
-reads it. This package makes that outcome measurable.
+reads it. This package makes that outcome measurable, and says how well the measure agrees with
+people.
 
 Definitions
     *Opening, brand, answered, first reply*: one row of the shared openings table
@@ -10,36 +12,42 @@ Definitions
     brand tweet that replies to a tweet of the opening's customer). Non-opening threads (brand roots,
     roots whose parent is missing) are counted, not labelled.
 
-    *Sentiment*: each tweet's compound score from the ``sentiment`` stage (``sentiment.parquet``);
-    ``negative`` at or below ``outcome.negative_threshold``, ``positive`` at or above
-    ``outcome.positive_threshold``, else ``neutral``.
+    *The customer's state* (guidelines: ``references/outcome_guidelines.md``): ``opening_state``
+    (unhappy / not unhappy) of the opening, and ``end_state`` (satisfied / still unhappy /
+    procedural) of the customer's **last** tweet after the first reply, read by the text measure
+    of :mod:`.measure` (MiniLM sentence embedding + lexical cues, logistic regression), fitted on
+    the dev part of the hand-labelled outcome set only and scored once on its sealed test part
+    beside the sentiment-threshold baseline (:mod:`.validity`).
 
-    *Label* of an opening, comparing the opening's sentiment with the customer's **last** turn after
-    the first reply (other customers chiming in are ignored; order is the thread's turn order):
-    ``recovered`` (opened negative, ended neutral/positive), ``stayed_negative``, ``deteriorated``
-    (opened non-negative, ended negative), ``stable_non_negative``, ``no_follow_up`` (the customer
-    never spoke after the first reply) and ``unanswered`` (no first reply).
+    *Label* of an opening: ``recovered`` (opened unhappy, ended satisfied), ``still_unhappy``,
+    ``procedural`` (opened unhappy, ended handing over details, moving to DM or waiting: the
+    conversation continues out of public view), ``deteriorated`` (opened not unhappy, ended
+    unhappy), ``stable_not_unhappy``, ``silent`` (the customer never wrote again after the first
+    reply) and ``unanswered`` (no first reply). The former VADER label is kept as ``vader_label``.
+
+    *Population* of every recovery question: answered openings the measure calls unhappy. Silence
+    is one of their outcomes (:mod:`.silence`: bounds on the recovery rate, a multinomial model of
+    the competing outcomes), never a reason to drop a thread.
 
     *Predictors*: features of the first reply known when it is sent (:mod:`.reply_features`).
 
-    *Model population*: threads that opened negative and have a follow-up (``recovered`` or
-    ``stayed_negative``); models predict ``recovered`` with a customer-grouped, stratified k-fold
-    (:mod:`.models`).
+    *Effects*: unpenalised logistic odds ratios with at most one predictor per ten events
+    (:mod:`.effects`); prediction models compared with the brand baseline by DeLong's paired test
+    (:mod:`.models`); the findings table with Holm and Benjamini–Hochberg adjustment
+    (:mod:`.findings`). These are associations: brands choose how to reply knowing the complaint,
+    so none of it is a causal effect.
 
-    *Findings*: recovery rates with vs without a reply feature, with Wilson intervals for each rate
-    and Newcombe intervals for their difference (:mod:`.findings`). These are associations: brands
-    choose how to reply knowing the complaint, so none of it is a causal effect.
-
-Modules: :mod:`.trajectories` (one row per opening, labels), :mod:`.reply_features` (predictors,
-template-ness), :mod:`.findings` (label counts, transitions, findings), :mod:`.models` (models, CV,
-odds ratios, final fits), :mod:`.stage` (reading, writing, MLflow).
+Modules: :mod:`.trajectories` (one row per opening, labels), :mod:`.measure` (the state measure),
+:mod:`.validity` (sealed-test scores, rates, placebo), :mod:`.silence`, :mod:`.effects`,
+:mod:`.reply_features` (predictors, template-ness), :mod:`.findings` (label counts, transitions,
+findings), :mod:`.models` (prediction models, CV), :mod:`.stage` (reading, writing, MLflow).
 """
 
 from __future__ import annotations
 
 from .models import MODEL_NAMES
 from .stage import EXPERIMENT, OUTCOME_COLUMNS, OutcomeResult, compute, run
-from .trajectories import CLASSES, LABELS
+from .trajectories import CLASSES, COMPETING, LABELS
 
-__all__ = ["CLASSES", "EXPERIMENT", "LABELS", "MODEL_NAMES", "OUTCOME_COLUMNS", "OutcomeResult",
+__all__ = ["CLASSES", "COMPETING", "EXPERIMENT", "LABELS", "MODEL_NAMES", "OUTCOME_COLUMNS", "OutcomeResult",
            "compute", "run"]

@@ -1,12 +1,16 @@
-"""Can the first reply predict recovery? Candidate models, grouped cross-validation, odds ratios.
+"""Can the first reply predict public recovery? Candidate models, grouped cross-validation, paired
+AUC comparisons against the baseline.
 
-Among threads that opened negative and have a follow-up (:func:`~.trajectories.model_population`),
-the candidates predict ``recovered``: the prior, the brand's recovery rate
-(:class:`~scrm.stats.baselines.GroupRateClassifier`: "is it just the brand?"), opening sentiment only,
-an L2 logistic regression on every predictor and gradient boosting. Folds are stratified and grouped
-by customer (one customer's threads never straddle train and test), and the template features are
-refitted in every fold on training customers only. The pooled out-of-fold AUC gets a percentile
-bootstrap interval; the logistic regression's odds ratios get a customer bootstrap.
+Among answered openings the measure calls unhappy (silent threads included: they did not recover
+publicly, :func:`~.trajectories.answered_unhappy`), the candidates predict ``recovered``: the prior,
+the brand's recovery rate (:class:`~scrm.stats.baselines.GroupRateClassifier`: "is it just the
+brand?"), opening sentiment only, an L2 logistic regression on every predictor and gradient
+boosting. These are *prediction* models: the L2 penalty helps prediction, and their coefficients are
+not reported (odds ratios come from the unpenalised model in :mod:`.effects`). Folds are stratified
+and grouped by customer (one customer's threads never straddle train and test), and the template
+features are refitted in every fold on training customers only. The pooled out-of-fold AUC gets a
+percentile bootstrap interval, and every model is compared with the brand baseline on the same
+threads by DeLong's paired test, Holm-adjusted across the comparisons.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
-from ..stats.intervals import finite
+from ..stats.compare import auc_ranks, delong, weighted_auc
+from ..stats.intervals import finite, holm, p_value
 from .reply_features import (BINARY_PREDICTORS, CATEGORICAL_PREDICTORS, NUMERIC_PREDICTORS,
                              add_template_features)
-from .trajectories import model_population
+from .trajectories import answered_unhappy
 
 if TYPE_CHECKING:
     from ..config import OutcomeModelSettings, OutcomeSettings
 
 MODEL_NAMES: tuple[str, ...] = ("dummy_prior", "brand_prior", "opening_only", "logreg", "hgb")
 FINAL_MODELS: tuple[str, ...] = ("logreg", "hgb")
+BASELINE = "brand_prior"
 
 
 def min_per_class(model: OutcomeModelSettings) -> int:
@@ -104,19 +110,11 @@ def feature_matrix(df: pl.DataFrame) -> Any:
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float | None:
-    """ROC AUC as the Mann-Whitney statistic (ties count half); None with a single class.
-
-    Equal to ``sklearn.metrics.roc_auc_score`` and cheap enough to bootstrap.
-    """
-    from scipy.stats import rankdata
-
-    y = np.asarray(y).astype(bool)
-    n1 = int(y.sum())
-    n0 = len(y) - n1
-    if n1 == 0 or n0 == 0:
-        return None
-    ranks = rankdata(p)
-    return float((ranks[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    """ROC AUC (ties count half, :func:`scrm.stats.compare.weighted_auc` with unit weights); None
+    with a single class."""
+    y = np.asarray(y)
+    value = weighted_auc(y, auc_ranks(p), np.ones(len(y)))
+    return None if np.isnan(value) else value
 
 
 def cross_validate(outcome: pl.DataFrame, settings: OutcomeSettings, seed: int) -> dict[str, Any]:
@@ -131,7 +129,7 @@ def cross_validate(outcome: pl.DataFrame, settings: OutcomeSettings, seed: int) 
     from threadpoolctl import threadpool_limits
 
     mp = settings.model
-    pop = model_population(outcome)
+    pop = answered_unhappy(outcome)
     y = pop["recovered"].cast(pl.Int32).to_numpy()
     groups = pop["customer_id"].to_numpy()
     n, n_pos = len(y), int(y.sum())
@@ -142,7 +140,7 @@ def cross_validate(outcome: pl.DataFrame, settings: OutcomeSettings, seed: int) 
     need = min_per_class(mp)
     if k < 2 or min(n_pos, n - n_pos) < need:
         info["skipped"] = (f"not enough threads to cross-validate: n={n}, recovered={n_pos}, "
-                           f"stayed_negative={n - n_pos} (need at least {need} of each)")
+                           f"not recovered={n - n_pos} (need at least {need} of each)")
         return info
     info["folds"] = k
     answered = outcome.filter(pl.col("answered"))
@@ -189,74 +187,35 @@ def cross_validate(outcome: pl.DataFrame, settings: OutcomeSettings, seed: int) 
             "folds_scored": len(fold_auc[name]),
             "skipped_folds": skipped[name],
         }
-    info["note"] = (f"pooled out-of-fold AUC over n={n} threads ({n_pos} recovered, "
-                    f"{n - n_pos} stayed negative) from {k} customer-grouped folds; "
-                    f"oof_auc_ci is a {round((1 - alpha) * 100)}% bootstrap interval")
+    info["vs_baseline"] = compare_with_baseline(y, oof)
+    info["note"] = (f"pooled out-of-fold AUC over n={n} answered unhappy openings ({n_pos} recovered "
+                    f"publicly, {n - n_pos} not, silent ones included) from {k} customer-grouped "
+                    f"folds; oof_auc_ci is a {round((1 - alpha) * 100)}% bootstrap interval; "
+                    f"vs_baseline: DeLong paired test against {BASELINE}, Holm-adjusted")
     return info
 
 
-def odds_ratios(pop: pl.DataFrame, settings: OutcomeSettings, seed: int) -> dict[str, Any]:
-    """Odds ratios of the L2 logistic regression on all eligible threads, with percentile bootstrap
-    intervals from resampling *customers* (``model.n_boot`` resamples, seeded).
-
-    The penalty shrinks the ratios towards 1; continuous predictors are per standard deviation,
-    0/1 markers with vs without. Brand dummies are fitted (to adjust for brand) but not reported.
-    """
-    from sklearn.base import clone
-    from threadpoolctl import threadpool_limits
-
-    mp = settings.model
-    y = pop["recovered"].cast(pl.Int32).to_numpy()
-    need = min_per_class(mp)
-    if min(int(y.sum()), int(len(y) - y.sum())) < need:
-        return {"skipped": f"fewer than {need} threads in a class (n={len(y)}, "
-                           f"recovered={int(y.sum())})", "n": int(len(y))}
-    X = feature_matrix(pop)
-    names = [f"num__{c}" for c in NUMERIC_PREDICTORS] + [f"bin__{c}" for c in BINARY_PREDICTORS]
-
-    with threadpool_limits(1):
-        full = _logreg_pipeline(mp, seed).fit(X, y)
-        fn = list(full.named_steps["pre"].get_feature_names_out())
-        cols = [fn.index(nm) for nm in names]
-        point = full.named_steps["clf"].coef_.ravel()[cols]
-        # the preprocessing (mean, SD, brand categories) is fixed from the full fit so that every
-        # resample measures "per SD" in the same unit; only the penalised regression is refitted
-        Z = full.named_steps["pre"].transform(X)
-        clf = full.named_steps["clf"]
-        rng = np.random.default_rng(seed)
-        groups = pop["customer_id"].to_numpy()
-        uniq, inv = np.unique(groups, return_inverse=True)
-        order = np.argsort(inv, kind="stable")
-        bounds = np.searchsorted(inv[order], np.arange(len(uniq) + 1))
-        rows_of = [order[bounds[g]:bounds[g + 1]] for g in range(len(uniq))]
-        n_boot = mp.n_boot
-        boots = []
-        skipped = 0
-        for _ in range(n_boot):
-            pick = rng.integers(0, len(uniq), len(uniq))
-            idx = np.concatenate([rows_of[g] for g in pick])
-            if len(np.unique(y[idx])) < 2:
-                skipped += 1
-                continue
-            boots.append(clone(clf).fit(Z[idx], y[idx]).coef_.ravel()[cols])
-    alpha = 1 - settings.ci_level
-    B = np.array(boots) if boots else np.empty((0, len(names)))
-    out: dict[str, Any] = {}
-    for j, nm in enumerate(names):
-        feat = nm.split("__", 1)[1]
-        lo = np.quantile(B[:, j], alpha / 2) if len(B) else np.nan
-        hi = np.quantile(B[:, j], 1 - alpha / 2) if len(B) else np.nan
-        out[feat] = {"odds_ratio": finite(np.exp(point[j])), "ci_low": finite(np.exp(lo)),
-                     "ci_high": finite(np.exp(hi)),
-                     "scale": "per SD" if nm.startswith("num__") else "with vs without"}
-    return {"n": int(len(y)), "n_boot": n_boot, "n_boot_used": len(boots),
-            "n_boot_skipped_one_class": skipped, "ci_level": settings.ci_level,
-            "odds_ratios": out}
+def compare_with_baseline(y: np.ndarray, oof: dict[str, np.ndarray]) -> dict[str, Any]:
+    """DeLong's paired test (:func:`scrm.stats.compare.delong`) of every model's pooled
+    out-of-fold AUC against :data:`BASELINE`'s, on the threads both scored, with Holm-adjusted
+    p-values across the comparisons."""
+    base = oof[BASELINE]
+    rows: dict[str, Any] = {}
+    for name, p in oof.items():
+        if name == BASELINE:
+            continue
+        done = ~np.isnan(p) & ~np.isnan(base)
+        rows[name] = {**delong(y[done], p[done], base[done]), "baseline": BASELINE}
+    names = [m for m in rows if rows[m].get("p_value") is not None]
+    adj = holm(np.array([rows[m]["p_value"] for m in names]))
+    for m, a in zip(names, adj, strict=True):
+        rows[m]["p_holm"] = p_value(a)
+    return rows
 
 
 def fit_final_models(pop: pl.DataFrame, model: OutcomeModelSettings, seed: int) -> dict[str, Any]:
-    """logreg and hgb fitted on every eligible thread (for the model registry); {} when a class has
-    fewer than :func:`min_per_class` threads."""
+    """logreg and hgb fitted on every answered unhappy opening (for the model registry); {} when a
+    class has fewer than :func:`min_per_class` threads."""
     from threadpoolctl import threadpool_limits
 
     y = pop["recovered"].cast(pl.Int32).to_numpy()

@@ -39,12 +39,13 @@ NUMERIC_PREDICTORS: tuple[str, ...] = (
 )
 BINARY_PREDICTORS: tuple[str, ...] = (
     "apology", "empathy", "thanks", "addresses_name", "agent_signoff", "off_social", "has_link",
-    "question_back", "fast_reply",
+    "question_back",
 )
 CATEGORICAL_PREDICTORS: tuple[str, ...] = ("brand",)
 PREDICTORS: tuple[str, ...] = NUMERIC_PREDICTORS + BINARY_PREDICTORS + CATEGORICAL_PREDICTORS
-# raw columns the predictors derive from (kept in outcome.parquet for inspection)
-RAW_REPLY_COLUMNS: tuple[str, ...] = ("latency_min", "template_dups", "opening_hour")
+# raw columns the predictors derive from (kept in outcome.parquet for inspection); ``fast_reply`` is
+# a cut of ``log_latency_min`` used by the findings table only, never beside it in a model
+RAW_REPLY_COLUMNS: tuple[str, ...] = ("latency_min", "template_dups", "opening_hour", "fast_reply")
 
 # thread-part markers such as "1/2", "(2/3)", "...1/2" at the end of a tweet
 _PART_RE = r"\s*[.…]*\(?\d/\d\)?\s*$"

@@ -20,10 +20,13 @@ from .figbase import (empty_figure, escape_expr, escape_text, escaped, focus_ran
                       log_ticks, palette, require, rgba, to_polars)
 
 ROLE_COLORS = {"customer": "#1f77b4", "brand": "#ff7f0e"}
-OUTCOME_COLORS = {"recovered": "#2ca02c", "stable_non_negative": "#9ecae1",
-                  "no_follow_up": "#c7c7c7", "deteriorated": "#ff7f0e", "stayed_negative": "#d62728",
+# the outcome labels (scrm.outcome.LABELS), good to bad, silence and no answer in greys
+OUTCOME_COLORS = {"recovered": "#2ca02c", "stable_not_unhappy": "#9ecae1", "procedural": "#bcbddc",
+                  "silent": "#c7c7c7", "deteriorated": "#ff7f0e", "still_unhappy": "#d62728",
                   "unanswered": "#636363"}
 SENTIMENT_COLORS = {"negative": "#d62728", "neutral": "#7f7f7f", "positive": "#2ca02c"}
+# the customer's states (scrm.outcome.measure): opening and end of a conversation
+STATE_COLORS = {"unhappy": "#d62728", "not_unhappy": "#9ecae1", "satisfied": "#2ca02c"}
 PLOTLY_CONFIG: dict[str, Any] = {"displaylogo": False, "responsive": True}
 
 
@@ -349,7 +352,7 @@ def sentiment_sankey(transitions: Any, source_col: str = "source", target_col: s
     labels = [f"{s} (start)" for s in srcs] + [f"{t} (end)" for t in tgts]
     idx_s = {s: i for i, s in enumerate(srcs)}
     idx_t = {t: len(srcs) + i for i, t in enumerate(tgts)}
-    known = {**OUTCOME_COLORS, **SENTIMENT_COLORS}
+    known = {**OUTCOME_COLORS, **SENTIMENT_COLORS, **STATE_COLORS}
     node_colors = [known.get(s, palette(i)) for i, s in enumerate(srcs + tgts)]
     link_colors = [rgba(known.get(s, "#7f7f7f"), 0.35)
                    for s in df[source_col].cast(pl.String).to_list()]
@@ -367,10 +370,13 @@ def sentiment_sankey(transitions: Any, source_col: str = "source", target_col: s
 def findings_forest(findings: Any, label_col: str = "feature", est_col: str = "diff",
                     low_col: str = "diff_ci_low", high_col: str = "diff_ci_high",
                     group_col: str | None = "brand",
-                    title: str = "Recovery rate with minus without each reply feature") -> go.Figure:
-    """Dot-and-whisker plot of differences with their confidence intervals (one row per finding).
+                    title: str = "Recovery rate with minus without each reply feature",
+                    x_title: str = "difference in recovery rate (percentage points)",
+                    tickformat: str = "+.0%", zero_line: bool = True) -> go.Figure:
+    """Dot-and-whisker plot of estimates with their confidence intervals (one row per finding).
 
-    A whisker crossing the zero line means the data cannot tell the two rates apart.
+    For differences, a whisker crossing the zero line means the data cannot tell the two rates
+    apart; for rates (``zero_line=False``, ``tickformat=".0%"``) the rows are set side by side.
     """
     df = to_polars(findings)
     require(df, [label_col, est_col, low_col, high_col], "findings_forest")
@@ -387,9 +393,10 @@ def findings_forest(findings: Any, label_col: str = "feature", est_col: str = "d
         error_x={"type": "data", "symmetric": False,
                  "array": (df[high_col] - df[est_col]).to_list(),
                  "arrayminus": (df[est_col] - df[low_col]).to_list(), "color": "#1f77b4"},
-        hovertemplate="%{y}: %{x:+.1%}<extra></extra>"))
-    fig.add_vline(x=0, line={"color": "#999", "dash": "dash"})
-    fig.update_xaxes(title="difference in recovery rate (percentage points)", tickformat="+.0%")
+        hovertemplate="%{y}: %{x:" + tickformat.replace("0%", "1%") + "}<extra></extra>"))
+    if zero_line:
+        fig.add_vline(x=0, line={"color": "#999", "dash": "dash"})
+    fig.update_xaxes(title=x_title, tickformat=tickformat)
     return layout(fig, title, height=max(300, 24 * df.height + 120))
 
 
@@ -469,24 +476,24 @@ def topic_sizes(info: Any, name_col: str = "name", n_col: str = "count",
 # --------------------------------------------------------------------------------------------------
 # classifier leaderboard
 # --------------------------------------------------------------------------------------------------
-def leaderboard(results: Any, model_col: str = "model", split_col: str = "split",
-                score_col: str = "macro_f1", title: str = "Classifier leaderboard") -> go.Figure:
-    """Grouped horizontal bars: one bar per model within each split, best model on top."""
+def leaderboard(results: Any, system_col: str = "system", score_col: str = "macro_f1",
+                low_col: str = "macro_f1_low", high_col: str = "macro_f1_high",
+                mark_col: str = "indistinguishable_from_best",
+                title: str = "Classifier leaderboard") -> go.Figure:
+    """Each system's score with its 95 % interval, best on top; a filled dot cannot be told apart
+    from the best, a hollow one is worse beyond chance."""
     df = to_polars(results)
-    require(df, [model_col, split_col, score_col], "leaderboard")
-    df = df.drop_nulls([score_col])
+    require(df, [system_col, score_col, low_col, high_col, mark_col], "leaderboard")
+    df = df.drop_nulls([score_col]).sort(score_col)
     if df.is_empty():
         return empty_figure(title, "no benchmark results")
-    order = (df.group_by(model_col).agg(m=pl.col(score_col).mean())
-             .sort(["m", model_col])[model_col].cast(pl.String).to_list())
-    fig = go.Figure()
-    for i, split in enumerate(sorted(df[split_col].cast(pl.String).unique().to_list())):
-        part = df.filter(pl.col(split_col).cast(pl.String) == split)
-        lookup = dict(zip(part[model_col].cast(pl.String).to_list(), part[score_col].to_list()))
-        models = [m for m in order if m in lookup]
-        fig.add_trace(go.Bar(x=[lookup[m] for m in models], y=[escape_text(m) for m in models],
-                             orientation="h", name=escape_text(split), marker_color=palette(i),
-                             hovertemplate="%{y}: %{x:.3f}<extra>%{fullData.name}</extra>"))
-    fig.update_layout(barmode="group", legend={"title": {"text": "split"}})
-    fig.update_xaxes(title=escape_text(score_col.replace("_", " ")), range=[0, 1])
-    return layout(fig, title, height=max(320, 28 * len(order) * max(1, len(fig.data)) // 2 + 140))
+    same = df[mark_col].fill_null(False).to_list()
+    fig = go.Figure(go.Scatter(
+        x=df[score_col].to_list(), y=escaped(df, system_col, wrap=None), mode="markers",
+        marker={"size": 10, "symbol": ["circle" if m else "circle-open" for m in same],
+                "color": [palette(0) if m else palette(3) for m in same]},
+        error_x={"type": "data", "symmetric": False, "array": (df[high_col] - df[score_col]).to_list(),
+                 "arrayminus": (df[score_col] - df[low_col]).to_list()},
+        hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_xaxes(title=escape_text(score_col.replace("_", "-")) + " (95 % interval)", range=[0, 1])
+    return layout(fig, title, height=max(300, 26 * df.height + 140))

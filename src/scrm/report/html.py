@@ -16,6 +16,7 @@ CDN). No PNGs: plotly's static export needs kaleido, which is not part of this e
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -156,6 +157,11 @@ def kpis(items: Sequence[tuple[str, Any] | tuple[str, Any, str]]) -> str:
         cards.append(f'<div class="kpi"><span class="v">{text}</span>'
                      f'<span class="k">{html.escape(k)}</span></div>')
     return f'<div class="kpis">{"".join(cards)}</div>'
+
+
+def slug(text: str) -> str:
+    """Text as an HTML-id fragment (lower case, runs of other characters -> "-")."""
+    return re.sub(r"[^a-z0-9]+", "-", str(text).lower()).strip("-") or "x"
 
 
 def para(text: str) -> str:

@@ -28,8 +28,12 @@ def build(paths: Paths, settings: ReportSettings) -> Report:
 
 
 def run(paths: Paths, settings: ReportSettings) -> Path:
-    """DVC stage ``report``: index.html + one standalone HTML per figure. Returns index.html."""
+    """DVC stage ``report``: index.html + one standalone HTML per figure + the flat headline
+    metrics (:mod:`scrm.report.headline`). Returns index.html."""
+    from .headline import write as write_headline  # also a script: not imported with the package
+
     paths.ensure()
+    write_headline(paths)
     report = build(paths, settings)
     index = sio.write_text(paths.report_html, render(report))
     write_standalone(report, paths.report_figures)

@@ -190,32 +190,120 @@ def brand_order(frame: pl.DataFrame | pl.LazyFrame, top: int) -> list[str]:
 
 
 def outcome_models(metrics: dict[str, Any]) -> pl.DataFrame:
-    """Out-of-fold AUCs of the outcome models (from outcome.json)."""
-    models = (metrics.get("model") or {}).get("models") or {}
-    return pl.DataFrame(
-        [{"model": k, **{c: v.get(c) for c in ("oof_auc", "fold_auc_mean", "fold_auc_sd",
-                                               "folds_scored")}} for k, v in models.items()],
-        schema={"model": pl.String, "oof_auc": pl.Float64, "fold_auc_mean": pl.Float64,
-                "fold_auc_sd": pl.Float64, "folds_scored": pl.Int64})
+    """Out-of-fold AUCs of the outcome models with their interval, and DeLong's paired comparison
+    with the brand baseline (Holm-adjusted), from outcome.json."""
+    model = metrics.get("model") or {}
+    vs = model.get("vs_baseline") or {}
+    rows = []
+    for name, v in (model.get("models") or {}).items():
+        ci = v.get("oof_auc_ci") or [None, None]
+        d = vs.get(name) or {}
+        rows.append({"model": name, "oof_auc": v.get("oof_auc"), "ci_low": ci[0], "ci_high": ci[1],
+                     "diff_vs_baseline": d.get("auc_diff"), "p_value": d.get("p_value"),
+                     "p_holm": d.get("p_holm")})
+    return pl.DataFrame(rows, schema={"model": pl.String, "oof_auc": pl.Float64,
+                                      "ci_low": pl.Float64, "ci_high": pl.Float64,
+                                      "diff_vs_baseline": pl.Float64, "p_value": pl.Float64,
+                                      "p_holm": pl.Float64})
 
 
 def odds_ratio_table(metrics: dict[str, Any]) -> pl.DataFrame:
-    """Odds ratios with bootstrap intervals (from outcome.json), one row per predictor."""
-    ors = (metrics.get("odds_ratios") or {}).get("odds_ratios") or {}
-    return pl.DataFrame([{"predictor": k, **v} for k, v in ors.items()],
-                        infer_schema_length=None) if ors else pl.DataFrame()
+    """Unpenalised odds ratios (all brands pooled, and within brand) per predictor, from
+    outcome.json; empty when the model was skipped."""
+    ors = metrics.get("odds_ratios") or {}
+    pooled = (ors.get("logistic") or {}).get("odds_ratios") or {}
+    within = (ors.get("within_brand") or {}).get("odds_ratios") or {}
+    scale = ors.get("scale") or {}
+    rows = [{"predictor": k, "scale": scale.get(k), "odds_ratio": v.get("odds_ratio"),
+             "ci_low": v.get("ci_low"), "ci_high": v.get("ci_high"), "p_value": v.get("p_value"),
+             "within_brand": (within.get(k) or {}).get("odds_ratio"),
+             "within_ci_low": (within.get(k) or {}).get("ci_low"),
+             "within_ci_high": (within.get(k) or {}).get("ci_high")} for k, v in pooled.items()]
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
 
 
-def per_class_f1(leaderboard: pl.DataFrame, labels: str, split: str) -> pl.DataFrame:
-    """Per-category F1 of every model for one label source and split (long: model, class, f1),
-    from the benchmark's ``f1.<class>`` columns."""
+def competing_table(metrics: dict[str, Any]) -> pl.DataFrame:
+    """Average change in each competing outcome's share per predictor (multinomial model)."""
+    changes = (metrics.get("competing_outcomes") or {}).get("average_changes") or {}
+    rows = [{"predictor": k, "outcome": o, "change": v.get("change"), "ci_low": v.get("ci_low"),
+             "ci_high": v.get("ci_high"), "p_value": v.get("p_value")}
+            for k, per in changes.items() for o, v in per.items()]
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+
+
+def sealed_test_table(metrics: dict[str, Any]) -> pl.DataFrame:
+    """Measure vs baseline on the sealed test part: one row per field and score, with intervals."""
+    test = metrics.get("sealed_test") or {}
+    rows = []
+    for name in ("opening_state", "end_state", "recovered"):
+        field = test.get(name) or {}
+        for metric in ("macro_f1", "kappa", "accuracy"):
+            r = field.get(metric)
+            if not r:
+                continue
+            rows.append({"field": name, "score": metric, "measure": r["a"],
+                         "measure_ci": _interval(r["a_ci"]), "baseline": r["b"],
+                         "baseline_ci": _interval(r["b_ci"]), "difference": r["diff"],
+                         "difference_ci": _interval(r["diff_ci"]),
+                         "mcnemar_p": (field.get("mcnemar") or {}).get("p_value")})
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
+
+
+def _interval(ci: Sequence[Any] | None) -> str:
+    return "–" if not ci or ci[0] is None else f"{ci[0]:.3f} to {ci[1]:.3f}"
+
+
+def recovery_estimates(metrics: dict[str, Any]) -> pl.DataFrame:
+    """Every recovery rate the stage estimated, with its interval: the definitions side by side,
+    the silence bounds, and the placebo (no reply at all)."""
+    rates = metrics.get("recovery_rate") or {}
+    sil = metrics.get("silence") or {}
+    plc = metrics.get("placebo") or {}
+    items = [("hand labels: opened unhappy, ended satisfied (validated)", rates.get("hand_labels")),
+             ("measure: among unhappy openings with a follow-up", rates.get("measure")),
+             ("former VADER label (not valid)", rates.get("former_vader")),
+             ("silence counted as not recovered (worst case)", sil.get("worst_case")),
+             ("silence counted as recovered (best case)", sil.get("best_case")),
+             ("placebo, measure: follow-up before any reply", (plc.get("measure") or {}).get("no_reply")),
+             ("placebo, former label: follow-up before any reply",
+              (plc.get("former_vader") or {}).get("no_reply"))]
+    rows = [{"estimate": name, "rate": v.get("rate"), "ci_low": v.get("ci_low"),
+             "ci_high": v.get("ci_high"), "k": v.get("k"), "n": v.get("n")}
+            for name, v in items if v and v.get("rate") is not None]
+    return pl.DataFrame(rows, schema={"estimate": pl.String, "rate": pl.Float64,
+                                      "ci_low": pl.Float64, "ci_high": pl.Float64,
+                                      "k": pl.Int64, "n": pl.Int64})
+
+
+def per_class_f1(leaderboard: pl.DataFrame, protocol: str, variant: str) -> pl.DataFrame:
+    """Per-category F1 of every system of one benchmark section (long: system, class, f1), from
+    the benchmark's ``f1.<class>`` columns."""
     cols = [c for c in leaderboard.columns if c.startswith("f1.")]
-    if not cols or not {"labels", "split", "model"} <= set(leaderboard.columns):
-        return pl.DataFrame(schema={"model": pl.String, "class": pl.String, "f1": pl.Float64})
-    part = leaderboard.filter((pl.col("labels") == labels) & (pl.col("split") == split))
-    return (part.select("model", *cols).unpivot(index="model", variable_name="class",
-                                                value_name="f1")
+    if not cols or not {"protocol", "variant", "system"} <= set(leaderboard.columns):
+        return pl.DataFrame(schema={"system": pl.String, "class": pl.String, "f1": pl.Float64})
+    part = leaderboard.filter((pl.col("protocol") == protocol) & (pl.col("variant") == variant))
+    return (part.select("system", *cols).unpivot(index="system", variable_name="class",
+                                                 value_name="f1")
             .with_columns(pl.col("class").str.strip_prefix("f1.")).drop_nulls("f1"))
+
+
+def labeller_scores(metrics: dict[str, Any]) -> pl.DataFrame:
+    """complaints.json -> one row per (set, labeller): coverage, accuracy on covered and macro-F1
+    (both readings of an abstention), each with its interval bounds."""
+    rows = []
+    for part, name in (("sealed_test", "sealed test"), ("dev", "dev (optimistic)")):
+        block = metrics.get(part) or {}
+        for labeller, title in (("majority_vote", "rules (majority vote)"),
+                                ("label_model", "label model (Snorkel)")):
+            r = block.get(labeller)
+            if not r:
+                continue
+            row: dict[str, Any] = {"set": name, "labeller": title, "n": block.get("n")}
+            for key in ("coverage", "accuracy_covered", "macro_f1", "macro_f1_abstain_as_other"):
+                lo, hi = r.get(f"{key}_ci") or (None, None)
+                row.update({key: r.get(key), f"{key}_low": lo, f"{key}_high": hi})
+            rows.append(row)
+    return pl.DataFrame(rows, infer_schema_length=None) if rows else pl.DataFrame()
 
 
 def importance_table(importance: dict[str, Any]) -> pl.DataFrame:

@@ -6,12 +6,14 @@ of a difference from the two Wilson intervals with the same good behaviour. A sa
 median latency) gets the distribution-free order-statistic interval: it assumes nothing about the
 heavy-tailed shape of waiting times. p-values are kept to significant digits (a p of 3e-12 rounded
 to 6 decimals would read as a bare 0.0) together with their statistic, degrees of freedom and
-log10, and many p-values are adjusted with Holm's step-down method (family-wise error).
+log10, and many p-values are adjusted with Holm's step-down method (family-wise error) or
+Benjamini–Hochberg's (false discovery rate).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 from scipy.stats import norm
@@ -127,9 +129,9 @@ def z_test(z: float) -> dict[str, float | None]:
             "log10_p": finite(min(log10_p, 0.0), 4)}
 
 
-def holm_log10(log10_p: np.ndarray) -> np.ndarray:
-    """Holm's step-down adjustment on log10 p-values (exact where p itself underflows); nan stays
-    nan. The i-th smallest of m p-values becomes max over j <= i of min(1, (m - j + 1) p_(j))."""
+def _adjust_log10(log10_p: np.ndarray, step: Callable[[np.ndarray, int], np.ndarray]) -> np.ndarray:
+    """Apply a step-wise adjustment ``step(sorted log10 p, m)`` to the non-nan entries, put the
+    results back in input order and cap them at log10(1) = 0; nan stays nan and is not counted."""
     lp = np.asarray(log10_p, dtype=float)
     out = np.full(lp.shape, np.nan)
     ok = np.flatnonzero(~np.isnan(lp))
@@ -137,15 +139,35 @@ def holm_log10(log10_p: np.ndarray) -> np.ndarray:
     if m == 0:
         return out
     order = ok[np.argsort(lp[ok], kind="stable")]
-    adj = np.maximum.accumulate(np.log10(m - np.arange(m)) + lp[order])
-    out[order] = np.minimum(adj, 0.0)
+    out[order] = np.minimum(step(lp[order], m), 0.0)
     return out
+
+
+def holm_log10(log10_p: np.ndarray) -> np.ndarray:
+    """Holm's step-down adjustment on log10 p-values (exact where p itself underflows); nan stays
+    nan. The i-th smallest of m p-values becomes max over j <= i of min(1, (m - j + 1) p_(j))."""
+    return _adjust_log10(log10_p, lambda lp, m: np.maximum.accumulate(np.log10(m - np.arange(m)) + lp))
 
 
 def holm(p_values: np.ndarray) -> np.ndarray:
     """Holm's step-down adjusted p-values (family-wise error); nan entries stay nan."""
     with np.errstate(divide="ignore"):
         return 10.0 ** holm_log10(np.log10(np.asarray(p_values, dtype=float)))
+
+
+def benjamini_hochberg(p_values: np.ndarray) -> np.ndarray:
+    """Benjamini–Hochberg adjusted p-values (q-values, false discovery rate): the i-th smallest of
+    m becomes min over j >= i of min(1, m p_(j) / j); nan entries stay nan and do not count in m.
+
+    Beside Holm when a table is exploratory: Holm bounds the chance of *any* false row, BH the
+    expected share of false rows among those called significant.
+    """
+    def step(lp: np.ndarray, m: int) -> np.ndarray:
+        scaled = lp + np.log10(m) - np.log10(np.arange(1, m + 1))
+        return np.minimum.accumulate(scaled[::-1])[::-1]
+
+    with np.errstate(divide="ignore"):
+        return 10.0 ** _adjust_log10(np.log10(np.asarray(p_values, dtype=float)), step)
 
 
 def finite(x: object, digits: int = 6) -> float | None:
@@ -157,3 +179,43 @@ def finite(x: object, digits: int = 6) -> float | None:
     except (TypeError, ValueError):
         return None
     return round(f, digits) if math.isfinite(f) else None
+
+
+def rate_with_interval(k: int, n: int, level: float) -> dict[str, int | float | None]:
+    """``k`` of ``n`` as a metrics entry: the rate and its Wilson interval (None when n is 0)."""
+    lo, hi = wilson_interval(np.array([k]), np.array([n]), z_value(level))
+    return {"k": int(k), "n": int(n), "rate": finite(k / n) if n else None,
+            "ci_low": finite(lo[0]) if n else None, "ci_high": finite(hi[0]) if n else None}
+
+
+def difference_with_interval(k1: int, n1: int, k2: int, n2: int,
+                             level: float) -> dict[str, float | None]:
+    """p1 - p2 with Newcombe's interval (None when either n is 0)."""
+    if not n1 or not n2:
+        return {"diff": None, "ci_low": None, "ci_high": None}
+    lo, hi = newcombe_interval(np.array([k1]), np.array([n1]), np.array([k2]), np.array([n2]),
+                               z_value(level))
+    return {"diff": finite(k1 / n1 - k2 / n2), "ci_low": finite(lo[0]), "ci_high": finite(hi[0])}
+
+
+def chi2_two_proportions(k1: np.ndarray, n1: np.ndarray, k2: np.ndarray,
+                         n2: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pearson's chi-square test (df = 1, no continuity correction) that k1/n1 and k2/n2 share one
+    rate: (statistic, p-value, smallest expected cell count); nan where a margin is empty.
+
+    The smallest expected count is returned so that a reader can see where the chi-square
+    approximation is rough (below 5); the Newcombe interval beside it does not rely on it.
+    """
+    from scipy.stats import chi2
+
+    a = np.asarray(k1, dtype=float)
+    b = np.asarray(n1, dtype=float) - a
+    c = np.asarray(k2, dtype=float)
+    d = np.asarray(n2, dtype=float) - c
+    n = a + b + c + d
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        stat = np.where(margins > 0, n * (a * d - b * c) ** 2 / margins, np.nan)
+        expected = np.minimum.reduce([(a + b) * (a + c), (a + b) * (b + d), (c + d) * (a + c),
+                                      (c + d) * (b + d)]) / n
+    return stat, chi2.sf(stat, 1), expected

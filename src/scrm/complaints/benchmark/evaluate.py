@@ -1,15 +1,23 @@
-"""Fitting and scoring: every zoo model on the same folds, test predictions pooled and scored.
+"""The three protocols, each a leaderboard section of systems scored on the same rows.
 
-Models are fitted on training rows only; the shared TF-IDF block is fitted once per fold and reused
-by every model that starts with it (:func:`fit_predict`). Macro-F1 is the ranking metric (classes are
-imbalanced); fit and predict seconds are measured but never decide a number.
+* ``weak_to_gold`` (one section): every zoo model trained on the weak labels, and again on the label
+  model's labels, of every opening outside dev and the sealed test; the rules (majority vote) and
+  the label model themselves as rows; all scored on the sealed test.
+* ``gold_cv`` (one section per split): repeated K-fold cross-validation on dev; every row's
+  out-of-fold prediction per repetition; the rules and label model as rows (optimistic: the rules
+  were written with dev in view); plus ``selected (validation)``, the nested estimate of "pick the
+  model with the best validation score in each fold".
+* ``weak_on_weak`` (one section per split): train and test on weak labels (a hold-out): how well a
+  model reproduces the rules, not how right it is.
+
+Every score is macro-F1 over the run's one label set (:func:`.splits.label_space`, zero_division=0)
+with a paired bootstrap interval over the scored rows; each system's difference from the section's
+best has an interval, a paired bootstrap p-value and a Holm adjustment (:mod:`scrm.stats.paired`).
 """
 
 from __future__ import annotations
 
-import time
-import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,212 +25,283 @@ import numpy as np
 import polars as pl
 
 from ...config import BenchmarkSettings
-from ...errors import ScrmError
-from .splits import Fold, LabelSet, SplitError, label_set, make_folds
-from .zoo import build_zoo, text_frame
+from ...stats.paired import accuracy, compare, encode, macro_f1
+from .select import Fitted, Spec, fit_models, selected_model
+from .splits import (DEV_COLUMN, TEST_COLUMN, LabelSet, SplitError, make_folds, outside_gold,
+                     rows, training_label)
+from .zoo import build_zoo, grid_points
+
+RULES, LABEL_MODEL, SELECTED = "rules (majority vote)", "label model (Snorkel)", \
+    "selected on validation"
+SECTION_TITLE = {"weak_to_gold": "weak → gold (sealed test)",
+                 "gold_cv": "gold cross-validation on dev",
+                 "weak_on_weak": "weak → weak (reproduces the rules)"}
 
 
 @dataclass
-class Result:
-    """One (model, split, label source): pooled out-of-fold predictions and their scores."""
+class System:
+    """One row of a section: a learned model, the rules, the label model or the nested choice."""
 
-    model: str
-    split: str
-    labels: str
+    name: str
+    kind: str                       # learned | rules | label_model | selected
+    pred: np.ndarray                # (repetitions, n) labels; None = abstain (a wrong answer)
+    model: str | None = None
+    train_labels: str | None = None
+    chosen: list[dict[str, Any]] = field(default_factory=list)  # grid point of each fit
+    val_score: float | None = None  # mean validation macro-F1 over its fits
+    n_selected: int = 0             # fits in which it was the validation choice
+    n_fits: int = 0
+    fit_s: float = 0.0
+    predict_s: float = 0.0
+    pipeline: Any = None            # fitted on the whole training set (single-fit protocols)
+    scores: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Section:
+    """One leaderboard section: systems scored on the same rows."""
+
+    protocol: str
+    variant: str                    # split name, or "sealed_test"
     classes: list[str]
     tweet_id: np.ndarray
     y_true: np.ndarray
-    y_pred: np.ndarray
-    fold_f1: list[float]
+    systems: list[System]
     n_train: int
     n_folds: int
-    fit_s: float
-    predict_s: float
-    pipeline: Any = None  # the fitted pipeline of a hold-out (None for CV: refit when logged)
-    scores: dict[str, Any] = field(default_factory=dict)
+    repeats: int
+    train_rows: dict[str, int] = field(default_factory=dict)
+    skipped_models: dict[str, str] = field(default_factory=dict)
+    reference: str | None = None    # the best system on these rows (differences are from it)
+
+    @property
+    def key(self) -> str:
+        return f"{self.protocol}/{self.variant}"
 
     @property
     def n_test(self) -> int:
         return int(len(self.y_true))
 
 
-def score(y_true: np.ndarray, y_pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
-    """Macro-F1 over the classes present in truth or prediction (absent classes are not scored
-    as zeros), accuracy, per-class F1 and the confusion matrix over all of the source's classes."""
-    from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
+# --------------------------------------------------------------------------------------------------
+# scoring a section
+# --------------------------------------------------------------------------------------------------
+def per_class(y_true: np.ndarray, pred: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """Per-class F1 (mean over repetitions) and the confusion matrix (summed over them)."""
+    from sklearn.metrics import confusion_matrix, f1_score
 
-    present = sorted(set(y_true.tolist()) | set(y_pred.tolist()))
-    per_class = f1_score(y_true, y_pred, labels=present, average=None, zero_division=0)
-    return {
-        "macro_f1": float(f1_score(y_true, y_pred, labels=present, average="macro",
-                                   zero_division=0)),
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "per_class_f1": {c: float(v) for c, v in zip(present, per_class, strict=True)},
-        "confusion": confusion_matrix(y_true, y_pred, labels=classes).tolist(),
-    }
-
-
-@dataclass
-class _Fitted:
-    """A fitted step shared by every model whose pipeline starts with the same (unfitted) steps."""
-
-    step: Any
-    x_train: Any
-    x_test: Any
-    fit_s: float
-    transform_s: float
+    preds = [np.array([p if p is not None else "(abstain)" for p in row], dtype=object)
+             for row in pred]
+    f1 = np.mean([f1_score(y_true, p, labels=classes, average=None, zero_division=0)
+                  for p in preds], axis=0)
+    conf = sum(confusion_matrix(y_true, p, labels=classes) for p in preds)
+    return {"per_class_f1": {c: float(v) for c, v in zip(classes, f1, strict=True)},
+            "confusion": np.asarray(conf).tolist()}
 
 
-def _split_pipeline(pipe: Any) -> tuple[list[tuple[str, Any]], tuple[str, Any]]:
-    from sklearn.pipeline import Pipeline
+def score_section(sec: Section, settings: BenchmarkSettings) -> Section:
+    """Intervals for every system and paired differences from the best one (Holm-adjusted)."""
+    k = len(sec.classes)
+    y = encode(sec.y_true.tolist(), sec.classes)
+    codes = {s.name: np.vstack([encode(row.tolist(), sec.classes) for row in s.pred])
+             for s in sec.systems}
+    point = {n: (float(np.mean([macro_f1(y, row, k) for row in c])),
+                 float(np.mean([accuracy(y, row) for row in c]))) for n, c in codes.items()}
+    ranked = sorted(sec.systems, key=lambda s: (-round(point[s.name][0], 6),
+                                                -round(point[s.name][1], 6), s.name))
+    sec.reference = ranked[0].name
+    res = compare(y, codes, k, sec.reference, n_boot=settings.n_boot, seed=settings.seed,
+                  level=settings.ci_level)
+    for s in sec.systems:
+        s.scores = {**res[s.name], **per_class(sec.y_true, s.pred, sec.classes)}
+    sec.systems = ranked
+    return sec
 
-    if isinstance(pipe, Pipeline) and len(pipe.steps) > 1:
-        return list(pipe.steps[:-1]), pipe.steps[-1]
-    return [], ("clf", pipe)
+
+# --------------------------------------------------------------------------------------------------
+# protocols
+# --------------------------------------------------------------------------------------------------
+def _fixed(name: str, kind: str, labels: pl.Series, abstain_as: str | None) -> System:
+    """A system whose predictions exist already (the rules, the label model)."""
+    vals = labels.fill_null(abstain_as) if abstain_as is not None else labels
+    return System(name=name, kind=kind, pred=np.array([vals.to_list()], dtype=object))
 
 
-def fit_predict(pipe: Any, x_train: Any, y_train: np.ndarray, x_test: Any,
-                cache: dict[str, _Fitted]) -> tuple[Any, np.ndarray, float, float]:
-    """Fit ``pipe`` on the training rows and predict the test rows, reusing transformer steps.
+def _learned(name: str, model: str, source: str | None, fits: list[Fitted],
+             chosen_in: list[bool], preds: np.ndarray) -> System:
+    vals = [f.val_score for f in fits if f.val_score is not None]
+    return System(name=name, kind="learned", pred=preds, model=model, train_labels=source,
+                  chosen=[f.params for f in fits], val_score=float(np.mean(vals)) if vals else None,
+                  n_selected=int(sum(chosen_in)), n_fits=len(fits),
+                  fit_s=sum(f.fit_s for f in fits), predict_s=sum(f.predict_s for f in fits),
+                  pipeline=fits[0].pipeline if len(fits) == 1 else None)
 
-    Why the cache: every class-path model starts with the same TF-IDF block, and refitting it per
-    model would dominate the benchmark. A step prefix with identical (unfitted) parameters on the
-    same fold gives identical output, so it is fitted once per fold (on training rows only) and its
-    fit/transform times are charged to every model that uses it: reported times stay those of the
-    whole pipeline. Returns the fitted pipeline, predictions, fit and predict seconds.
-    """
-    import joblib
-    from sklearn.base import clone
-    from sklearn.pipeline import Pipeline
 
-    prefix, (last_name, last) = _split_pipeline(pipe)
-    xtr, xte = x_train, x_test
-    fitted_steps: list[tuple[str, Any]] = []
-    fit_s = predict_s = 0.0
-    for i, (name, step) in enumerate(prefix):
-        if step is None or step == "passthrough":
-            fitted_steps.append((name, step))
+def _scored_rows(df: pl.DataFrame, where: pl.Expr, truth: str, s: BenchmarkSettings,
+                 emb: Any) -> LabelSet | str:
+    return rows(df, where, pl.col(truth).cast(pl.Utf8), truth, s.text_col, emb)
+
+
+def weak_to_gold(df: pl.DataFrame, specs: Mapping[str, Spec], classes: list[str],
+                 s: BenchmarkSettings, emb: Any) -> Section | str:
+    """Train on weak / label-model labels outside dev and test; score on the sealed test."""
+    test = _scored_rows(df, pl.col(TEST_COLUMN).is_not_null(), TEST_COLUMN, s, emb)
+    if isinstance(test, str):
+        return f"no sealed-test rows (`{TEST_COLUMN}`): {test}"
+    truth = df.filter(pl.col(TEST_COLUMN).is_not_null()).sort("tweet_id")
+    systems = [_fixed(RULES, "rules", truth["weak_label"], s.abstain_as),
+               _fixed(LABEL_MODEL, "label_model", truth["lm_label"], s.abstain_as)]
+    train_rows: dict[str, int] = {}
+    skipped: dict[str, str] = {}
+    for source in s.train_labels:
+        train = rows(df, outside_gold(), training_label(source, s.abstain_as), source, s.text_col,
+                     emb, max_rows=s.max_rows, seed=s.seed)
+        if isinstance(train, str) or len(set(train.y.tolist())) < 2:
+            skipped[source] = "fewer than two classes to train on"
             continue
-        key = joblib.hash(prefix[: i + 1])
-        if key not in cache:
-            est = clone(step)
-            t0 = time.perf_counter()
-            out_train = est.fit_transform(xtr, y_train)
-            t1 = time.perf_counter()
-            out_test = est.transform(xte)
-            cache[key] = _Fitted(est, out_train, out_test, t1 - t0, time.perf_counter() - t1)
-        hit = cache[key]
-        xtr, xte = hit.x_train, hit.x_test
-        fit_s += hit.fit_s
-        predict_s += hit.transform_s
-        fitted_steps.append((name, hit.step))
-    clf = clone(last)
-    t0 = time.perf_counter()
-    clf.fit(xtr, y_train)
-    t1 = time.perf_counter()
-    pred = np.asarray(clf.predict(xte), dtype=object)
-    predict_s += time.perf_counter() - t1
-    fit_s += t1 - t0
-    fitted = Pipeline([*fitted_steps, (last_name, clf)]) if fitted_steps else clf
-    return fitted, pred, fit_s, predict_s
+        train_rows[source] = len(train.y)
+        fits = fit_models(specs, train, test, classes, "stratified", s.inner_folds, s.seed,
+                          keep_pipeline=True)
+        pick = selected_model(fits)
+        for name, f in fits.items():
+            systems.append(_learned(f"{name} ← {source}", name, source, [f], [name == pick],
+                                    np.array([f.pred], dtype=object)))
+        skipped.update({f"{m} ← {source}": "no cached embedding for every row"
+                        for m in specs if m not in fits})
+    sec = Section("weak_to_gold", "sealed_test", classes, test.tweet_id, test.y, systems,
+                  n_train=max(train_rows.values(), default=0), n_folds=1, repeats=1,
+                  train_rows=train_rows, skipped_models=skipped)
+    return score_section(sec, s)
 
 
-def evaluate_group(pipes: Mapping[str, Any], ls: LabelSet, split: str,
-                   folds: list[Fold]) -> list[Result]:
-    """Every model on the same folds, fitted on the training rows only; test predictions pooled."""
-    from sklearn.metrics import f1_score
-
-    acc: dict[str, dict[str, Any]] = {
-        n: {"pred": [], "fold_f1": [], "fit_s": 0.0, "predict_s": 0.0, "fitted": None}
-        for n in pipes}
-    for f in folds:
-        cache: dict[str, _Fitted] = {}  # one fold's shared steps; dropped after the fold
-        x_train, x_test = text_frame(ls.text[f.train]), text_frame(ls.text[f.test])
-        y_train, y_test = ls.y[f.train], ls.y[f.test]
-        for name, pipe in pipes.items():
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")  # convergence chatter; scores speak instead
-                    fitted, pred, fit_s, predict_s = fit_predict(pipe, x_train, y_train, x_test,
-                                                                 cache)
-            except Exception as exc:  # noqa: BLE001 - name the model and the split, then stop
-                raise ScrmError(f"benchmark model {name!r} failed on labels={ls.source} "
-                                f"split={split}: {type(exc).__name__}: {exc}") from exc
-            a = acc[name]
-            a["pred"].append(pred)
-            a["fit_s"] += fit_s
-            a["predict_s"] += predict_s
-            a["fitted"] = fitted if len(folds) == 1 else None
-            present = sorted(set(y_test.tolist()) | set(pred.tolist()))
-            a["fold_f1"].append(float(f1_score(y_test, pred, labels=present, average="macro",
-                                               zero_division=0)))
-    tid = np.concatenate([ls.tweet_id[f.test] for f in folds])
-    y_true = np.concatenate([ls.y[f.test] for f in folds])
-    order = np.argsort(tid, kind="stable")
-    n_train = int(round(float(np.mean([len(f.train) for f in folds]))))
-    results = []
-    for name, a in acc.items():
-        res = Result(model=name, split=split, labels=ls.source, classes=ls.classes,
-                     tweet_id=tid[order], y_true=y_true[order],
-                     y_pred=np.concatenate(a["pred"])[order], fold_f1=a["fold_f1"],
-                     n_train=n_train, n_folds=len(folds), fit_s=a["fit_s"],
-                     predict_s=a["predict_s"], pipeline=a["fitted"])
-        res.scores = score(res.y_true, res.y_pred, res.classes)
-        results.append(res)
-    return results
-
-
-def best_of(results: Sequence[Result]) -> Result:
-    """Highest macro-F1, ties to higher accuracy, then to the model name (deterministic)."""
-    return sorted(results, key=lambda r: (-round(r.scores["macro_f1"], 6),
-                                          -round(r.scores["accuracy"], 6), r.model))[0]
+def gold_cv(df: pl.DataFrame, specs: Mapping[str, Spec], classes: list[str],
+            s: BenchmarkSettings, emb: Any, split: str) -> Section | str:
+    """Repeated K-fold on dev (split kind ``split``), choices on inner folds of each training part."""
+    dev = _scored_rows(df, pl.col(DEV_COLUMN).is_not_null(), DEV_COLUMN, s, emb)
+    if isinstance(dev, str):
+        return f"no dev rows (`{DEV_COLUMN}`): {dev}"
+    repeats = 1 if split == "time" else s.cv_repeats   # forward chaining has no randomness
+    n = len(dev.y)
+    preds = {m: np.full((repeats, n), None, dtype=object) for m in specs}
+    chosen = np.full((repeats, n), None, dtype=object)
+    fits: dict[str, list[Fitted]] = {m: [] for m in specs}
+    picked: dict[str, list[bool]] = {m: [] for m in specs}
+    covered = np.zeros(n, dtype=bool)
+    n_train: list[int] = []
+    n_folds = 0
+    for r in range(repeats):
+        folds = make_folds(split, dev, s.cv_folds, s.test_size, s.seed + r)
+        n_folds = len(folds)
+        for f in folds:
+            train, scored = dev.take(f.train), dev.take(f.test)
+            out = fit_models(specs, train, scored, classes, split, s.inner_folds, s.seed + r)
+            pick = selected_model(out)
+            for m, fit in out.items():
+                preds[m][r, f.test] = fit.pred
+                fits[m].append(fit)
+                picked[m].append(m == pick)
+            if pick is not None:
+                chosen[r, f.test] = out[pick].pred
+            covered[f.test] = True
+            n_train.append(len(f.train))
+    keep = covered  # time: the earliest block is never tested
+    truth = df.filter(pl.col(DEV_COLUMN).is_not_null()).sort("tweet_id").filter(pl.Series(keep))
+    systems = [_fixed(RULES, "rules", truth["weak_label"], s.abstain_as),
+               _fixed(LABEL_MODEL, "label_model", truth["lm_label"], s.abstain_as)]
+    for m in specs:
+        if fits[m]:
+            systems.append(_learned(m, m, None, fits[m], picked[m], preds[m][:, keep]))
+    if all(v is not None for v in chosen[:, keep].ravel()):
+        systems.append(System(name=SELECTED, kind="selected", pred=chosen[:, keep],
+                              n_fits=len(n_train)))
+    sec = Section("gold_cv", split, classes, dev.tweet_id[keep], dev.y[keep], systems,
+                  n_train=int(round(float(np.mean(n_train)))), n_folds=n_folds, repeats=repeats,
+                  skipped_models={m: "no cached embedding for every row" for m in specs
+                                  if not fits[m]})
+    return score_section(sec, s)
 
 
-def run_benchmark(df: pl.DataFrame, settings: BenchmarkSettings,
-                  on_group: Any = None) -> tuple[list[Result], dict[str, Any], dict[str, Any]]:
-    """Every selected model on every selected split and label source (pure: no files written).
+def weak_on_weak(df: pl.DataFrame, specs: Mapping[str, Spec], classes: list[str],
+                 s: BenchmarkSettings, emb: Any, split: str) -> Section | str:
+    """Train and test on weak labels (one hold-out of ``test_size``), outside the sealed test."""
+    ls = rows(df, pl.col(TEST_COLUMN).is_null(), training_label("weak", s.abstain_as), "weak",
+              s.text_col, emb, max_rows=s.max_rows, seed=s.seed)
+    if isinstance(ls, str) or len(set(ls.y.tolist())) < 2:
+        return "fewer than two classes of weak labels"
+    (fold,) = make_folds(split, ls, None, s.test_size, s.seed)
+    train, scored = ls.take(fold.train), ls.take(fold.test)
+    out = fit_models(specs, train, scored, classes, split, s.inner_folds, s.seed,
+                     keep_pipeline=True)
+    pick = selected_model(out)
+    systems = [_learned(m, m, "weak", [f], [m == pick], np.array([f.pred], dtype=object))
+               for m, f in out.items()]
+    sec = Section("weak_on_weak", split, classes, scored.tweet_id, scored.y, systems,
+                  n_train=len(fold.train), n_folds=1, repeats=1,
+                  train_rows={"weak": len(fold.train)},
+                  skipped_models={m: "no cached embedding for every row" for m in specs
+                                  if m not in out})
+    if ls.subsampled_from is not None:
+        sec.train_rows["subsampled_from"] = ls.subsampled_from
+    return score_section(sec, s)
 
-    ``on_group(label_set, split, results)`` is called after each (label source, split) so the
-    caller can log and then drop the fitted pipelines (memory stays at one group's worth).
-    Returns the results, the per-source class report and the skipped (source or split) reasons.
+
+def specs_of(settings: BenchmarkSettings) -> dict[str, Spec]:
+    """The selected zoo entries as unfitted pipelines with their grid points."""
+    s = settings
+    pipes = build_zoo(s.zoo, s.models, s.features, s.seed)
+    return {n: Spec(p, s.zoo[n].features, grid_points(n, s.zoo[n])) for n, p in pipes.items()}
+
+
+def n_sections(settings: BenchmarkSettings) -> int:
+    """How many sections (leaderboard cells) :func:`run_benchmark` will try."""
+    return sum(1 if p == "weak_to_gold" else len(settings.splits) for p in settings.protocols)
+
+
+def run_benchmark(df: pl.DataFrame, settings: BenchmarkSettings, classes: list[str],
+                  emb: tuple[np.ndarray, np.ndarray] | None = None,
+                  on_section: Callable[[Section], None] | None = None,
+                  on_done: Callable[[str, str], None] | None = None,
+                  ) -> tuple[list[Section], dict[str, str]]:
+    """Every protocol (and split) on the complaints table (pure: no files written).
+
+    ``emb``: (ids, vectors) of the embedding cache, or None (embedding models are then skipped).
+    ``on_section(section)`` is called as each section finishes (MLflow logging); fitted pipelines
+    are dropped after it. ``on_done(key, note)`` is called after every attempted section, scored or
+    skipped (progress). Returns the sections and the skipped ones with reasons.
     """
     from threadpoolctl import threadpool_limits
 
     s = settings
-    pipes = build_zoo(s.zoo, s.models, s.features, s.seed)
-    results: list[Result] = []
-    classes: dict[str, Any] = {}
+    df = df.sort("tweet_id")
+    specs = specs_of(s)
+    sections: list[Section] = []
     skipped: dict[str, str] = {}
-    with threadpool_limits(limits=s.n_threads):
-        for source in s.labels:
-            ls = label_set(df, source, s)
-            if isinstance(ls, str):
-                skipped[source] = ls
-                continue
-            classes[source] = {"n_rows": int(len(ls.y)), "counts": ls.counts,
-                               "merged": ls.merged, "dropped": ls.dropped}
-            if ls.subsampled_from is not None:
-                classes[source]["subsampled_from"] = ls.subsampled_from
-            if ls.origin:
-                classes[source]["origin"] = ls.origin
+    jobs: list[tuple[str, str, Callable[[], Section | str]]] = []
+    for protocol in s.protocols:
+        if protocol == "weak_to_gold":
+            jobs.append((protocol, "sealed_test",
+                         lambda: weak_to_gold(df, specs, classes, s, emb)))
+        else:
+            fn = gold_cv if protocol == "gold_cv" else weak_on_weak
             for split in s.splits:
-                try:
-                    folds = make_folds(split, ls, s)
-                except SplitError as exc:
-                    skipped[f"{source}/{split}"] = str(exc)
-                    continue
-                group = evaluate_group(pipes, ls, split, folds)
-                if on_group is not None:
-                    on_group(ls, split, group)
-                for r in group:
-                    r.pipeline = None
-                results.extend(group)
-    return results, classes, skipped
-
-
-def group_results(results: Sequence[Result]) -> dict[tuple[str, str], list[Result]]:
-    """Results by (label source, split), in run order."""
-    out: dict[tuple[str, str], list[Result]] = {}
-    for r in results:
-        out.setdefault((r.labels, r.split), []).append(r)
-    return out
+                jobs.append((protocol, split,
+                             lambda fn=fn, split=split: fn(df, specs, classes, s, emb, split)))
+    with threadpool_limits(limits=s.n_threads):
+        for protocol, variant, job in jobs:
+            try:
+                sec = job()
+            except SplitError as exc:
+                sec = str(exc)
+            if isinstance(sec, str):
+                skipped[f"{protocol}/{variant}"] = sec
+                if on_done is not None:
+                    on_done(f"{protocol}/{variant}", "skipped")
+                continue
+            if on_section is not None:
+                on_section(sec)
+            if on_done is not None:
+                on_done(sec.key, f"best: {sec.reference}")
+            for system in sec.systems:
+                system.pipeline = None
+            sections.append(sec)
+    return sections, skipped

@@ -1,11 +1,19 @@
-"""The rows each label source contributes to the benchmark, and their train/test folds.
+"""The rows each benchmark protocol trains and scores on, and their train/test folds.
+
+Rows (:func:`rows`): every protocol reads ``complaints.parquet``. Its label columns are
+
+* ``label`` (weak labels, or a user's labels file) and ``lm_label`` (the label model): training
+  labels; an abstention (null) becomes ``abstain_as`` (or the row is left out when that is null);
+* ``gold_label``: the dev gold set; ``test_label``: the sealed test, read only as the truth that
+  protocol ``weak_to_gold`` scores against, never for fitting or choosing anything.
 
 Why three splits: a random stratified split flatters models that memorise a brand's vocabulary or a
 week's news; the *time* split (train on the earliest openings, test on later ones) asks whether a
 model survives drift, and the *brand* split (test brands never seen in training) asks whether it
-transfers to a new client. Weak labels get one hold-out of ``test_size``; the small gold set gets
-K-fold cross-validation. A split that cannot be made on the rows is a :class:`SplitError` (recorded
-as skipped, not a crash); a brand split that leaked a brand is never reported.
+transfers to a new client. A split that cannot be made on the rows is a :class:`SplitError`
+(recorded as skipped, not a crash); a brand split that leaked a brand is never reported.
+Classes are never merged or dropped: every score averages over the same label set
+(:func:`label_space`).
 """
 
 from __future__ import annotations
@@ -17,20 +25,21 @@ from dataclasses import dataclass, field
 import numpy as np
 import polars as pl
 
-from ...config import BenchmarkSettings
 from ...errors import ScrmError
 from ...stats.splits import time_split
 
-LABEL_COLUMN = {"weak": "label", "gold": "gold_label"}
+TRAIN_COLUMN = {"weak": "label", "label_model": "lm_label"}
+DEV_COLUMN, TEST_COLUMN = "gold_label", "test_label"
+LABEL_COLUMNS = ("label", "lm_label", "weak_label", DEV_COLUMN, TEST_COLUMN)
 NO_BRAND = "(no brand)"
 
 
 # --------------------------------------------------------------------------------------------------
-# rows of a label source
+# rows
 # --------------------------------------------------------------------------------------------------
 @dataclass
 class LabelSet:
-    """One label source's rows after rare-class handling (everything a split needs, as arrays)."""
+    """Rows of one protocol section (everything a split and a model need, as arrays)."""
 
     source: str
     tweet_id: np.ndarray
@@ -38,81 +47,88 @@ class LabelSet:
     y: np.ndarray
     created_at: np.ndarray  # int64 microseconds, for the time split
     brand: np.ndarray
-    counts: dict[str, int]
-    merged: dict[str, int] = field(default_factory=dict)
-    dropped: dict[str, int] = field(default_factory=dict)
+    emb: np.ndarray | None = None  # cached sentence vectors of these rows (None: not all cached)
     subsampled_from: int | None = None
     origin: list[str] = field(default_factory=list)  # complaints' label_source (weak / user file)
 
     @property
-    def classes(self) -> list[str]:
-        return sorted(self.counts)
+    def counts(self) -> dict[str, int]:
+        return dict(sorted(Counter(self.y.tolist()).items()))
+
+    def take(self, idx: np.ndarray) -> LabelSet:
+        """The rows at positions ``idx`` (same source)."""
+        return LabelSet(self.source, self.tweet_id[idx], self.text[idx], self.y[idx],
+                        self.created_at[idx], self.brand[idx],
+                        None if self.emb is None else self.emb[idx], None, list(self.origin))
 
 
-def handle_rare(y: np.ndarray, min_count: int, policy: str,
-                merge_into: str) -> tuple[np.ndarray, dict[str, int], dict[str, int]]:
-    """Classes with fewer than ``min_count`` rows are merged into ``merge_into`` or dropped.
-
-    A class that rare cannot be stratified or cross-validated and its F1 is noise. With ``merge``
-    the catch-all class absorbs them; if the catch-all is still too rare it is dropped too. Returns
-    the new labels (None = row dropped) and the merged / dropped class counts, so nothing vanishes
-    silently.
-    """
-    y = np.asarray(y, dtype=object).copy()
-    counts = Counter(y.tolist())
-    rare = {c: n for c, n in counts.items() if n < min_count}
-    merged: dict[str, int] = {}
-    dropped: dict[str, int] = {}
-    if policy == "merge":
-        merged = {c: n for c, n in rare.items() if c != merge_into}
-        if merged:
-            y[np.isin(y, list(merged))] = merge_into
-        n_target = int((y == merge_into).sum())
-        if 0 < n_target < min_count:
-            dropped[merge_into] = n_target
-    else:
-        dropped = dict(rare)
-    if dropped:
-        y[np.isin(y, list(dropped))] = None
-    return y, dict(sorted(merged.items())), dict(sorted(dropped.items()))
+def label_space(df: pl.DataFrame, abstain_as: str | None) -> list[str]:
+    """The one label set every score of a run averages over: every category in any label column
+    of the complaints table (weak, label model, dev, sealed test), plus ``abstain_as``, sorted.
+    With the shipped taxonomy and gold sets this is the taxonomy's ten categories."""
+    cats: set[str] = set() if abstain_as is None else {abstain_as}
+    for c in LABEL_COLUMNS:
+        if c in df.columns:
+            cats |= set(df[c].drop_nulls().cast(pl.Utf8).to_list())
+    return sorted(cats)
 
 
-def label_set(df: pl.DataFrame, source: str, settings: BenchmarkSettings) -> LabelSet | str:
-    """The rows of one label source, or the reason it cannot be benchmarked."""
-    col = LABEL_COLUMN[source]
-    value = pl.col(col).cast(pl.Utf8).str.strip_chars()
-    rows = df.filter(value.is_not_null() & (value != ""))
-    if rows.height == 0:
-        return f"no rows with a non-null `{col}`"
+def training_label(source: str, abstain_as: str | None) -> pl.Expr:
+    """The training label of a weak source; an abstention becomes ``abstain_as`` (or stays null)."""
+    e = pl.col(TRAIN_COLUMN[source]).cast(pl.Utf8)
+    return e.fill_null(abstain_as) if abstain_as is not None else e
+
+
+def rows(df: pl.DataFrame, where: pl.Expr, label: pl.Expr, source: str, text_col: str,
+         emb: tuple[np.ndarray, np.ndarray] | None, *, max_rows: int | None = None,
+         seed: int = 0) -> LabelSet | str:
+    """The rows matching ``where`` with a non-null ``label``, or the reason there are none."""
+    sub = df.filter(where).with_columns(_y=label).filter(pl.col("_y").is_not_null())
+    if sub.height == 0:
+        return "no rows"
     subsampled_from = None
-    s = settings
-    if source == "weak" and s.max_rows and rows.height > s.max_rows:
-        # a seeded sample for large runs; the gold set is never subsampled
-        subsampled_from = rows.height
-        rows = rows.sample(n=s.max_rows, seed=s.seed, shuffle=False).sort("tweet_id")
-    min_count = s.min_class_count
-    if source == "gold":
-        min_count = max(min_count, s.cv_folds)
-    y, merged, dropped = handle_rare(rows[col].cast(pl.Utf8).str.strip_chars().to_numpy(),
-                                     min_count, s.rare_classes, s.merge_into)
-    keep = pl.Series(col, y, dtype=pl.Utf8).is_not_null()
-    rows = rows.filter(keep)
-    y = y[keep.to_numpy()]
-    counts = dict(sorted(Counter(y.tolist()).items()))
-    if len(counts) < 2:
-        return (f"fewer than two classes with >= {min_count} rows in `{col}` "
-                f"(dropped: {dropped or 'none'})")
+    if max_rows and sub.height > max_rows:  # a seeded sample for large runs
+        subsampled_from = sub.height
+        sub = sub.sample(n=max_rows, seed=seed, shuffle=False).sort("tweet_id")
+    ids = sub["tweet_id"].to_numpy()
+    empty = (sub[text_col].fill_null("").cast(pl.Utf8).str.strip_chars().str.len_chars() == 0
+             ).to_numpy()
+    vectors = lookup(emb, ids, empty) if emb is not None else None
     return LabelSet(
-        source=source,
-        tweet_id=rows["tweet_id"].to_numpy(),
-        text=rows[s.text_col].fill_null("").cast(pl.Utf8).to_numpy().astype(object),
-        y=y.astype(object),
-        created_at=rows["created_at"].dt.epoch("us").to_numpy(),
-        brand=rows["brand"].cast(pl.Utf8).fill_null(NO_BRAND).to_numpy().astype(object),
-        counts=counts, merged=merged, dropped=dropped, subsampled_from=subsampled_from,
-        origin=(sorted(rows["label_source"].drop_nulls().cast(pl.Utf8).unique().to_list())
-                if source == "weak" and "label_source" in rows.columns else []),
-    )
+        source=source, tweet_id=ids,
+        text=sub[text_col].fill_null("").cast(pl.Utf8).to_numpy().astype(object),
+        y=sub["_y"].to_numpy().astype(object),
+        created_at=sub["created_at"].dt.epoch("us").to_numpy(),
+        brand=sub["brand"].cast(pl.Utf8).fill_null(NO_BRAND).to_numpy().astype(object),
+        emb=vectors, subsampled_from=subsampled_from,
+        origin=(sorted(sub["label_source"].drop_nulls().cast(pl.Utf8).unique().to_list())
+                if source == "weak" and "label_source" in sub.columns else []))
+
+
+def lookup(emb: tuple[np.ndarray, np.ndarray], ids: np.ndarray,
+           empty: np.ndarray) -> np.ndarray | None:
+    """The cached vectors of ``ids`` in their order (``emb`` = (cached ids, vectors)).
+
+    ``scrm embed`` skips openings whose cleaned text is empty: those (``empty``) get a zero vector,
+    a point equally far from every class. None when an opening *with* text has no vector (e.g.
+    ``embed.max_docs`` embedded a sample): embedding models are then not run on these rows.
+    """
+    cached, vectors = emb
+    if len(cached) == 0:
+        return None
+    order = np.argsort(cached, kind="stable")
+    pos = np.clip(np.searchsorted(cached[order], ids), 0, len(cached) - 1)
+    found = cached[order][pos] == ids
+    if not (found | empty).all():
+        return None
+    out = np.zeros((len(ids), vectors.shape[1]), dtype=np.float32)
+    out[found] = vectors[order][pos[found]]
+    return out
+
+
+def outside_gold() -> pl.Expr:
+    """Openings in neither hand-labelled set (the weak_to_gold training pool)."""
+    return pl.col(DEV_COLUMN).is_null() & pl.col(TEST_COLUMN).is_null()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -133,8 +149,10 @@ def stratified_holdout(y: np.ndarray, test_size: float, seed: int) -> list[Fold]
     from sklearn.model_selection import train_test_split
 
     idx = np.arange(len(y))
+    counts = Counter(y.tolist())
+    strat = y if min(counts.values()) >= 2 else None  # a class of one row cannot be stratified
     try:
-        tr, te = train_test_split(idx, test_size=test_size, stratify=y, random_state=seed)
+        tr, te = train_test_split(idx, test_size=test_size, stratify=strat, random_state=seed)
     except ValueError as exc:
         raise SplitError(f"stratified split impossible: {exc}") from exc
     return [Fold(np.sort(tr), np.sort(te))]
@@ -215,23 +233,28 @@ def brand_cv(y: np.ndarray, groups: np.ndarray, k: int, seed: int) -> list[Fold]
 
 
 def stratified_cv(y: np.ndarray, k: int, seed: int) -> list[Fold]:
+    """StratifiedKFold; a class rarer than ``k`` is spread over as many folds as it has rows."""
     from sklearn.model_selection import StratifiedKFold
 
+    if len(y) < k:
+        raise SplitError(f"{len(y)} rows cannot make {k} folds")
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [Fold(np.sort(tr), np.sort(te)) for tr, te in cv.split(np.zeros(len(y)), y)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class" is expected here
+        return [Fold(np.sort(tr), np.sort(te)) for tr, te in cv.split(np.zeros(len(y)), y)]
 
 
-def make_folds(split: str, ls: LabelSet, settings: BenchmarkSettings) -> list[Fold]:
-    """Hold-out for weak labels, cross-validation for the (small) gold set; folds whose training
-    side has fewer than two classes are left out (no classifier can be fitted on them)."""
-    seed, k, ts = settings.seed, settings.cv_folds, settings.test_size
-    cv = ls.source == "gold"
+def make_folds(split: str, ls: LabelSet, k: int | None, test_size: float,
+               seed: int) -> list[Fold]:
+    """K-fold cross-validation (``k`` given) or one hold-out of ``test_size`` (``k`` None) of the
+    kind ``split``; folds whose training side has fewer than two classes are left out (no
+    classifier can be fitted on them)."""
     if split == "stratified":
-        folds = stratified_cv(ls.y, k, seed) if cv else stratified_holdout(ls.y, ts, seed)
+        folds = stratified_cv(ls.y, k, seed) if k else stratified_holdout(ls.y, test_size, seed)
     elif split == "time":
-        folds = time_cv(ls.created_at, k) if cv else time_holdout(ls.created_at, ts)
+        folds = time_cv(ls.created_at, k) if k else time_holdout(ls.created_at, test_size)
     elif split == "brand":
-        folds = brand_cv(ls.y, ls.brand, k, seed) if cv else brand_holdout(ls.brand, ts, seed)
+        folds = brand_cv(ls.y, ls.brand, k, seed) if k else brand_holdout(ls.brand, test_size, seed)
     else:  # the settings reject unknown splits; keep the error explicit anyway
         raise ScrmError(f"unknown split {split!r}")
     usable = [f for f in folds if len(set(ls.y[f.train].tolist())) >= 2]

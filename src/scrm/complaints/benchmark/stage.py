@@ -1,11 +1,11 @@
-"""Stage ``benchmark``: every zoo model x split x label source on ``complaints.parquet``.
+"""Stage ``benchmark``: every zoo model under three protocols, on ``complaints.parquet``.
 
-Why two label sources: ``weak`` trains and tests on the rule-based labels (the ``label`` column: a
-user's own labels file when given, else the weak labels), so it measures how well a model
-*reproduces the rules*, not how right it is; ``gold`` uses only the hand-labelled gold set, evaluated
-by K-fold cross-validation, and measures agreement with people. The splits are in :mod:`.splits`,
-fitting and scoring in :mod:`.evaluate`, the models in :mod:`.zoo`, the written tables in
-:mod:`.outputs` and the confusion figure in :mod:`.drawing`.
+Why three protocols (:mod:`.evaluate`): ``weak_to_gold`` trains on weak labels and scores on the
+sealed test, the measure a weak-supervision claim needs; ``gold_cv`` cross-validates on dev (hand
+labels); ``weak_on_weak`` measures how well a model *reproduces the rules*, labelled as such. The
+rows are in :mod:`.splits`, the choices on validation folds in :mod:`.select`, the models in
+:mod:`.zoo`, the written tables in :mod:`.outputs` and the confusion figure in :mod:`.drawing`.
+Embedding models read ``data/processed/embeddings.npz`` (stage ``embed``).
 
 Everything that decides a number is in params.yaml (``benchmark:``, :class:`scrm.config.
 BenchmarkSettings`); command-line options override a few of them for one run. Fit and predict times
@@ -16,7 +16,6 @@ runs.
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
@@ -30,10 +29,10 @@ from ...errors import DataError, ScrmError
 from ...io import write_csv, write_json, write_text
 from ...paths import Paths
 from .drawing import confusion_figure
-from .evaluate import Result, best_of, group_results, run_benchmark
+from .evaluate import Section, n_sections, run_benchmark
 from .outputs import confusion_rows, leaderboard, metrics_json, render_markdown
-from .splits import LabelSet
-from .zoo import build_zoo, text_frame
+from .splits import label_space
+from .zoo import text_frame
 
 EXPERIMENT = "benchmark"
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ log = logging.getLogger(__name__)
 # settings and input
 # --------------------------------------------------------------------------------------------------
 def with_overrides(settings: BenchmarkSettings, *, models: Sequence[str] | None = None,
-                   splits: Sequence[str] | None = None, labels: Sequence[str] | None = None,
+                   splits: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
                    log_models: str | None = None, mlflow: bool | None = None) -> BenchmarkSettings:
     """``settings`` with the command-line overrides that are given (None keeps params.yaml's value),
     validated like params.yaml: an unknown model, split or label source is an error naming it."""
@@ -52,8 +51,8 @@ def with_overrides(settings: BenchmarkSettings, *, models: Sequence[str] | None 
         changes["models"] = tuple(models)
     if splits:
         changes["splits"] = tuple(splits)
-    if labels:
-        changes["labels"] = tuple(labels)
+    if protocols:
+        changes["protocols"] = tuple(protocols)
     mlflow_changes: dict[str, Any] = {}
     if log_models is not None:
         mlflow_changes["log_models"] = log_models
@@ -69,7 +68,8 @@ def with_overrides(settings: BenchmarkSettings, *, models: Sequence[str] | None 
         raise ConfigError(str(exc).replace("params.yaml:", "command-line override:", 1)) from None
 
 
-REQUIRED = ("tweet_id", "brand", "created_at", "label", "gold_label")
+REQUIRED = ("tweet_id", "brand", "created_at", "label", "weak_label", "lm_label", "gold_label",
+            "test_label")
 
 
 def load_frame(path: Path, text_col: str) -> pl.DataFrame:
@@ -87,110 +87,130 @@ def load_frame(path: Path, text_col: str) -> pl.DataFrame:
     return df.sort("tweet_id")
 
 
+def load_vectors(path: Path) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict[str, Any] | None]:
+    """(ids, vectors) of the embedding cache and what it is, or (None, None) when there is none."""
+    from ..embed import load_embeddings
+
+    if not path.exists():
+        return None, None
+    cache = load_embeddings(path)
+    return (np.asarray(cache.ids, dtype=np.int64), np.asarray(cache.vectors, dtype=np.float32)), {
+        "file": path.name, "backend": cache.backend, "model": cache.model,
+        "n": int(len(cache.ids)), "dim": int(cache.vectors.shape[1])}
+
+
 # --------------------------------------------------------------------------------------------------
 # MLflow
 # --------------------------------------------------------------------------------------------------
-def _make_logger(paths: Paths, settings: BenchmarkSettings, data_path: Path) -> Any:
-    """A callback logging one MLflow run per (model, split, label source) as each group finishes."""
-    from sklearn.base import clone
+def _make_logger(paths: Paths, settings: BenchmarkSettings, inputs: list[Path]) -> Any:
+    """A callback logging one MLflow run per (section, system) as each section finishes.
 
+    Learned models of single-fit protocols (weak_to_gold, weak_on_weak) can log their fitted
+    pipeline; ``log_models: best`` logs the one selected on validation (never the one that scored
+    best on the scored rows). Cross-validated rows log metrics only (no single fitted model).
+    """
     from ... import tracking
 
     s = settings
-    refits: dict[str, Any] = {}  # gold CV: the model refitted on all gold rows, shared by splits
-    pipes = build_zoo(s.zoo, s.models, s.features, s.seed)
 
-    def fitted_pipeline(r: Result, ls: LabelSet) -> Any:
-        if r.pipeline is not None:
-            return r.pipeline
-        if r.model not in refits or refits[r.model][0] != ls.source:
-            est = clone(pipes[r.model])
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                est.fit(text_frame(ls.text), ls.y)
-            refits[r.model] = (ls.source, est)
-        return refits[r.model][1]
-
-    def log_group(ls: LabelSet, split: str, group: list[Result]) -> None:
-        best = best_of(group).model
-        for r in group:
-            spec = s.zoo[r.model]
-            params = {"model": r.model, "estimator": spec.estimator,
-                      "features_kind": spec.features, "kwargs": dict(spec.kwargs),
-                      "split": split, "labels": ls.source, "test_size": s.test_size,
-                      "cv_folds": s.cv_folds, "text_col": s.text_col,
-                      "features": asdict(s.features), "n_train": r.n_train, "n_test": r.n_test,
-                      "n_folds": r.n_folds, "n_classes": len(r.classes),
-                      "rare_classes": s.rare_classes, "min_class_count": s.min_class_count}
-            tags = {"scrm.stage": "benchmark", "benchmark.model": r.model,
-                    "benchmark.split": split, "benchmark.labels": ls.source,
-                    "benchmark.best_in_split": str(r.model == best).lower(),
-                    "benchmark.model_fit_on": "train split" if r.n_folds == 1
-                    else f"all {ls.source} rows (metrics are {r.n_folds}-fold CV)"}
-            with tracking.start_run(EXPERIMENT, f"{r.model}|{split}|{ls.source}", params=params,
-                                    seed=s.seed, inputs=[data_path], tags=tags,
-                                    root=paths.root):
-                m = {"macro_f1": r.scores["macro_f1"], "accuracy": r.scores["accuracy"],
-                     "fit_s": r.fit_s, "predict_s": r.predict_s}
-                if r.n_folds > 1:
-                    m["macro_f1_fold_std"] = float(np.std(r.fold_f1))
-                m.update({f"f1.{c}": v for c, v in r.scores["per_class_f1"].items()})
-                tracking.log_metrics(m)
-                tracking.log_dict({"labels": r.classes, "matrix": r.scores["confusion"]},
+    def log_section(sec: Section) -> None:
+        for x in sec.systems:
+            params = {"system": x.name, "kind": x.kind, "model": x.model,
+                      "train_labels": x.train_labels, "protocol": sec.protocol,
+                      "variant": sec.variant, "n_train": sec.n_train, "n_test": sec.n_test,
+                      "n_folds": sec.n_folds, "repeats": sec.repeats,
+                      "n_classes": len(sec.classes), "text_col": s.text_col,
+                      "abstain_as": s.abstain_as, "inner_folds": s.inner_folds}
+            if x.model is not None:
+                spec = s.zoo[x.model]
+                params.update(estimator=spec.estimator, features_kind=spec.features,
+                              kwargs=dict(spec.kwargs), grid=dict(spec.grid),
+                              features=asdict(s.features))
+            selected = x.kind == "learned" and x.n_selected > 0
+            tags = {"scrm.stage": "benchmark", "benchmark.protocol": sec.protocol,
+                    "benchmark.variant": sec.variant, "benchmark.system": x.name,
+                    "benchmark.best_in_section": str(x.name == sec.reference).lower(),
+                    "benchmark.selected_on_validation": str(selected).lower()}
+            with tracking.start_run(EXPERIMENT, f"{x.name}|{sec.key}", params=params, seed=s.seed,
+                                    inputs=inputs, tags=tags, root=paths.root):
+                sc = x.scores
+                m = {"macro_f1": sc["macro_f1"], "macro_f1_ci_low": sc["macro_f1_ci"][0],
+                     "macro_f1_ci_high": sc["macro_f1_ci"][1], "accuracy": sc["accuracy"],
+                     "fit_s": x.fit_s, "predict_s": x.predict_s}
+                if sc["diff_ci"] is not None:
+                    m.update(diff_from_best=sc["diff"], p_holm=sc["p_holm"])
+                if x.val_score is not None:
+                    m["validation_macro_f1"] = x.val_score
+                m.update({f"f1.{c}": v for c, v in sc["per_class_f1"].items()})
+                tracking.log_metrics({k: v for k, v in m.items() if v is not None})
+                tracking.log_dict({"labels": sec.classes, "matrix": sc["confusion"]},
                                   "confusion_matrix.json")
-                if s.mlflow.log_models == "all" or (s.mlflow.log_models == "best"
-                                                    and r.model == best):
-                    register = (s.mlflow.register == "all"
-                                or (s.mlflow.register == "best" and r.model == best))
-                    try:
-                        tracking.log_sklearn_model(fitted_pipeline(r, ls),
-                                                   text_frame(ls.text[:5]),
-                                                   registered_name=f"scrm-benchmark-{r.model}"
-                                                   if register else None)
-                    except Exception as exc:  # noqa: BLE001 - metrics are logged; say why no model
-                        # e.g. MLflow's skops format refuses a researcher's custom class
-                        msg = f"{type(exc).__name__}: {exc}"
-                        log.warning("benchmark: model %s (%s/%s) not logged to MLflow: %s",
-                                    r.model, ls.source, split, msg.splitlines()[0][:400])
-                        tracking.log_dict({"error": msg}, "model_not_logged.json")
+                wanted = s.mlflow.log_models == "all" or (s.mlflow.log_models == "best"
+                                                          and selected)
+                if x.pipeline is None or not wanted:
+                    continue
+                register = s.mlflow.register == "all" or (s.mlflow.register == "best" and selected)
+                try:
+                    tracking.log_sklearn_model(
+                        x.pipeline, _input_example(x, s),
+                        registered_name=f"scrm-benchmark-{x.model}" if register else None)
+                except Exception as exc:  # noqa: BLE001 - metrics are logged; say why no model
+                    msg = f"{type(exc).__name__}: {exc}"
+                    log.warning("benchmark: model %s (%s) not logged to MLflow: %s", x.name,
+                                sec.key, msg.splitlines()[0][:400])
+                    tracking.log_dict({"error": msg}, "model_not_logged.json")
 
-    return log_group
+    return log_section
+
+
+def _input_example(x: Any, s: BenchmarkSettings) -> Any:
+    """What the logged model reads: two texts, or two zero vectors for an embedding model."""
+    if x.model is not None and s.zoo[x.model].features == "embeddings":
+        return np.zeros((2, int(x.pipeline.n_features_in_)), dtype=np.float32)
+    return text_frame(["my package never arrived", "thanks for the quick help"])
 
 
 # --------------------------------------------------------------------------------------------------
 # stage
 # --------------------------------------------------------------------------------------------------
 def run(paths: Paths, settings: BenchmarkSettings, *, models: Sequence[str] | None = None,
-        splits: Sequence[str] | None = None, labels: Sequence[str] | None = None,
+        splits: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
         log_models: str | None = None, mlflow: bool | None = None) -> dict[str, Any]:
     """Leaderboard CSV/MD, deterministic metrics JSON, plots and MLflow runs (options as in
-    :func:`with_overrides`)."""
+    :func:`with_overrides`); progress, one step per section, on stderr (:mod:`scrm.progress`)."""
+    from ... import progress
     paths.ensure()
-    s = with_overrides(settings, models=models, splits=splits, labels=labels,
+    s = with_overrides(settings, models=models, splits=splits, protocols=protocols,
                        log_models=log_models, mlflow=mlflow)
     df = load_frame(paths.complaints, s.text_col)
-    on_group = _make_logger(paths, s, paths.complaints) if s.mlflow.enabled else None
-    results, classes, skipped = run_benchmark(df, s, on_group=on_group)
-    if not results:
+    emb, emb_info = load_vectors(paths.embeddings)
+    classes = label_space(df, s.abstain_as)
+    inputs = [paths.complaints] + ([paths.embeddings] if emb is not None else [])
+    logger = _make_logger(paths, s, inputs) if s.mlflow.enabled else None
+
+    with progress.bar(n_sections(s), "benchmark", unit="section") as bar:
+        sections, skipped = run_benchmark(
+            df, s, classes, emb, on_section=logger,
+            on_done=lambda key, note: bar.update(note=f"{key}, {note}"))
+    if not sections:
         raise ScrmError("benchmark: nothing could be evaluated: "
                         + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+    info = {"classes": classes, "embeddings": emb_info}
+    plot = next((sec for p in ("weak_to_gold", "gold_cv", "weak_on_weak") for sec in sections
+                 if sec.protocol == p), sections[0])
+    best = next(x for x in plot.systems if x.name == plot.reference)
 
-    bests = [best_of(g) for g in group_results(results).values()]
-    plot_src = next((src for src in ("gold", "weak") if any(b.labels == src for b in bests)), None)
-    plot_best = next((b for split in s.splits for b in bests
-                      if b.labels == plot_src and b.split == split), bests[0])
-    plot_key = f"{plot_best.labels}/{plot_best.split}/{plot_best.model}"
-
-    lb = leaderboard(results, s)
+    lb = leaderboard(sections)
     write_csv(lb, paths.benchmark_csv)
-    write_text(paths.benchmark_md, render_markdown(lb, classes, skipped, s))
-    write_csv(confusion_rows(plot_best), paths.benchmark_confusion_plot)
-    write_csv(lb.select((pl.col("labels") + "/" + pl.col("split") + "/" + pl.col("model"))
+    write_text(paths.benchmark_md, render_markdown(lb, sections, skipped, s, info))
+    write_csv(confusion_rows(plot, best), paths.benchmark_confusion_plot)
+    write_csv(lb.select((pl.col("protocol") + "/" + pl.col("variant") + "/" + pl.col("system"))
                         .alias("run"), "macro_f1"),
               paths.benchmark_leaderboard_plot)
-    fig = confusion_figure(bests)
+    fig = confusion_figure(sections)
     write_text(paths.benchmark_confusion_html,
                fig.to_html(include_plotlyjs=True, full_html=True, div_id="benchmark-confusion"))
-    metrics = metrics_json(results, classes, skipped, s, plot_key)
+    metrics = metrics_json(sections, skipped, s, info)
+    metrics["confusion_plot"] = f"{plot.key}/{best.name}"
     write_json(paths.metric("benchmark"), metrics)
     return metrics

@@ -14,14 +14,21 @@ code::
           features: none
           kwargs: {alpha: 0.1}
 
-Every model reads the same input: a one-column pandas frame ``text`` (see :func:`text_frame`), which
-is also what a logged model receives when MLflow serves it.
+Every text model reads the same input: a one-column pandas frame ``text`` (see :func:`text_frame`),
+which is also what a logged model receives when MLflow serves it. A ``features: embeddings`` model
+reads the sentence vectors ``scrm embed`` cached for the same openings (``embeddings.npz``; MiniLM
+by default) as a float matrix, so text-vector models are compared with TF-IDF ones on equal rows.
+
+An entry's ``grid`` lists values of the estimator's parameters; :func:`grid_points` expands it and
+:func:`with_params` sets one point on a fresh copy. Which point is used is chosen on validation
+folds inside the training rows (:mod:`.select`).
 
 Why a shared feature block: the comparison is about classifiers, so every class-path model sees the
 same TF-IDF features (word and char_wb n-grams of ``benchmark.features``), built fresh (unfitted) for
 each model. An entry's ``features`` picks the block: ``tfidf`` (usual for classes), ``tfidf_svd``
-(dense SVD components, for models that want dense input such as gradient boosting) or ``none`` (the
-estimator reads the frame itself, as a factory's Pipeline does). A factory whose signature has a
+(dense SVD components, for models that want dense input such as gradient boosting), ``embeddings``
+(the cached sentence vectors, no block) or ``none`` (the estimator reads the frame itself, as a
+factory's Pipeline does). A factory whose signature has a
 ``features`` argument gets the shared block (unfitted) to build on. Seeds (``random_state``/``seed``) and ``n_jobs=1`` are injected
 where accepted and not set in the entry, so the same params give the same models.
 """
@@ -174,3 +181,29 @@ def build_zoo(zoo: Mapping[str, ZooEntry], names: Sequence[str] | None, features
         raise ScrmError(f"benchmark: unknown model(s) {missing}; the zoo in params.yaml has "
                         f"{list(zoo)}")
     return {n: build_model(n, zoo[n], features, seed) for n in selected}
+
+
+def grid_points(name: str, spec: ZooEntry) -> list[dict[str, Any]]:
+    """Every combination of the entry's grid values, in params order ([{}] for an empty grid); a
+    grid key without values, or also set in kwargs, is an error naming the entry."""
+    import itertools
+
+    grid = spec.grid
+    bad = sorted(set(grid) & set(spec.kwargs)) + [k for k, v in grid.items() if not v]
+    if bad:
+        raise ScrmError(f"benchmark.zoo.{name}.grid: {bad} listed with no value, or in both "
+                        "kwargs and grid (give each parameter once)")
+    keys = list(grid)
+    return [dict(zip(keys, combo, strict=True))
+            for combo in itertools.product(*(list(grid[k]) for k in keys))] or [{}]
+
+
+def with_params(pipe: Pipeline, params: Mapping[str, Any]) -> Pipeline:
+    """An unfitted copy of ``pipe`` with ``params`` set on its final estimator."""
+    from sklearn.base import clone
+
+    out = clone(pipe)
+    if params:
+        last = out.steps[-1][0]
+        out.set_params(**{f"{last}__{k}": v for k, v in params.items()})
+    return out

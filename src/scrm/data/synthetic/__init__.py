@@ -16,16 +16,17 @@ without replies, customers per row) come out right.
 
 Modules: :mod:`.params` (the parameter file), :mod:`.derive` (fitted + calibrated blocks from the
 sample), :mod:`.model` (the model prepared once per run), :mod:`.generate` (writing N rows, chunk by
-chunk) and :mod:`.text` (tweet texts). The same ``(rows, seed, params)`` always gives the same bytes.
+chunk), :mod:`.text` (tweet texts) and :mod:`.lexicon` (the open vocabulary that makes distinct words
+grow like the real sample's). The same ``(rows, seed, params)`` always gives the same bytes.
 """
 
 from __future__ import annotations
 
-from .derive import calibrate, derive_from_sample, derived_yaml
-from .generate import generate
+from .derive import calibrate, calibrate_vocabulary, derive_from_sample, derived_yaml
+from .generate import generate, generate_frame
 from .model import brand_table, build_model
 from .params import GENERATED_MARKER, PARAMS_RESOURCE, load_params, params_path, write_derived
 
 __all__ = ["GENERATED_MARKER", "PARAMS_RESOURCE", "brand_table", "build_model", "calibrate",
-           "derive_from_sample", "derived_yaml", "generate", "load_params", "params_path",
-           "write_derived"]
+           "calibrate_vocabulary", "derive_from_sample", "derived_yaml", "generate", "generate_frame",
+           "load_params", "params_path", "write_derived"]

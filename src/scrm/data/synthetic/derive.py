@@ -8,7 +8,9 @@ it must not import the prepare stage that runs after fetch. ``scrm synthetic der
 with :func:`scrm.data.prepare.threaded_tweets` and hands it over.
 
 :func:`calibrate` then solves the two knobs that make the full-file shares of the ``published`` block
-come out right (rows without a parent, rows without replies, customers per row).
+come out right (rows without a parent, rows without replies, customers per row), and
+:func:`.vocabulary.calibrate_vocabulary` those of the open vocabulary (tweet lengths and distinct
+words as in the sample).
 """
 
 from __future__ import annotations
@@ -20,8 +22,11 @@ import numpy as np
 import polars as pl
 import yaml
 
+from ...stats.powerlaw import discrete_alpha
+from ...text import URL_RE
 from .model import tilted
 from .params import load_params
+from .vocabulary import calibrate_vocabulary, fit_vocabulary
 
 OUTLIER_THREAD_SIZE = 50        # sample threads above this are left out of the fit (see fitted.note)
 LINKS = ("cb", "bc", "cc", "bb")  # parent role -> child role
@@ -184,9 +189,7 @@ def _phantoms(tw: pl.DataFrame) -> dict[str, Any]:
         has_child=pl.col("tweet_id").is_in(tw["parent_id"].drop_nulls().implode()),
         k=pl.col("response_tweet_ids").list.eval(~pl.element().is_in(ids)).list.sum().fill_null(0))
     ph = missing.filter(pl.col("has_child"))["k"].to_numpy()
-    tail = ph[ph >= 4]
-    # discrete power-law MLE approximation (Clauset et al. 2009, eq. 3.7) for k >= 4
-    alpha = 1 + len(tail) / float(np.log(tail / 3.5).sum()) if len(tail) else 3.0
+    alpha = discrete_alpha(ph, k_min=4) if (ph >= 4).any() else 3.0
     return {
         "phantom_pmf": [round(float(np.mean(ph == k)), 5) for k in range(4)],
         "phantom_tail_alpha": round(float(alpha), 4),
@@ -260,6 +263,8 @@ def derive_from_sample(tweets: pl.DataFrame, source: str) -> dict[str, Any]:
             "amp": round(float(t.str.contains("&amp;", literal=True).mean()), 4),
             "mention_first": round(float(t.str.starts_with("@").mean()), 4),
         }
+    links = (tw.filter(pl.col("role") == "brand")["text"].str.extract_all(URL_RE).explode()
+             .drop_nulls())
     n_threads = used + excluded
     dangling_threads = tw.filter(pl.col("depth") == 0, pl.col("parent_dangling")).height
     lat = _latencies(tw)
@@ -276,6 +281,9 @@ def derive_from_sample(tweets: pl.DataFrame, source: str) -> dict[str, Any]:
         "brand_reply_mu": lat["brand_reply_mu"],
         "brand_signoff": brand_signoff,
         "surface": surface,
+        # share of brand links that appear more than once: the brand's own pages, posted again
+        "brand_link_reuse": round(float(links.is_duplicated().mean()) if len(links) else 0.0, 4),
+        "vocabulary": fit_vocabulary(tweets),
     }
 
 
@@ -285,6 +293,8 @@ def derived_yaml(tweets: pl.DataFrame, source: str) -> str:
     fitted = derive_from_sample(tweets, source)
     p = load_params()
     p["fitted"] = fitted
-    out = {"fitted": fitted, "calibrated": calibrate(p)}
+    structural = calibrate(p)
+    p["calibrated"] = {**p.get("calibrated", {}), **structural}
+    out = {"fitted": fitted, "calibrated": {**structural, **calibrate_vocabulary(p)}}
     return yaml.safe_dump(out, sort_keys=False, allow_unicode=True, width=100,
                           default_flow_style=None)

@@ -22,6 +22,7 @@ Model of one conversation (all draws vectorised per chunk):
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -290,6 +291,32 @@ def _rank_within(group: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return rank
 
 
+def _chunks(model: Model, seed: int,
+            state: _State) -> Iterator[tuple[pl.DataFrame, pl.DataFrame]]:
+    """The file's rows and ground truth, chunk by chunk (see :func:`generate`)."""
+    ss = np.random.SeedSequence([int(seed), 0x5C12])
+    while state.rows_left > 0:
+        rng = np.random.default_rng(ss.spawn(1)[0])
+        # small files draw only about the threads they need (a function of rows, so still
+        # deterministic); large ones go in fixed chunks of CHUNK_THREADS
+        need = int(state.rows_left / model.p["calibrated"]["rows_per_thread"] * 1.1) + 50
+        yield _chunk(model, rng, min(CHUNK_THREADS, need), state)
+
+
+def _start(p: dict[str, Any], rows: int) -> _State:
+    if rows < 1:
+        raise ScrmError(f"--rows must be at least 1 (got {rows}).")
+    return _State(next_tweet_id=1, next_customer=p["customers"]["first_id"],
+                  first_customer=p["customers"]["first_id"], rows_left=int(rows))
+
+
+def generate_frame(rows: int, seed: int, params: dict[str, Any] | None = None) -> pl.DataFrame:
+    """The rows :func:`generate` writes for ``(rows, seed, params)``, in file order, as one frame of
+    strings (the CSV's columns); for small sizes (checks and calibration), without a file."""
+    p = params or load_params()
+    return pl.concat([df for df, _ in _chunks(build_model(p), seed, _start(p, rows))])
+
+
 def generate(path: Path | str, rows: int, seed: int, params: dict[str, Any] | None = None,
              progress: bool | None = None, truth_path: Path | str | None = None) -> dict[str, Any]:
     """Write ``rows`` synthetic tweets of the real file's shape to ``path`` (CSV); deterministic.
@@ -298,13 +325,10 @@ def generate(path: Path | str, rows: int, seed: int, params: dict[str, Any] | No
     (optional) gets the generator's ground truth per opening (tweet_id, brand, kind): what the
     complaint stages should recover. Progress goes to stderr for large ``rows`` (``progress`` None).
     """
-    if rows < 1:
-        raise ScrmError(f"--rows must be at least 1 (got {rows}).")
     p = params or load_params()
+    state = _start(p, rows)
     model = build_model(p)
     path = Path(path)
-    state = _State(next_tweet_id=1, next_customer=p["customers"]["first_id"],
-                   first_customer=p["customers"]["first_id"], rows_left=int(rows))
     show = (rows >= 200_000) if progress is None else progress
     bar = None
     if show:
@@ -313,21 +337,16 @@ def generate(path: Path | str, rows: int, seed: int, params: dict[str, Any] | No
         bar = tqdm(total=rows, unit="rows", unit_scale=True, file=sys.stderr, desc="synthetic")
     truths: list[pl.DataFrame] = []
     chunk = 0
-    ss = np.random.SeedSequence([int(seed), 0x5C12])
     with path.open("wb") as fh:
         fh.write((",".join(EXPECTED_COLUMNS) + "\n").encode())
-        while state.rows_left > 0:
-            rng = np.random.default_rng(ss.spawn(1)[0])
-            before = state.rows_left
-            # small files draw only about the threads they need (a function of rows, so still
-            # deterministic); large ones go in fixed chunks of CHUNK_THREADS
-            need = int(state.rows_left / p["calibrated"]["rows_per_thread"] * 1.1) + 50
-            df, truth = _chunk(model, rng, min(CHUNK_THREADS, need), state)
+        before = state.rows_left
+        for df, truth in _chunks(model, seed, state):
             df.write_csv(fh, include_header=False, quote_style="necessary")
             if truth_path is not None:
                 truths.append(truth)
             if bar is not None:
                 bar.update(before - state.rows_left)
+            before = state.rows_left
             chunk += 1
     if bar is not None:
         bar.close()

@@ -4,7 +4,8 @@ Brand weights follow the published top-ten counts, then a Zipf tail fitted so th
 add up (:func:`tail_exponent`); the exchange-count distribution is the fitted one tilted by the
 calibrated knob (:func:`tilted`). Templates, slots and second sentences are flattened into one
 string series each, with start/count index tables by (stage, kind) or sector, so that the generator
-draws them for whole chunks with numpy indexing.
+draws them for whole chunks with numpy indexing. The open vocabulary (:mod:`.lexicon`) is prepared
+here too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 import polars as pl
 
 from ...errors import ScrmError
+from . import lexicon
 
 # text stages (what a tweet does in its conversation); templates are keyed by these names
 STAGES = ("open", "c_nudge", "c_reply", "c_close_ok", "c_close_bad", "c_side",
@@ -122,6 +124,7 @@ class Model:
     t_start: int
     t_end: int
     hour_pmf: np.ndarray
+    open: lexicon.OpenVocabulary   # words beyond the templates (see .lexicon)
 
 
 def build_model(p: dict[str, Any]) -> Model:
@@ -183,6 +186,7 @@ def build_model(p: dict[str, Any]) -> Model:
         addon_start=a_start, addon_count=a_count,
         t_start=epoch(tw["window_start"]), t_end=epoch(tw["window_end"]),
         hour_pmf=np.asarray(tw["hour_profile"], dtype=float) / float(sum(tw["hour_profile"])),
+        open=lexicon.build(p, len(kinds), len(brands.handles)),
     )
 
 

@@ -1,8 +1,9 @@
 """Tweet texts for a chunk of generated rows, with the surface quirks of the real file.
 
 A template by (stage, kind), more sentences, slots filled per sector, quoted phrases, ``&amp;``,
-newlines, hashtags, emoji, ``https://t.co/...`` links, the @mention and the brand's sign-off, each
-at the rates measured on the sample. Every draw is a whole-array numpy draw in a fixed order, so the
+newlines, misspellings, hashtags, emoji, ``https://t.co/...`` links (brands repeat their own), the
+@mention and the brand's sign-off, each at the rates measured on the sample, then open words
+(:mod:`.lexicon`) up to a length drawn from the sample's. Every draw is a whole-array numpy draw in a fixed order, so the
 texts are a function of the generator's random stream.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
+from .lexicon import draw_words, misspell, open_clauses, word_count
 from .model import S, Model
 
 _B62 = np.frombuffer(b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz", dtype=np.uint8)
@@ -25,6 +27,22 @@ def _random_codes(rng: np.random.Generator, n: int, width: int, alphabet: np.nda
     return pl.Series(arr).cast(pl.String)
 
 
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _fixed_codes(ids: np.ndarray, width: int = 10) -> pl.Series:
+    """One base-62 code of ``width`` characters per id, always the same for the same id (a
+    multiplicative hash): the links a brand posts again and again."""
+    x = np.asarray(ids, dtype=np.uint64) * _MIX          # wraps modulo 2**64
+    x ^= x >> np.uint64(29)
+    digits = np.empty((len(x), width), dtype=np.int64)
+    for j in range(width):
+        digits[:, j] = (x % np.uint64(62)).astype(np.int64)
+        x //= np.uint64(62)
+    raw = _B62[digits].reshape(-1).tobytes()
+    return pl.Series(np.frombuffer(raw, dtype=f"S{width}")).cast(pl.String)
+
+
 def _pick(rng: np.random.Generator, start: np.ndarray, count: np.ndarray) -> np.ndarray:
     """One uniform index per row into its group ``[start, start + count)`` of a flattened table."""
     return start + np.floor(rng.random(len(start)) * count).astype(np.int64)
@@ -37,7 +55,9 @@ def _choose(rng: np.random.Generator, pool: pl.Series, n: int) -> pl.Series:
 
 def render_texts(model: Model, rng: np.random.Generator, f: pl.DataFrame) -> pl.Series:
     """Render tweet texts: a template by (stage, kind), more sentences, slots filled per sector, the
-    surface quirks of the real file at the sample's rates, the @mention and the brand's sign-off."""
+    surface quirks of the real file at the sample's rates, the @mention and the brand's sign-off,
+    then open words up to a length drawn from the sample's (:func:`.lexicon.open_clauses`; the
+    template's own words, mention and suffixes included, count towards it)."""
     n = f.height
     p = model.p
     tp = p["text"]
@@ -85,7 +105,13 @@ def render_texts(model: Model, rng: np.random.Generator, f: pl.DataFrame) -> pl.
     cols: dict[str, pl.Series] = {}
     for name, (values, start, count) in model.slots.items():
         cols[name] = values.gather(_pick(rng, start[sector], count[sector]))
-    cols["url"] = "https://t.co/" + _random_codes(rng, n, 10, _B62)
+    # links: fresh ones, except that brands post their own few links again, at the sample's share of
+    # brand links that appear more than once
+    codes = _random_codes(rng, n, 10, _B62)
+    brand_idx = f["_brand_idx"].to_numpy()
+    again = np.flatnonzero(~cust & (rng.random(n) < p["fitted"]["brand_link_reuse"]))
+    which = np.minimum(rng.geometric(1.0 / tp["brand_links"], size=len(again)), 63)
+    cols["url"] = "https://t.co/" + codes.scatter(again, _fixed_codes(brand_idx[again] * 64 + which))
     cols["ref"] = _random_codes(rng, n, 6, _UPPER)
     cols["order"] = pl.Series(rng.integers(10**8, 10**9, size=n)).cast(pl.String)
     cols["n"] = pl.Series(rng.integers(2, 13, size=n)).cast(pl.String)
@@ -95,33 +121,51 @@ def render_texts(model: Model, rng: np.random.Generator, f: pl.DataFrame) -> pl.
     for name in cols:
         filled = filled.str.replace_all("{" + name + "}", pl.col(name), literal=True)
     step(filled)
-    # suffixes: hashtag (customers), emoji (brands: friendly ones only), link
+    # misspellings: one typo in an early word of the body, at the role's rate
+    role = np.where(cust, 0, 1)
+    ov = model.open
+    fr = fr.with_columns(_b=misspell(rng, fr["_b"], ov.typo_rate[role]))
+    # suffixes: hashtag (customers; from the pool or an open word), emoji (brands: friendly ones
+    # only), link
     pools = model.pools
     emo = when(happy | ~cust, pl.lit(_choose(rng, pools["emoji_positive"], n)),
                pl.lit(_choose(rng, pools["emoji_negative"], n)))
     tag = when(happy, pl.lit(_choose(rng, pools["hashtags_positive"], n)),
                pl.lit(_choose(rng, pools["hashtags_negative"], n)))
+    has_tag = rng.random(n) < rate["hashtag"]
+    open_tag = np.flatnonzero(has_tag & (rng.random(n) < ov.hashtag_share))
+    tags = fr.select(tag).to_series().scatter(
+        open_tag, "#" + draw_words(ov, rng, role[open_tag], kind[open_tag], brand_idx[open_tag]))
     empty = pl.lit("")
-    core = (body
-            + when(rng.random(n) < rate["hashtag"], pl.lit(" ") + tag, empty)
-            + when(rng.random(n) < rate["emoji"], pl.lit(" ") + emo, empty)
-            + when(rng.random(n) < rate["url"], pl.lit(" ") + pl.col("url"), empty))
+    fr = fr.with_columns(
+        _sfx=(when(has_tag, pl.lit(" ") + pl.lit(tags), empty)
+              + when(rng.random(n) < rate["emoji"], pl.lit(" ") + emo, empty)
+              + when(rng.random(n) < rate["url"], pl.lit(" ") + pl.col("url"), empty)))
     # sign-offs: ^AB / -AB / *AB / -Name, in the brand's style at the brand's rate
-    bi = f["_brand_idx"].to_numpy()
-    signed = (~cust) & (rng.random(n) < model.brands.sign_rate[bi]) & (stage != S["b_root"])
-    style = np.where(signed, model.brands.sign_style[bi], 0)
+    signed = (~cust) & (rng.random(n) < model.brands.sign_rate[brand_idx]) & (stage != S["b_root"])
+    style = np.where(signed, model.brands.sign_style[brand_idx], 0)
     ini = pl.lit(_random_codes(rng, n, 2, _UPPER[:24]))
     agent = pl.lit(_choose(rng, pools["agents"], n))
-    sign = (when(style == 1, pl.lit(" ^") + ini,
-            when(style == 2, pl.lit(" -") + ini,
-            when(style == 3, pl.lit(" *") + ini,
-            when(style == 4, pl.lit(" -") + agent, empty)))))
+    fr = fr.with_columns(_sign=(when(style == 1, pl.lit(" ^") + ini,
+                                when(style == 2, pl.lit(" -") + ini,
+                                when(style == 3, pl.lit(" *") + ini,
+                                when(style == 4, pl.lit(" -") + agent, empty))))),
+                         _brand=f["_brand"], _to=f["_to"].cast(pl.String))
     # the @mention: customers name the brand (mostly first), brands the customer they answer
     u = rng.random(n)
     brand_at = pl.lit("@") + pl.col("_brand")
-    text = when(cust & (u < sf["customer"]["mention_first"]), brand_at + pl.lit(" ") + core,
-           when(cust & (u < 0.95), core + pl.lit(" ") + brand_at,
-           when(cust, pl.lit(".") + brand_at + pl.lit(" ") + core,
-           when(stage == S["b_root"], core,
-                pl.lit("@") + pl.col("_to").cast(pl.String) + pl.lit(" ") + core + sign))))
-    return fr.with_columns(f["_brand"], f["_to"]).select(text.alias("text")).to_series()
+
+    def assemble(text_body: pl.Expr) -> pl.Expr:
+        core = text_body + pl.col("_sfx")
+        return when(cust & (u < sf["customer"]["mention_first"]), brand_at + pl.lit(" ") + core,
+               when(cust & (u < 0.95), core + pl.lit(" ") + brand_at,
+               when(cust, pl.lit(".") + brand_at + pl.lit(" ") + core,
+               when(stage == S["b_root"], core,
+                    pl.lit("@") + pl.col("_to") + pl.lit(" ") + core + pl.col("_sign")))))
+
+    # open words: as many as bring the tweet to a length drawn from the sample's (words per tweet)
+    base_words = fr.select(word_count(assemble(body))).to_series().to_numpy()
+    clause = open_clauses(ov, rng, base_words, role, kind, brand_idx)
+    fr = fr.with_columns(_o=clause)
+    with_open = pl.when(pl.col("_o") == "").then(body).otherwise(body + pl.lit(" ") + pl.col("_o"))
+    return fr.select(assemble(with_open).alias("text")).to_series()
