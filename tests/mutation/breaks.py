@@ -211,9 +211,7 @@ BREAKS: tuple[Break, ...] = (
           (T + "test_edge_inputs.py::test_empty_outputs_have_the_schema_of_full_ones",)),
     Break("failed_stage_reads_as_not_run",
           "G25 the report says 'failed: see ...' for a stage that failed",
-          (Edit("src/scrm/report/state.py", "    failure = status.failure(paths, stage)
-",
-                "    failure = None
-"),),
+          (Edit("src/scrm/report/state.py", "    failure = status.failure(paths, stage)\n",
+                "    failure = None\n"),),
           (T + "test_edge_inputs.py::test_a_failed_stage_leaves_a_note_the_report_shows_and_a_good_run_clears",)),
 )
