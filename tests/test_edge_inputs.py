@@ -27,11 +27,15 @@ from scrm.config import Paths
 from scrm.data.schema import typed_frame, untyped_columns
 from scrm.response_time.service import PAIRWISE_COLUMNS
 
-# the stages run here, in DVC order (outcome and benchmark: see test_edge_pipeline.py)
-COMMANDS = ("prepare", "sentiment", "response-time", "complaints", "embed", "topics", "report")
+# the stages run here, in DVC order (outcome: see test_edge_pipeline.py)
+COMMANDS = ("prepare", "sentiment", "response-time", "complaints", "embed", "topics", "benchmark",
+            "report")
 FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
         ("response_time", "log_models"): False, ("response_time", "n_boot"): 50,
-        ("complaints", "track"): False}
+        ("complaints", "track"): False, ("complaints", "n_boot"): 100,
+        ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
+        ("benchmark", "cv_repeats"): 1, ("benchmark", "n_boot"): 100,
+        ("benchmark", "mlflow", "enabled"): False}
 NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
 
 
@@ -47,8 +51,11 @@ def cli(*args: str) -> Any:
 def fast_root(dest: Path) -> Paths:
     paths = make_root(dest)
     params = yaml.safe_load((paths.root / "params.yaml").read_text())
-    for (section, key), value in FAST.items():
-        params[section][key] = value
+    for keys, value in FAST.items():
+        node = params
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
     (paths.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return paths
 
@@ -101,9 +108,11 @@ def test_brand_tweets_only_every_stage_finishes_with_the_reason(derived) -> None
     assert codes == dict.fromkeys(codes, 0), codes
     prep = metrics(paths, "prepare")
     assert prep["openings"] == 0 and prep["tweets"] == prep["rows_in"] == 2222
-    for stage in ("prepare", "response_time", "embed", "topics"):
+    for stage in ("prepare", "response_time", "complaints", "embed", "topics", "benchmark"):
         m = metrics(paths, stage)
         assert m["status"] == "no_data" and m["reason"].startswith(NO_OPENINGS), stage
+    assert metrics(paths, "complaints")["label_model"]["status"] == "skipped"
+    assert pl.read_csv(paths.benchmark_csv).columns[:4] == ["protocol", "variant", "rank", "system"]
     assert metrics(paths, "sentiment")["status"] == "ok"  # the brand tweets are scored
     assert metrics(paths, "fetch")["status"] == "ok"
     page_notes = notes(paths)
@@ -137,7 +146,8 @@ def test_empty_metrics_have_the_keys_of_full_ones(derived) -> None:
     `dvc metrics diff` and the report read the same shape either way."""
     empty_paths, _ = derived("brand_tweets_only")
     full_paths, _ = derived("one_brand")
-    for stage in ("fetch", "prepare", "sentiment", "response_time", "embed", "topics"):
+    for stage in ("fetch", "prepare", "sentiment", "response_time", "complaints", "embed",
+                  "topics"):
         assert metrics(empty_paths, stage).keys() == metrics(full_paths, stage).keys(), stage
 
 
@@ -250,6 +260,50 @@ def test_too_few_openings_for_topics_is_skipped_with_typed_empty_outputs(tmp_pat
         assert frame.height == 0 and not untyped_columns(frame), p.name
     assert list(paths.bertopic_model.iterdir()) == [] and list(paths.topic_figures.iterdir()) == []
     assert any(n.startswith("Skipped because only 12 openings") for n in notes(paths))
+
+
+def test_tiny_benchmark_skips_each_section_with_its_reason(tmp_path: Path) -> None:
+    """12 openings: categories with one or two members, too few rows for the folds or for the
+    TF-IDF vocabulary: every section is skipped with its reason, the stage completes, the
+    leaderboard is written with its columns."""
+    paths = fast_root(tmp_path)
+    src = write_twcs(tmp_path / "few.csv", never_answered_rows(12))
+    codes = run_stages(paths, src, ("prepare", "sentiment", "complaints", "embed", "benchmark",
+                                    "report"))
+    assert codes == dict.fromkeys(codes, 0), codes
+    m = metrics(paths, "benchmark")
+    assert m["status"] == "skipped" and m["reason"].startswith("nothing could be evaluated: ")
+    assert m["sections"] == {} and m["skipped"] and all(m["skipped"].values())
+    assert m["confusion_plot"] is None
+    lb = pl.read_csv(paths.benchmark_csv)
+    assert lb.height == 0 and "macro_f1" in lb.columns
+    assert any(n.startswith("Skipped because nothing could be evaluated") for n in notes(paths))
+
+
+def test_stratified_folds_need_one_category_with_k_members() -> None:
+    import numpy as np
+
+    from scrm.complaints.benchmark.splits import SplitError, stratified_cv
+
+    with pytest.raises(SplitError, match="no category has 5 rows"):
+        stratified_cv(np.array(["a", "a", "b", "c", "d", "d"]), 5, seed=0)
+    assert len(stratified_cv(np.array(["a"] * 5 + ["b"]), 5, seed=0)) == 5  # one rare class: fine
+
+
+def test_label_model_without_any_vote_is_skipped_not_fitted() -> None:
+    import numpy as np
+
+    from scrm.complaints import label_model as LM
+    from scrm.complaints.taxonomy import load_taxonomy
+
+    tax = load_taxonomy()  # the packaged one
+    none = np.zeros((0, len(tax.lfs)), dtype=np.int64)
+    fit = LM.fit_predict(none, np.zeros(0, dtype=bool), tax, {}, seed=0)
+    assert fit.skipped == "no opening to fit it on" and fit.labels == []
+    silent = np.full((3, len(tax.lfs)), LM.ABSTAIN, dtype=np.int64)
+    fit = LM.fit_predict(silent, np.ones(3, dtype=bool), tax, {}, seed=0)
+    assert fit.skipped.startswith("no rule fires on any of the 3 openings")
+    assert fit.labels == [None] * 3 and set(fit.weights.values()) == {None}
 
 
 # --------------------------------------------------------------------------------------------------
