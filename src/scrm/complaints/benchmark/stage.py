@@ -75,6 +75,8 @@ REQUIRED = ("tweet_id", "brand", "created_at", "label", "weak_label", "lm_label"
 
 def load_frame(path: Path, text_col: str) -> pl.DataFrame:
     """The complaints table, sorted by tweet_id so every split sees the rows in one fixed order."""
+    if not path.exists():
+        raise DataError("not found; run `scrm complaints` (or `dvc repro complaints`) first", path)
     df = pl.read_parquet(path)
     missing = [c for c in (*REQUIRED, text_col) if c not in df.columns]
     if missing:
