@@ -123,17 +123,19 @@ def tiny_root(tmp_path: Path) -> Callable[[list[dict[str, Any]]], Paths]:
 # --------------------------------------------------------------------------------------------------
 # the whole DVC pipeline on the sample, once per session, in a copy of the project
 # --------------------------------------------------------------------------------------------------
-def copy_project(dest: Path) -> Path:
-    """Copy the project's source files (tracked + untracked, not ignored) into ``dest`` as a git repo."""
+def copy_project(dest: Path, source: Path = PROJECT_ROOT) -> Path:
+    """Copy the project's source files (tracked + untracked, not ignored) into ``dest`` as a git repo.
+
+    Also used by the mutation runner (tests/mutation/run.py)."""
     import subprocess
 
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=PROJECT_ROOT, capture_output=True, check=True).stdout.split(b"\0")
+                           cwd=source, capture_output=True, check=True).stdout.split(b"\0")
     for f in files:
         if not f:
             continue
         rel = f.decode()
-        src = PROJECT_ROOT / rel
+        src = source / rel
         if not src.is_file():
             continue
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)

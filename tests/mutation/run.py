@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ ROOT = HERE.parents[1]
 if str(HERE.parent) not in sys.path:
     sys.path.insert(0, str(HERE.parent))
 
+from conftest import copy_project  # noqa: E402  (one way to copy the project, shared with the tests)
 from mutation.breaks import BREAKS, Break  # noqa: E402
 
 
@@ -53,23 +53,6 @@ class Outcome:
         if self.caught:
             return "caught"
         return "SURVIVED" if self.returncode == 0 else f"ERROR (pytest exit {self.returncode})"
-
-
-def copy_project(dest: Path, source: Path = ROOT) -> Path:
-    """The project's files as git sees them (tracked + untracked, not ignored) under ``dest``."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-                           cwd=source, capture_output=True, check=True).stdout.split(b"\0")
-    for f in filter(None, files):
-        rel = f.decode()
-        src = source / rel
-        if src.is_file():
-            (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dest / rel)
-    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
-    subprocess.run([*git, "add", "-A"], cwd=dest, check=True)
-    subprocess.run([*git, "commit", "-qm", "copy"], cwd=dest, check=True)
-    return dest
 
 
 def apply(root: Path, brk: Break) -> dict[Path, str]:
