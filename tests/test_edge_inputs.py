@@ -27,11 +27,12 @@ from scrm.config import Paths
 from scrm.data.schema import typed_frame, untyped_columns
 from scrm.response_time.service import PAIRWISE_COLUMNS
 
-# the stages run here, in DVC order (outcome: see test_edge_pipeline.py)
-COMMANDS = ("prepare", "sentiment", "response-time", "complaints", "embed", "topics", "benchmark",
-            "report")
+# the stages run here, in DVC order
+COMMANDS = ("prepare", "sentiment", "response-time", "outcome", "complaints", "embed", "topics",
+            "benchmark", "report")
 FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
         ("response_time", "log_models"): False, ("response_time", "n_boot"): 50,
+        ("outcome", "model", "n_boot"): 20, ("outcome", "model", "log_models"): False,
         ("complaints", "track"): False, ("complaints", "n_boot"): 100,
         ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
         ("benchmark", "cv_repeats"): 1, ("benchmark", "n_boot"): 100,
@@ -108,7 +109,8 @@ def test_brand_tweets_only_every_stage_finishes_with_the_reason(derived) -> None
     assert codes == dict.fromkeys(codes, 0), codes
     prep = metrics(paths, "prepare")
     assert prep["openings"] == 0 and prep["tweets"] == prep["rows_in"] == 2222
-    for stage in ("prepare", "response_time", "complaints", "embed", "topics", "benchmark"):
+    for stage in ("prepare", "response_time", "outcome", "complaints", "embed", "topics",
+                  "benchmark"):
         m = metrics(paths, stage)
         assert m["status"] == "no_data" and m["reason"].startswith(NO_OPENINGS), stage
     assert metrics(paths, "complaints")["label_model"]["status"] == "skipped"
@@ -146,8 +148,8 @@ def test_empty_metrics_have_the_keys_of_full_ones(derived) -> None:
     `dvc metrics diff` and the report read the same shape either way."""
     empty_paths, _ = derived("brand_tweets_only")
     full_paths, _ = derived("one_brand")
-    for stage in ("fetch", "prepare", "sentiment", "response_time", "complaints", "embed",
-                  "topics"):
+    for stage in ("fetch", "prepare", "sentiment", "response_time", "outcome", "complaints",
+                  "embed", "topics"):
         assert metrics(empty_paths, stage).keys() == metrics(full_paths, stage).keys(), stage
 
 
@@ -177,8 +179,12 @@ def never_answered_rows(n: int = 40) -> list[dict[str, Any]]:
 def test_openings_never_answered_are_a_result_not_missing_data(tmp_path: Path) -> None:
     paths = fast_root(tmp_path)
     src = write_twcs(tmp_path / "never.csv", never_answered_rows())
-    codes = run_stages(paths, src, ("prepare", "sentiment", "response-time", "report"))
+    codes = run_stages(paths, src, ("prepare", "sentiment", "response-time", "outcome", "report"))
     assert codes == dict.fromkeys(codes, 0), codes
+    oc = metrics(paths, "outcome")
+    assert oc["status"] == "no_data" and oc["reason"].startswith(
+        "none of the 40 openings was answered")
+    assert pl.read_parquet(paths.outcome_findings).height == 0
     rt = metrics(paths, "response_time")
     assert rt["status"] == "ok" and rt["reason"] is None
     assert rt["openings"]["openings"] == 40 and rt["openings"]["answered"] == 0
