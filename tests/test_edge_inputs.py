@@ -9,6 +9,7 @@ fails). The whole `dvc repro` on the derived files is tests/test_edge_pipeline.p
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from collections.abc import Callable
@@ -82,7 +83,8 @@ def parquet_schemas(paths: Paths) -> dict[str, dict[str, pl.DataType]]:
 
 def notes(paths: Paths) -> list[str]:
     page = paths.report_html.read_text(encoding="utf-8")
-    return [re.sub("<[^>]+>", "", n) for n in re.findall(r'<p class="missing">(.*?)</p>', page)]
+    return [html.unescape(re.sub("<[^>]+>", "", n))
+            for n in re.findall(r'<p class="missing">(.*?)</p>', page)]
 
 
 _RUNS: dict[str, tuple[Paths, dict[str, int]]] = {}
