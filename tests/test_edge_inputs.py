@@ -18,10 +18,9 @@ from typing import Any
 
 import polars as pl
 import pytest
-import yaml
 
 import edge_inputs
-from conftest import make_root, tweet, write_twcs
+from conftest import make_root, set_params, tweet, write_twcs
 from scrm import io as sio
 from scrm import status
 from scrm.config import Paths
@@ -52,13 +51,7 @@ def cli(*args: str) -> Any:
 
 def fast_root(dest: Path) -> Paths:
     paths = make_root(dest)
-    params = yaml.safe_load((paths.root / "params.yaml").read_text())
-    for keys, value in FAST.items():
-        node = params
-        for k in keys[:-1]:
-            node = node[k]
-        node[keys[-1]] = value
-    (paths.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(paths.root, FAST)
     return paths
 
 
