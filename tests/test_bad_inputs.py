@@ -28,6 +28,8 @@ from scrm.errors import DataError, FetchError
 BAD = Path(__file__).parent / "data" / "bad"
 GOOD_LINES = {1: 2, 2: 3, 3: 4, 4: 6, 5: 7}  # tweet_id -> first physical line in good.csv
 TEXT4 = "@115713 We can help."
+UNCLOSED_6 = ("a quoted field opened on line 6 never closes: line 6 is the broken record, parsing "
+              "resumes on line 7 (a valid record)")
 
 # case -> expected outcome. "error": (line, words in the message). Otherwise: rows_in, clean tweets
 # {tweet_id: line_no}, quarantine [(line_no, reason, detail)], extra metric values.
@@ -49,9 +51,11 @@ QUARANTINED: dict[str, dict[str, Any]] = {
         quarantine=[(7, "wrong_column_count",
                      "4 fields, expected 7; the file ends inside this record (truncated?)")]),
     "unbalanced_quotes.csv": dict(
-        rows_in=4, clean={1: 2, 2: 3, 3: 4},
-        quarantine=[(6, "wrong_column_count",
-                     "5 fields, expected 7; the record runs over lines 6-7 (an unclosed quote?)")]),
+        rows_in=5, clean={1: 2, 2: 3, 3: 4, 5: 7},
+        quarantine=[(6, "unclosed_quote", UNCLOSED_6)], metrics={"careful_read": True}),
+    "swallowed_record.csv": dict(  # polars alone reads 4 records: tweet 5 inside tweet 4's text
+        rows_in=5, clean={1: 2, 2: 3, 3: 4, 5: 7},
+        quarantine=[(6, "unclosed_quote", UNCLOSED_6)], metrics={"careful_read": True}),
     "bad_date.csv": dict(rows_in=5, clean={1: 2, 2: 3, 3: 4, 5: 7},
                          quarantine=[(6, "bad_created_at", "created_at=31/10/2017 22:12")]),
     "bad_inbound.csv": dict(rows_in=5, clean={1: 2, 2: 3, 3: 4, 5: 7},
@@ -254,6 +258,65 @@ def test_fast_and_careful_readers_agree_on_the_real_sample():
     assert (fast["line_end"] > fast["line_no"]).sum() > 0  # multi-line records are present
     physical = SAMPLE_CSV.read_bytes().count(b"\n")
     assert fast["line_end"].max() == physical
+
+
+# --------------------------------------------------------------------------------------------------
+# an unclosed quote among real records: only its own line(s) are lost
+# --------------------------------------------------------------------------------------------------
+N_REAL = 300  # records of the real sample used below (they include multi-line tweets)
+
+
+def _real_head(n: int) -> tuple[list[str], pl.DataFrame]:
+    """The first ``n`` records of the real sample, as physical lines, and what prepare reads."""
+    lines = SAMPLE_CSV.read_text(encoding="utf-8").split("\n")
+    raw = prepare.read_raw(SAMPLE_CSV).frame.head(n)
+    return lines[:int(raw["line_end"][-1])], raw
+
+
+def _break_quote(lines: list[str], raw: pl.DataFrame, nth: int, multi_line: bool) -> int:
+    """Delete the quote that closes the text of the ``nth`` quoted-text record from the middle of
+    the file (its text on one line or on several); returns the record's first physical line."""
+    rows = raw.filter(pl.col("text").str.contains('[,"\\n]') & (pl.col("line_no") > 40)
+                      & ~pl.col("response_tweet_id").fill_null("").str.contains(",")
+                      & ((pl.col("line_end") > pl.col("line_no")) == multi_line))
+    row = rows.row(nth, named=True)
+    last = row["line_end"] - 1
+    suffix = f'",{row["response_tweet_id"] or ""},{row["in_response_to_tweet_id"] or ""}'
+    assert lines[last].endswith(suffix)
+    lines[last] = lines[last][:-len(suffix)] + suffix[1:]
+    return row["line_no"]
+
+
+@pytest.mark.parametrize(("nth", "multi_line"), [(0, False), (7, False), (20, False),
+                                                 (0, True), (5, True)])
+def test_unclosed_quote_among_real_records_loses_only_that_record(tmp_path, nth, multi_line):
+    """N real records, one text's closing quote deleted: N - 1 clean (the same tweets on the same
+    lines as without the defect), 1 quarantined with its first line and `unclosed_quote`."""
+    lines, raw = _real_head(N_REAL)
+    broken = _break_quote(lines, raw, nth, multi_line)
+    (tmp_path / "in").mkdir()
+    paths = make_root(tmp_path / "in")
+    paths.raw_csv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    settings = load_settings(paths.root)
+    m = prepare.run(paths, settings.prepare, settings.openings)
+    tweets, q, _ = read_outputs(paths)
+    assert (m["rows_in"], m["rows_clean"], m["rows_quarantined"]) == (N_REAL, N_REAL - 1, 1)
+    assert q.select("line_no", "reason").rows() == [(str(broken), "unclosed_quote")]
+    assert q["detail"][0].startswith(f"a quoted field opened on line {broken} never closes")
+    expect = raw.filter(pl.col("line_no") != broken)
+    assert tweets.sort("line_no")["line_no"].to_list() == expect["line_no"].to_list()
+    assert tweets.sort("line_no")["tweet_id"].to_list() == expect["tweet_id"].cast(pl.Int64).to_list()
+
+
+def test_runaway_quote_over_several_lines_is_one_record(tmp_path):
+    """The broken text itself has a line break: both lines are the one quarantined record."""
+    text = (BAD / "good.csv").read_text().replace("@115713 We can help.", '"@115713 We can\nhelp.')
+    p = tmp_path / "x.csv"
+    p.write_text(text)
+    clean, q = prepare.validate(prepare.read_raw(p), require_text=True)
+    assert dict(zip(clean["tweet_id"], clean["line_no"])) == {1: 2, 2: 3, 3: 4, 5: 8}
+    assert q.select("line_no", "reason").rows() == [(6, "unclosed_quote")]
+    assert "lines 6-7 are the broken record, parsing resumes on line 8" in q["detail"][0]
 
 
 def test_invalid_utf8_lines_handles_block_boundaries(tmp_path, monkeypatch):

@@ -19,9 +19,8 @@ from typing import Any
 
 import polars as pl
 import pytest
-import yaml
 
-from conftest import T0, make_root, tweet, twitter_date
+from conftest import T0, make_root, set_params, tweet, twitter_date
 from scrm import report as R
 from scrm.config import SAMPLE_CSV, Paths, ReportSettings, load_settings
 from scrm.data.schema import DATE_FORMAT
@@ -112,13 +111,7 @@ def report_settings(paths: Paths) -> ReportSettings:
 def build_full_root(dest: Path) -> Paths:
     """fetch (sample + the XSS thread) -> prepare -> every later stage -> a run root."""
     paths = make_root(dest)
-    params = yaml.safe_load((paths.root / "params.yaml").read_text())
-    for keys, value in FAST_PARAMS.items():
-        node = params
-        for k in keys[:-1]:
-            node = node.setdefault(k, {}) or {}
-        node[keys[-1]] = value
-    (paths.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    set_params(paths.root, FAST_PARAMS)
     src = dest / "twcs_with_xss.csv"
     shutil.copy(SAMPLE_CSV, src)
     with src.open("a", encoding="utf-8", newline="") as fh:

@@ -45,26 +45,48 @@ def _stage(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         t0 = time.perf_counter()
+        command = fn.__name__.replace("_", "-")
         try:
             result = fn(*args, **kwargs)
         except ScrmError as exc:
+            _note_failure(command, kwargs.get("root"), str(exc))
             err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
         except KeyboardInterrupt:
             err.print("[red]interrupted[/]: no partial output was kept (writes are atomic).")
             raise typer.Exit(130) from None
         except Exception as exc:  # noqa: BLE001
+            _note_failure(command, kwargs.get("root"),
+                          f"unexpected error: {type(exc).__name__}: {exc}")
             if os.environ.get("SCRM_DEBUG"):
                 raise
-            err.print(f"[bold red]unexpected error[/] in `scrm {fn.__name__.replace('_', '-')}`: "
+            err.print(f"[bold red]unexpected error[/] in `scrm {command}`: "
                       f"{type(exc).__name__}: {escape(str(exc))}\nRerun with SCRM_DEBUG=1 for the traceback "
                       "and please report it.", highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
-        err.print(f"[dim]{fn.__name__.replace('_', '-')} finished in "
-                  f"{time.perf_counter() - t0:.1f}s[/]")
+        _note_failure(command, kwargs.get("root"), None)
+        err.print(f"[dim]{command} finished in {time.perf_counter() - t0:.1f}s[/]")
         return result
 
     return wrapper
+
+
+def _note_failure(command: str, root: Path | None, message: str | None) -> None:
+    """Leave (``message``) or clear (None) the failure note of a pipeline stage, for the report.
+    Best effort: a failure to write the note never hides the stage's own error."""
+    from . import status
+
+    stage = status.stage_of(command)
+    if stage is None:
+        return
+    try:
+        paths = get_paths(root)
+        if message is None:
+            status.clear_failure(paths, stage)
+        else:
+            status.record_failure(paths, stage, message)
+    except Exception:  # noqa: BLE001, S110 - the stage's own message is what matters
+        pass
 
 
 def _summary(title: str, metrics: dict[str, Any], keys: list[str] | None = None) -> None:

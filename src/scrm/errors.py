@@ -24,6 +24,11 @@ class DataError(ScrmError):
         self.line = line
 
 
+class TooLittleData(DataError):
+    """The input is valid but too small or too uniform for a method (12 openings for topics of at
+    least 15): the stage records ``"status": "skipped"`` with this message instead of failing."""
+
+
 class FetchError(ScrmError):
     """Acquisition of the raw data failed (credentials, network, archive)."""
 

@@ -117,7 +117,18 @@ def _json_default(o: Any) -> Any:
 
 
 def write_parquet(df: Any, target: Path | str) -> Path:
-    """Write a polars or pandas frame to parquet atomically."""
+    """Write a polars or pandas frame to parquet atomically.
+
+    A polars column of dtype Null (no type: an empty or all-null result built from Python values)
+    is refused: the next stage would fail on it far from here (:func:`scrm.data.schema.typed_frame`
+    builds typed frames)."""
+    if hasattr(df, "collect_schema"):
+        from .data.schema import untyped_columns
+
+        untyped = untyped_columns(df)
+        if untyped:
+            raise TypeError(f"{target}: column(s) {untyped} have no type (dtype Null); build the "
+                            "frame with a declared schema (scrm.data.schema.typed_frame).")
     with atomic_path(target) as tmp:
         if hasattr(df, "write_parquet"):
             df.write_parquet(tmp)

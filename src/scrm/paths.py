@@ -70,6 +70,15 @@ class Paths:
         """``reports/metrics/<stage>.json``: each stage's metrics file."""
         return self.metrics / f"{stage}.json"
 
+    @property
+    def status(self) -> Path:
+        """Failure notes of stages whose last run failed (not pipeline outputs: no DVC)."""
+        return self.reports / "status"
+
+    def failure_note(self, stage: str) -> Path:
+        """``reports/status/<stage>.failed.json``: left by a failed run, removed by a good one."""
+        return self.status / f"{stage}.failed.json"
+
     # fetch + prepare ------------------------------------------------------------------------
     @property
     def raw_csv(self) -> Path:

@@ -89,14 +89,20 @@ def score_tweets(tweets: pl.DataFrame, scorer: SentimentScorer,
 
 def run(paths: Paths, settings: SentimentSettings) -> dict[str, Any]:
     """DVC stage ``sentiment``: score the tweets once for every later stage."""
-    from .errors import DataError
+    from . import status
     from .io import write_json, write_parquet
 
     if not paths.tweets.exists():
-        raise DataError("not found; run `scrm prepare` (or `dvc repro prepare`) first", paths.tweets)
+        raise status.missing_input(paths, "prepare", paths.tweets)
     tweets = pl.read_parquet(paths.tweets, columns=["tweet_id", "thread_id", "role", "text"])
     scored = score_tweets(tweets, get_scorer(settings.scorer), settings.roles)
-    metrics = {"scorer": settings.scorer, "roles": list(settings.roles),
+    state = status.ok()
+    if scored.height == 0:
+        state = status.no_data(
+            status.because(paths, "the input has no tweet to score") if tweets.height == 0 else
+            f"none of the {tweets.height:,} tweets is of the roles scored "
+            f"({', '.join(settings.roles)}; params sentiment.roles)")
+    metrics = {**state, "scorer": settings.scorer, "roles": list(settings.roles),
                "tweets_scored": scored.height,
                "by_role": {r: int(n) for r, n in scored.group_by("role").len().sort("role").iter_rows()}}
     write_parquet(scored, paths.sentiment)

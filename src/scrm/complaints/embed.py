@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from .. import status
 from ..config import EmbedSettings
 from ..errors import DataError, ScrmError
-from ..io import atomic_path
+from ..io import atomic_path, write_json
 from ..paths import Paths
 from .backend import embed_texts, make_encoder
 
@@ -110,30 +111,51 @@ def sample_rows(n: int, max_docs: int | None, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=int(max_docs), replace=False))
 
 
+def empty_reason(paths: Paths, n_openings: int) -> str:
+    """Why there is nothing to embed: no opening at all (in prepare's words), or none with text."""
+    if n_openings == 0:
+        return status.because(paths, "the complaints table has no opening")
+    return (f"all {n_openings:,} openings are empty once @handles and links are removed "
+            f"({TEXT_COLUMN}): there is no text to embed")
+
+
 def run(paths: Paths, settings: EmbedSettings) -> dict[str, Any]:
-    """Embed the (sampled) customer openings and cache the vectors for ``topics``."""
+    """Embed the (sampled) customer openings and cache the vectors for ``topics``.
+
+    With no text to embed the cache is written empty (0 rows) and the metrics say why: ``topics``
+    then reports the same reason instead of a missing cache. Timings are returned for the command
+    line but kept out of ``embed.json`` (same params, same bytes)."""
     src = paths.complaints
+    if not src.exists():
+        raise status.missing_input(paths, "complaints", src)
     frame, n_empty = load_openings(src)
     rows = sample_rows(frame.height, settings.max_docs, settings.seed)
-    ids = frame["tweet_id"].to_numpy()[rows]
+    ids = frame["tweet_id"].to_numpy()[rows].astype(np.int64)
     texts = frame[TEXT_COLUMN].to_numpy()[rows].tolist()
-    if not texts:
-        raise DataError("no opening with a non-empty text_clean: nothing to embed.", src)
-    encoder = make_encoder(settings)
-    t0 = time.perf_counter()
-    vectors = embed_texts(texts, encoder)
-    seconds = time.perf_counter() - t0
-    cache = EmbeddingCache(ids=ids, vectors=vectors, backend=encoder.name, model=encoder.model_id)
-    save_embeddings(paths.embeddings, cache)
-    return {
-        "backend": encoder.name,
-        "model": encoder.model_id,
-        "device": getattr(encoder, "device", "cpu"),
+    state = status.ok() if texts else status.no_data(empty_reason(paths, frame.height + n_empty))
+    seconds = 0.0
+    if texts:
+        encoder = make_encoder(settings)
+        t0 = time.perf_counter()
+        vectors = embed_texts(texts, encoder)
+        seconds = time.perf_counter() - t0
+        backend, model, device = encoder.name, encoder.model_id, getattr(encoder, "device", "cpu")
+    else:  # no model is loaded for nothing
+        vectors = np.zeros((0, 0), dtype=np.float32)
+        backend, model, device = settings.backend, "", None
+    save_embeddings(paths.embeddings, EmbeddingCache(ids=ids, vectors=vectors, backend=backend,
+                                                     model=model))
+    metrics = {
+        **state,
+        "backend": backend,
+        "model": model,
+        "device": device,
         "openings": frame.height + n_empty,
         "empty_text_dropped": n_empty,
         "docs": len(ids),
         "dim": int(vectors.shape[1]),
         "sampled": len(ids) < frame.height,
-        "seconds": round(seconds, 1),
-        "sentences_per_s": round(len(ids) / seconds, 1) if seconds > 0 else None,
     }
+    write_json(paths.metric("embed"), metrics)
+    return {**metrics, "seconds": round(seconds, 1),
+            "sentences_per_s": round(len(ids) / seconds, 1) if seconds > 0 else None}

@@ -45,6 +45,7 @@ class LabelModelFit:
     weights: dict[str, float | None]  # None: the rule never fired on the fit rows
     classes: list[str]
     n_fit: int
+    skipped: str | None = None  # why no model was fitted (then every row abstains)
 
 
 def model_classes(tax: Taxonomy) -> list[str]:
@@ -80,6 +81,13 @@ def fit_predict(L: np.ndarray, fit_rows: np.ndarray, tax: Taxonomy, fit_kwargs: 
     from snorkel.labeling.model import LabelModel
 
     classes = model_classes(tax)
+    fitted_on = L[np.asarray(fit_rows, dtype=bool)]
+    if not (fitted_on != ABSTAIN).any():  # nothing to learn rule accuracies from
+        why = ("no opening to fit it on" if fitted_on.shape[0] == 0 else
+               f"no rule fires on any of the {fitted_on.shape[0]:,} openings it would be fitted on")
+        return LabelModelFit(labels=[None] * L.shape[0], confidence=np.full(L.shape[0], np.nan),
+                             weights=dict.fromkeys((lf.name for lf in tax.lfs), None),
+                             classes=classes, n_fit=int(fitted_on.shape[0]), skipped=why)
     with _one_thread():
         model = LabelModel(cardinality=len(classes), verbose=False, device="cpu")
         model.fit(L[fit_rows], **fit_kwargs, seed=seed, progress_bar=False)

@@ -24,6 +24,17 @@ def _write_html(fig: Any, target: Path) -> None:
         fig.write_html(str(tmp), include_plotlyjs=True, full_html=True)
 
 
+FIGURES = ("intertopic_map", "barchart", "topics_over_time")
+
+
+def no_figures(out_dir: Path, reason: str) -> dict[str, str]:
+    """No fit, no figure: remove the figures of an earlier fit and record why for each."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in FIGURES:
+        (out_dir / f"{name}.html").unlink(missing_ok=True)
+    return {name: f"skipped: {reason}" for name in FIGURES}
+
+
 def write_figures(model: Any, topics: np.ndarray, over_time: Any, out_dir: Path,
                   settings: TopicsSettings) -> dict[str, str]:
     """Intertopic map, barchart and topics over time of a fitted BERTopic ``model`` whose final

@@ -13,8 +13,13 @@ import numpy as np
 import polars as pl
 
 from ..config import TopicsSettings
+from ..data.schema import typed_frame
 
 OUTLIER = -1  # HDBSCAN's topic id of documents in no cluster
+TOPIC_INFO_SCHEMA: dict[str, pl.DataType] = {
+    "topic": pl.Int64(), "size": pl.Int64(), "share": pl.Float64(), "name": pl.String(),
+    "top_words": pl.List(pl.String()), "word_scores": pl.List(pl.Float64()),
+    "representative_tweets": pl.List(pl.String()), "coherence_npmi": pl.Float64()}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -150,7 +155,6 @@ def topic_info_frame(topics: np.ndarray, topic_words: Mapping[int, Sequence[tupl
             "representative_tweets": reps.get(t, []),
             "coherence_npmi": round(per_topic_npmi[t], 6) if t in per_topic_npmi else None,
         })
-    info = pl.DataFrame(rows, schema_overrides={"topic": pl.Int64, "size": pl.Int64,
-                                                "coherence_npmi": pl.Float64})
+    info = typed_frame(rows, TOPIC_INFO_SCHEMA)
     return info.join(mapping.select("topic", "label", "purity", "n_labelled"), on="topic",
                      how="left").sort("topic")

@@ -54,14 +54,16 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from .. import status
 from ..config import TopicsSettings
-from ..errors import DataError
+from ..errors import DataError, TooLittleData
 from ..io import write_json, write_parquet
 from ..paths import Paths
 from .backend import MINILM_NAME
 from .embed import EmbeddingCache, load_embeddings
-from .topic_drawing import write_figures
-from ..stats.agreement import adjusted_rand, topic_word_overlap
+from .topic_drawing import no_figures, write_figures
+from .topic_quality import (QUALITY_KEYS, collapse_report, quality, stability,  # noqa: F401
+                            top_words)
 from .topic_tables import (OUTLIER, npmi_coherence, taxonomy_mapping, topic_diversity,
                            topic_info_frame, topic_shares)
 
@@ -188,8 +190,8 @@ def fit_once(docs: list[str], embeddings: np.ndarray, s: TopicsSettings) -> Topi
         raw, _ = model.fit_transform(docs, embeddings=embeddings)
     raw = np.asarray(raw, dtype=np.int64)
     if (raw == OUTLIER).all():
-        raise DataError(f"HDBSCAN found no topic among {len(docs)} documents with "
-                        f"min_cluster_size={s.min_cluster_size}: lower topics.min_cluster_size.")
+        raise TooLittleData(f"HDBSCAN found no topic among {len(docs):,} openings with "
+                            f"topics.min_cluster_size={s.min_cluster_size}: lower it to find some")
     topics = raw.copy()
     if s.outliers_strategy != "none" and (raw == OUTLIER).any():
         from bertopic.vectorizers import ClassTfidfTransformer
@@ -212,6 +214,11 @@ def fit_once(docs: list[str], embeddings: np.ndarray, s: TopicsSettings) -> Topi
     return TopicFit(model=model, topics_raw=raw, topics=topics, settings=s)
 
 
+def min_docs(settings: TopicsSettings) -> int:
+    """Fewest documents a topic fit is tried on: two smallest topics' worth, and at least 10."""
+    return max(10, 2 * settings.min_cluster_size)
+
+
 def fit_topics(docs: Sequence[str], embeddings: np.ndarray, settings: TopicsSettings) -> TopicFit:
     """Fit with HDBSCAN sizes scaled to the input; a collapsed fit is refitted down the
     :func:`retry_ladder`; the first fit that does not collapse is kept (else the least collapsed)."""
@@ -219,13 +226,19 @@ def fit_topics(docs: Sequence[str], embeddings: np.ndarray, settings: TopicsSett
     if len(docs) != len(embeddings):
         raise DataError(f"{len(docs)} documents but {len(embeddings)} embeddings.")
     ladder = retry_ladder(settings, len(docs))
-    if len(docs) < max(10, 2 * ladder[0].min_cluster_size):
-        raise DataError(f"only {len(docs)} documents: too few for topics with "
-                        f"min_cluster_size={ladder[0].min_cluster_size}.")
+    if len(docs) < min_docs(ladder[0]):
+        raise TooLittleData(f"only {len(docs):,} openings with text: too few for topics with "
+                            f"min_cluster_size={ladder[0].min_cluster_size} (at least "
+                            f"{min_docs(ladder[0]):,} are needed; params topics)")
     attempts: list[dict[str, Any]] = []
     fits: list[TopicFit] = []
     for s in ladder:
-        fit = fit_once(docs, embeddings, s)
+        try:
+            fit = fit_once(docs, embeddings, s)
+        except TooLittleData:
+            if not fits:
+                raise  # the first settings find no topic: the stage says so (skipped)
+            break  # a retry finds no topic: keep the fits so far
         fits.append(fit)
         attempts.append({"cluster_selection_method": s.cluster_selection_method,
                          "min_cluster_size": s.min_cluster_size, "min_samples": s.min_samples,
@@ -240,80 +253,6 @@ def fit_topics(docs: Sequence[str], embeddings: np.ndarray, settings: TopicsSett
         a["kept"] = i == kept
     fits[kept].attempts = attempts
     return fits[kept]
-
-
-def stability(docs: Sequence[str], embeddings: np.ndarray, fit: TopicFit,
-              settings: TopicsSettings) -> dict[str, Any] | None:
-    """The whole fitting procedure (size rule and collapse ladder included, as the stage runs it)
-    repeated with seeds seed+1 .. seed+runs-1 (``topics.stability_runs``), and all fits compared
-    pairwise: adjusted Rand index of the final and of the raw assignments (outliers as one group)
-    and the overlap of top words (:func:`scrm.stats.agreement.topic_word_overlap`)."""
-    runs = settings.stability_runs
-    if runs < 3:
-        return None
-    seeds = [settings.seed + i for i in range(runs)]
-    fits = [fit] + [fit_topics(docs, embeddings, settings.replace(seed=sd)) for sd in seeds[1:]]
-    words = [top_words(f.model, settings.top_n_words) for f in fits]
-    pairs = [{"seeds": [seeds[i], seeds[j]],
-              "ari": round(adjusted_rand(fits[i].topics, fits[j].topics), 6),
-              "ari_raw": round(adjusted_rand(fits[i].topics_raw, fits[j].topics_raw), 6),
-              "word_overlap": round(topic_word_overlap(words[i], words[j]), 6)}
-             for i in range(runs) for j in range(i + 1, runs)]
-
-    def summary(key: str) -> dict[str, float]:
-        vals = [p[key] for p in pairs]
-        return {"mean": round(float(np.mean(vals)), 6), "min": round(float(np.min(vals)), 6)}
-
-    return {"seeds": seeds, "n_topics": [len(w) for w in words],
-            "largest_topic_share": [round(f.largest_share, 6) for f in fits],
-            "retried": [len(f.attempts) > 1 for f in fits],
-            "collapsed": [f.collapsed for f in fits],
-            "ari": summary("ari"), "ari_raw": summary("ari_raw"),
-            "word_overlap": summary("word_overlap"), "pairs": pairs,
-            "note": "each seed runs the whole procedure (size rule, collapse retries); adjusted "
-                    "Rand index of the document assignments (1 = identical, 0 = chance); "
-                    "word_overlap: mean best-match Jaccard of the topics' top words, both ways"}
-
-
-def top_words(model: Any, n: int | None = None) -> dict[int, list[str]]:
-    """Topic id -> its top words (outliers excluded), in c-TF-IDF order."""
-    out: dict[int, list[str]] = {}
-    for t, words in sorted(model.get_topics().items()):
-        if t == OUTLIER:
-            continue
-        ws = [w for w, _ in words if w]
-        out[int(t)] = ws[:n] if n else ws
-    return out
-
-
-def quality(fit: TopicFit, docs: Sequence[str], settings: TopicsSettings,
-            reference: Sequence[str] | None = None) -> tuple[dict[str, Any], dict[int, float]]:
-    """Comparable numbers for one fit (rounded: identical runs give identical bytes), and the
-    NPMI coherence of each topic over ``reference`` (the stage: every customer opening; None: the
-    modelled ``docs``), with a sensitivity table of two alternatives."""
-    words = top_words(fit.model, settings.top_n_words)
-    ref = list(docs) if reference is None else list(reference)
-    kw: dict[str, Any] = {"token_pattern": settings.token_pattern,
-                          "ngram_max": settings.ngram_max, "epsilon": settings.npmi_epsilon}
-    coherence, per_topic = npmi_coherence(words, ref, **kw)
-    raw_out, out = fit.topics_raw == OUTLIER, fit.topics == OUTLIER
-    return {
-        "docs": len(fit.topics),
-        "n_topics": len(words),
-        "outlier_share_raw": round(float(raw_out.mean()), 6),
-        "outlier_share": round(float(out.mean()), 6),
-        "outliers": {"strategy": settings.outliers_strategy, "raw": int(raw_out.sum()),
-                     "reassigned": int((raw_out & ~out).sum()), "kept_apart": int(out.sum())},
-        "largest_topic_share": round(fit.largest_share, 6),
-        "diversity": round(topic_diversity(words), 6),
-        "coherence_npmi": round(coherence, 6),
-        "coherence_npmi_reference_docs": len(ref),
-        "coherence_npmi_sensitivity": {
-            "unseen_pairs_as_minus_one": round(npmi_coherence(words, ref, unseen="minus_one",
-                                                              **kw)[0], 6),
-            "reference_modelled_docs_only": round(npmi_coherence(words, list(docs), **kw)[0], 6),
-        },
-    }, per_topic
 
 
 def compare_backends(docs: Sequence[str], embeddings: Mapping[str, np.ndarray],
@@ -334,6 +273,14 @@ def topics_over_time(fit: TopicFit, frame: pl.DataFrame, min_docs: int) -> Any:
         return fit.model.topics_over_time(sub["text_clean"].to_list(),
                                           sub["period"].to_pandas().tolist(),
                                           topics=sub["topic"].to_list())
+
+
+def clear_model(target: Path) -> Path:
+    """No model was fitted: an empty ``target`` folder (DVC's output), no stale model in it."""
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    return target
 
 
 def save_model(model: Any, target: Path, backend: str) -> Path:
@@ -360,9 +307,11 @@ def save_model(model: Any, target: Path, backend: str) -> Path:
 def load_inputs(paths: Paths) -> tuple[pl.DataFrame, EmbeddingCache]:
     """Openings of the embedding cache joined to the complaints table, in cache order."""
     src = paths.complaints
+    if not paths.embeddings.exists():
+        raise status.missing_input(paths, "embed", paths.embeddings)
     cache = load_embeddings(paths.embeddings)
     if not src.exists():
-        raise DataError("complaints table not found: run `scrm complaints` first.", src)
+        raise status.missing_input(paths, "complaints", src)
     need = ["tweet_id", "brand", "created_at", "text", "text_clean", "label"]
     have = pl.read_parquet_schema(src)
     missing = [c for c in need if c not in have]
@@ -386,20 +335,26 @@ def reference_corpus(paths: Paths) -> list[str]:
             .filter(pl.col("text_clean").str.len_chars() > 0).collect()["text_clean"].to_list())
 
 
-def collapse_report(fit: TopicFit, settings: TopicsSettings) -> dict[str, Any]:
-    """The collapse check of the kept fit, every attempt, and a warning when all collapsed."""
-    warning = None
-    if fit.collapsed:
-        warning = (f"every attempt left more than {settings.collapse_share:.0%} of the documents in "
-                   f"one topic (kept: {fit.largest_share:.1%}): the topics say little; try other "
-                   "embeddings or lower topics.min_cluster_size")
-        log.warning("topics collapsed: %s", warning)
-    return {"threshold": settings.collapse_share, "collapsed": fit.collapsed,
-            "retried": len(fit.attempts) > 1, "attempts": fit.attempts, "warning": warning}
+def _fit_or_reason(paths: Paths, docs: list[str], cache: EmbeddingCache,
+                   settings: TopicsSettings) -> tuple[TopicFit | None, dict[str, Any]]:
+    """The fit and ``ok``; or no fit and why: ``no_data`` (nothing was embedded, in embed's words)
+    or ``skipped`` (too few openings, or HDBSCAN finds no topic)."""
+    if not docs:
+        return None, status.no_data(status.because(paths, "the embeddings cache is empty",
+                                                    "embed"))
+    try:
+        return fit_topics(docs, cache.vectors, settings), status.ok()
+    except TooLittleData as exc:
+        return None, status.skipped(str(exc))
 
 
 def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
-    """Fit topics on the cached embeddings and write tables, figures, metrics and the model."""
+    """Fit topics on the cached embeddings and write tables, figures, metrics and the model.
+
+    Without a fit (no openings, too few, no cluster) every table is written empty with its
+    columns, the figures and the saved model are removed, and the metrics and the MLflow run say
+    why."""
+
     from .. import tracking
     from ..progress import Phases
 
@@ -408,18 +363,25 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     phases = Phases("topics", ["fit: UMAP, HDBSCAN, c-TF-IDF, outliers", "stability across seeds",
                                "quality and tables", "figures", "model and MLflow"])
     phases.start("fit: UMAP, HDBSCAN, c-TF-IDF, outliers")
-    fit = fit_topics(docs, cache.vectors, settings)
+    fit, state = _fit_or_reason(paths, docs, cache, settings)
     phases.start("stability across seeds")
-    stable = stability(docs, cache.vectors, fit, settings)
-    frame = frame.with_columns(topic=pl.Series(fit.topics), topic_raw=pl.Series(fit.topics_raw))
+    stable = stability(docs, cache.vectors, fit, settings) if fit else None
+    if fit is None:
+        frame = frame.head(0)
+    assigned = fit.topics if fit else np.zeros(0, dtype=np.int64)
+    frame = frame.with_columns(topic=pl.Series(assigned, dtype=pl.Int64),
+                               topic_raw=pl.Series(fit.topics_raw if fit else assigned,
+                                                   dtype=pl.Int64))
     frame = frame.with_columns(period=pl.col("created_at").dt.truncate(settings.time_every),
                                brand=pl.col("brand").fill_null("(none)"))
 
     phases.start("quality and tables")
-    scores, per_topic = quality(fit, docs, settings, reference_corpus(paths))
+    scores, per_topic = quality(fit, docs, settings, reference_corpus(paths)) if fit else (
+        {"docs": len(docs), "n_topics": 0, **dict.fromkeys(QUALITY_KEYS)}, {})
     mapping = taxonomy_mapping(frame)
-    info = topic_info_frame(fit.topics, fit.model.get_topics(), frame["text"].to_list(),
-                            cache.vectors, mapping, per_topic, settings)
+    vectors = cache.vectors if fit else np.zeros((0, max(cache.vectors.shape[1], 1)))
+    info = topic_info_frame(assigned, fit.model.get_topics() if fit else {},
+                            frame["text"].to_list(), vectors, mapping, per_topic, settings)
     by_brand = topic_shares(frame, "brand")
     by_time = topic_shares(frame, "period")
 
@@ -430,22 +392,27 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     write_parquet(by_time, paths.topic_share_time)
 
     phases.start("figures")
-    over_time = topics_over_time(fit, frame, settings.time_min_docs)
-    figures = write_figures(fit.model, fit.topics, over_time, paths.topic_figures, settings)
+    if fit:
+        over_time = topics_over_time(fit, frame, settings.time_min_docs)
+        figures = write_figures(fit.model, fit.topics, over_time, paths.topic_figures, settings)
+    else:
+        figures = no_figures(paths.topic_figures, f"no topics: {state['reason']}")
 
     labelled = mapping.filter(pl.col("topic") != OUTLIER)
     n_lab = int(labelled["n_labelled"].sum())
     majority = (labelled["purity"].fill_null(0) * labelled["n_labelled"]).sum()
     metrics = {
+        **state,
         **scores,
         "backend": cache.backend,
         "embedding_model": cache.model,
         "figures": figures,
         "hdbscan": {"size_rule": settings.size_rule,
-                    **{k: getattr(fit.settings, k) for k in ("min_cluster_size", "min_samples",
-                                                             "cluster_selection_method")}},
-        "collapse": collapse_report(fit, settings),
-        "stability": stable or {"note": "off (params topics.stability_runs: 0)"},
+                    **{k: getattr(fit.settings if fit else settings, k)
+                       for k in ("min_cluster_size", "min_samples", "cluster_selection_method")}},
+        "collapse": collapse_report(fit, settings) if fit else None,
+        "stability": stable or {"note": "off (params topics.stability_runs: 0)" if fit else
+                                f"not measured: {state['reason']}"},
         "taxonomy": {
             "labelled_docs": n_lab,
             "weighted_purity": round(float(majority) / n_lab, 6) if n_lab else None,
@@ -455,7 +422,8 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     write_json(paths.metric("topics"), metrics)
 
     phases.start("model and MLflow")
-    model_dir = save_model(fit.model, paths.bertopic_model, cache.backend)
+    model_dir = save_model(fit.model, paths.bertopic_model, cache.backend) if fit else \
+        clear_model(paths.bertopic_model)
     with tracking.start_run(EXPERIMENT, f"bertopic-{cache.backend}",
                             params={"topics": {k: v for k, v in asdict(settings).items()
                                                if k != "seed"},
@@ -463,9 +431,11 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
                                     "embed_model": cache.model},
                             seed=settings.seed,
                             inputs=[paths.complaints, paths.embeddings],
+                            tags={"scrm.status": state["status"],
+                                  **({"scrm.reason": state["reason"]} if state["reason"] else {})},
                             root=paths.root):
         tracking.log_metrics({k: v for k, v in metrics.items() if not isinstance(v, dict)})
-        tracking.log_metrics({"collapsed": metrics["collapse"]["collapsed"],
+        tracking.log_metrics({"collapsed": (metrics["collapse"] or {}).get("collapsed"),
                               **{f"stability_{k}_mean": v["mean"] for k, v in (stable or {}).items()
                                  if isinstance(v, dict) and "mean" in v}})
         tracking.log_metrics({f"taxonomy_{k}": v for k, v in metrics["taxonomy"].items()})

@@ -63,6 +63,7 @@ from typing import Any
 
 import polars as pl
 
+from .. import status
 from ..config import ComplaintsSettings
 from ..errors import DataError
 from ..io import write_csv, write_json, write_parquet
@@ -189,12 +190,13 @@ def compute_metrics(df: pl.DataFrame, tax: Taxonomy, summary: pl.DataFrame,
 def _gold_metrics(df: pl.DataFrame, tax: Taxonomy, gold_path: Path | None,
                   label_source: str) -> dict[str, Any]:
     """Majority vote on dev as before (``gold``: abstain wrong, covered, abstain as other)."""
+    empty = {"gold_per_class": {}, "gold_confusion": {}, "gold_label_counts": {}}  # same keys
     if gold_path is None:
-        return {"gold": None}
+        return {"gold": None, **empty}
     g = df.filter(pl.col("gold_label").is_not_null()).sort("tweet_id")
     if g.height == 0:
         return {"gold": {"file": gold_path.name, "n": 0,
-                         "note": "no gold tweet is an opening of this run"}}
+                         "note": "no gold tweet is an opening of this run"}, **empty}
     truth = g["gold_label"].to_list()
     full = gold_mod.evaluate(g["weak_label"].to_list(), truth, abstain_as=tax.abstain,
                              labels=tax.names)
@@ -269,7 +271,10 @@ def run(paths: Paths, settings: ComplaintsSettings) -> dict[str, Any]:
         .alias("label_model_weight"))
     metrics = compute_metrics(df, tax, summary, label_info,
                               _gold_metrics(df, tax, gold_path, label_info["source"]))
-    metrics["label_model"] = {"library": "snorkel 0.10 LabelModel", "classes": fit.classes,
+    metrics = {**(status.ok() if df.height else status.no_data(
+        status.because(paths, "the opening table is empty"))), **metrics}
+    metrics["label_model"] = {**(status.skipped(fit.skipped) if fit.skipped else status.ok()),
+                              "library": "snorkel 0.10 LabelModel", "classes": fit.classes,
                               "fitted_on": "openings outside the sealed test (no labels read)",
                               "n_fit": fit.n_fit, "coverage": _share(df["lm_label"]),
                               "differs_from_majority_vote": int(

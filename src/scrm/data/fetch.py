@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .. import io as sio
+from .. import status
 from ..errors import FetchError
 from ..paths import SAMPLE_CSV
 from ..secrets import kaggle_credentials_present, redact
@@ -283,6 +284,6 @@ def run(paths: Paths, settings: FetchSettings) -> dict[str, Any]:
     """DVC stage ``fetch``: a checked ``data/raw/twcs.csv`` and ``reports/metrics/fetch.json``."""
     paths.ensure()
     resolved = settings.replace(path=str(input_path(settings, paths.root)))
-    info = fetch(paths.raw_csv, resolved)
+    info = {**status.ok(), **fetch(paths.raw_csv, resolved)}  # a file it cannot use is an error
     sio.write_json(paths.metric("fetch"), info)
     return info

@@ -264,6 +264,25 @@ def summary(openings: pl.DataFrame) -> dict[str, int]:
     return {k: int(v or 0) for k, v in row.items()}
 
 
+def why_no_openings(tweets: pl.DataFrame, rows_in: int) -> str:
+    """Why a file gives no opening at all, in words: the reason every later stage repeats.
+
+    ``tweets`` are the clean tweets (``role``, ``in_response_to_tweet_id``, ``parent_dangling``);
+    ``rows_in`` the records read from the file."""
+    if tweets.height == 0:
+        every = "its one record was" if rows_in == 1 else f"all {rows_in:,} records were"
+        return (f"the input has no usable tweet: {every} quarantined (reasons in "
+                "data/interim/quarantine.csv)")
+    customers = tweets.filter(pl.col("role") == "customer")
+    if customers.height == 0:
+        return (f"the input has no customer openings: every tweet is from a brand ({tweets.height:,} "
+                "brand tweets; the customer tweets they answer are not in the file)")
+    dangling = int(customers["parent_dangling"].sum())
+    return (f"the input has no customer openings: all {customers.height:,} customer tweets reply "
+            f"to another tweet ({dangling:,} of them to tweets not in the file), so no "
+            "conversation starts in it")
+
+
 def answered_counts(openings: pl.DataFrame) -> dict[str, int]:
     """Openings, answered and unanswered under the chosen definition: the block every stage that
     counts openings reports, so the same sample gives the same numbers everywhere."""

@@ -2,9 +2,11 @@
 
 Reading has a fast path and a careful path. The fast path is one ``polars.read_csv`` of every column as
 text, followed by a file-level integrity check: the number of field-separating commas and of line
-breaks in the file must equal what the parsed records imply. Only when polars refuses the file, or the
-check finds a record with a wrong field count (a short row, a truncated last line, an unbalanced
-quote), the careful path re-reads it with Python's ``csv`` module to locate each bad record by line.
+breaks in the file must equal what the parsed records imply, and no field may hold a line break
+followed by a Twitter date (a sign of records swallowed by an unclosed quote). Only when polars
+refuses the file, or the check finds a record with a wrong field count (a short row, a truncated last
+line, an unbalanced quote) or such a field, the careful path (:mod:`scrm.data.records`) re-reads it
+line by line to locate each bad record and to recover the good records after a runaway quote.
 Bytes that are not valid UTF-8 are located by line in one extra pass (only when polars reports them)
 and the records holding them are quarantined, never silently altered.
 Either way every record ends up clean or in the quarantine file with its line number and reason, and
@@ -16,10 +18,7 @@ from __future__ import annotations
 
 import codecs
 import csv
-import io
 import mmap
-import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,14 +26,15 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ..errors import DataError
-from .schema import DATE_FORMAT, EXPECTED_COLUMNS, QUARANTINE_COLUMNS, TWEET_COLUMNS
+from .records import SWALLOWED_RECORD_HINT
+from .records import careful_read as _careful_read
+from .schema import (DATE_FORMAT, EXPECTED_COLUMNS, ID_PATTERN, QUARANTINE_COLUMNS,
+                     TWEET_COLUMNS)
 
 if TYPE_CHECKING:
     from ..config import OpeningsSettings, PrepareSettings
 
-_ID_RE = r"^\d+(\.0+)?$"  # ids are integers; pandas-written copies of the file have "3.0"
 _UTF8_BLOCK = 1 << 24
-_BARE_CR = re.compile(r"\r(?!\n)")
 # polars errors (and panics, which are BaseException) that mean "let the careful path look at it"
 _POLARS_REFUSED = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 
@@ -42,7 +42,8 @@ _POLARS_REFUSED = (pl.exceptions.PolarsError, pl.exceptions.PanicException)
 @dataclass
 class RawRead:
     """Raw records as text, one column per expected field plus ``line_no`` (first physical line),
-    ``line_end`` (last physical line), ``n_fields``, ``expected_fields`` and ``utf8_error`` (why the
+    ``line_end`` (last physical line), ``n_fields``, ``expected_fields``, ``parse_error`` (why the
+    lines are a broken record, e.g. an unclosed quote, else null) and ``utf8_error`` (why the
     record's bytes are not UTF-8, else null)."""
 
     frame: pl.DataFrame
@@ -219,58 +220,16 @@ def _fast_read(path: Path, header: list[str]) -> tuple[pl.DataFrame | None, pl.D
     expected_newlines = 1 + n + inner_newlines - (0 if ends_nl else 1)
     if n and newlines != expected_newlines:
         return None, bad_lines
+    # a field holding a line break followed by a Twitter date may have swallowed whole records
+    # behind an unclosed quote even though every count above is right: the careful reader decides
+    multi = df.filter(pl.col("_nl") > 0)
+    if multi.height and multi.select(pl.any_horizontal(
+            pl.col(c).fill_null("").str.contains(SWALLOWED_RECORD_HINT) for c in cols).any()).item():
+        return None, bad_lines
     start, end = _line_numbers(pl.col("_nl"))
     return df.with_columns(line_no=start, line_end=end,
-                           n_fields=pl.lit(len(header), dtype=pl.Int32)).drop("_nl"), bad_lines
-
-
-def _absent_char(text: str) -> str:
-    """A private-use code point that does not occur in ``text`` (a placeholder for bare CRs)."""
-    for cp in range(0xE000, 0xF900):
-        ch = chr(cp)
-        if ch not in text:
-            return ch
-    raise DataError("the file uses every private-use code point; cannot parse it safely.")
-
-
-def _careful_read(path: Path, header: list[str]) -> pl.DataFrame:
-    """Record-by-record read that keeps line numbers and field counts of malformed records.
-
-    Lines are split at ``\\n`` only, so ``line_no``/``line_end`` are physical lines as an editor
-    shows them. Python's csv module would end a record at a bare ``\\r`` inside a field, which
-    polars (the fast path) keeps as text: bare CRs hide behind a placeholder while parsing.
-    """
-    csv.field_size_limit(sys.maxsize)
-    text = path.read_bytes().decode("utf-8-sig", errors="replace")
-    placeholder = None
-    if "\r" in text and _BARE_CR.search(text):
-        placeholder = _absent_char(text)
-        text = _BARE_CR.sub(placeholder, text)
-    reader = csv.reader(io.StringIO(text, newline="\n"), strict=False)
-    next(reader, None)
-    width = len(header)
-    records: list[list[str | None]] = []
-    line_no: list[int] = []
-    line_end: list[int] = []
-    n_fields: list[int] = []
-    start = reader.line_num + 1
-    for rec in reader:
-        if not rec:  # a blank line is no record
-            start = reader.line_num + 1
-            continue
-        line_no.append(start)
-        line_end.append(reader.line_num)
-        n_fields.append(len(rec))
-        records.append((rec + [None] * width)[:width])
-        start = reader.line_num + 1
-    cols = {h: [r[i] for r in records] for i, h in enumerate(header)}
-    df = pl.DataFrame(cols, schema={h: pl.String for h in header})
-    if placeholder is not None:
-        df = df.with_columns(pl.col(h).str.replace_all(placeholder, "\r", literal=True)
-                             for h in header)
-    return df.with_columns(line_no=pl.Series(line_no, dtype=pl.Int64),
-                           line_end=pl.Series(line_end, dtype=pl.Int64),
-                           n_fields=pl.Series(n_fields, dtype=pl.Int32))
+                           n_fields=pl.lit(len(header), dtype=pl.Int32),
+                           parse_error=pl.lit(None, dtype=pl.String)).drop("_nl"), bad_lines
 
 
 def read_raw(path: Path | str) -> RawRead:
@@ -286,7 +245,7 @@ def read_raw(path: Path | str) -> RawRead:
     if df.height == 0:
         raise DataError("the file has a header but no data rows.", path, 2)
     extra = [c for c in header if c not in EXPECTED_COLUMNS]
-    df = df.select([*EXPECTED_COLUMNS, "line_no", "line_end", "n_fields"]).with_columns(
+    df = df.select([*EXPECTED_COLUMNS, "line_no", "line_end", "n_fields", "parse_error"]).with_columns(
         expected_fields=pl.lit(len(header), dtype=pl.Int32))
     df = _mark_invalid_utf8(df, bad_lines)
     with path.open("rb") as fh:
@@ -301,7 +260,7 @@ def read_raw(path: Path | str) -> RawRead:
 # --------------------------------------------------------------------------------------------------
 def _id(col: str) -> pl.Expr:
     s = pl.col(col).str.strip_chars()
-    return pl.when(s.str.contains(_ID_RE)).then(
+    return pl.when(s.str.contains(ID_PATTERN)).then(
         s.str.replace(r"\.0+$", "").cast(pl.Int64, strict=False)).otherwise(None)
 
 
@@ -314,8 +273,9 @@ def validate(raw: RawRead, require_text: bool) -> tuple[pl.DataFrame, pl.DataFra
     frame = raw.frame
     if "line_end" not in frame.columns:
         frame = frame.with_columns(line_end=pl.col("line_no"))
-    if "utf8_error" not in frame.columns:
-        frame = frame.with_columns(utf8_error=pl.lit(None, dtype=pl.String))
+    for col in ("utf8_error", "parse_error"):
+        if col not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(col))
     last_line = frame["line_no"].max()
     df = frame.lazy()
     inbound_s = pl.col("inbound").str.strip_chars().str.to_lowercase()
@@ -332,12 +292,13 @@ def validate(raw: RawRead, require_text: bool) -> tuple[pl.DataFrame, pl.DataFra
         _parent=_id("in_response_to_tweet_id"),
     ).with_columns(
         _resp=pl.col("_resp_items").list.eval(
-            pl.when(pl.element().str.contains(_ID_RE))
+            pl.when(pl.element().str.contains(ID_PATTERN))
             .then(pl.element().str.replace(r"\.0+$", "").cast(pl.Int64, strict=False))
             .otherwise(None)),
     )
     reason = (
-        pl.when(pl.col("n_fields") != pl.col("expected_fields")).then(pl.lit("wrong_column_count"))
+        pl.when(pl.col("parse_error").is_not_null()).then(pl.lit("unclosed_quote"))
+        .when(pl.col("n_fields") != pl.col("expected_fields")).then(pl.lit("wrong_column_count"))
         .when(pl.col("utf8_error").is_not_null()).then(pl.lit("invalid_utf8"))
         .when(pl.col("_tweet_id").is_null()).then(pl.lit("bad_tweet_id"))
         .when(_blank("author_id")).then(pl.lit("bad_author_id"))
@@ -360,6 +321,7 @@ def validate(raw: RawRead, require_text: bool) -> tuple[pl.DataFrame, pl.DataFra
             pl.when(pl.lit(not raw.ends_with_newline) & (pl.col("line_no") == last_line))
             .then(pl.lit("; the file ends inside this record (truncated?)")).otherwise(pl.lit("")),
         ))
+        .when(pl.col("_reason") == "unclosed_quote").then(pl.col("parse_error"))
         .when(pl.col("_reason") == "invalid_utf8").then(pl.col("utf8_error"))
         .when(pl.col("_reason") == "bad_tweet_id").then(pl.format("tweet_id={}", pl.col("tweet_id")))
         .when(pl.col("_reason") == "bad_inbound").then(pl.format("inbound={}", pl.col("inbound")))
@@ -434,8 +396,10 @@ def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSetting
     """DVC stage ``prepare``: raw CSV -> tweets.parquet, threads.parquet, openings.parquet,
     quarantine.csv."""
     from .. import io as sio
-    from .openings import build_openings
+    from .. import status
+    from .openings import build_openings, why_no_openings
     from .openings import summary as openings_summary
+    from .schema import untyped_columns
     from .threads import assign_threads, summarise_threads, thread_metrics
 
     paths.ensure()
@@ -451,6 +415,7 @@ def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSetting
     tweets = tweets.select(TWEET_COLUMNS).sort("tweet_id")
     openings = build_openings(tweets, threads, opening_settings)
     metrics: dict[str, Any] = {
+        **(status.ok() if openings.height else status.no_data(why_no_openings(tweets, rows_in))),
         "rows_in": rows_in,
         "rows_clean": clean.height,
         "rows_quarantined": quarantine.height,
@@ -464,6 +429,9 @@ def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSetting
     }
     # "answered" means the chosen definition everywhere; the direct-reply count stays beside it
     metrics["answered_openings"] = int(openings["answered"].sum())
+    untyped = {name: untyped_columns(frame) for name, frame in
+               (("tweets", tweets), ("threads", threads), ("openings", openings))}
+    assert not any(untyped.values()), f"typed outputs only: {untyped}"
     # one group: a killed run leaves the old outputs or none, never a mix; metrics are renamed last
     with sio.atomic_paths(paths.quarantine, paths.tweets, paths.threads, paths.openings,
                           paths.metric("prepare")) as (t_quarantine, t_tweets, t_threads,

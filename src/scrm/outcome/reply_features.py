@@ -163,7 +163,10 @@ class TemplateReference:
             self.sum_ = np.asarray((onehot @ V).todense())
             self.sq_ = (self.sum_ ** 2).sum(axis=1)
         self.ids_ = pl.Series("id", list(ids), dtype=pl.Int64)
-        self.dups_ = (pl.DataFrame({"brand": brands.tolist(), "norm": texts})
+        # typed: with no reference reply (no answered opening) the lists are empty, and an untyped
+        # (Null) brand column would break the join in score()
+        self.dups_ = (pl.DataFrame({"brand": brands.tolist(), "norm": texts},
+                                   schema={"brand": pl.String, "norm": pl.String})
                       .group_by("brand", "norm").agg(n_ref=pl.len()))
         return self
 
@@ -171,7 +174,8 @@ class TemplateReference:
         """``template_sim`` (null when the brand has no other reference reply) and ``template_dups``."""
         texts = [t or "" for t in texts]
         q = pl.DataFrame({"id": pl.Series(list(ids), dtype=pl.Int64),
-                          "brand": pl.Series(list(brands), dtype=pl.String), "norm": texts})
+                          "brand": pl.Series(list(brands), dtype=pl.String),
+                          "norm": pl.Series(texts, dtype=pl.String)})
         q = q.with_columns(in_ref=pl.col("id").is_in(self.ids_.implode()))
         index = {b: i for i, b in enumerate(self.brands_)}
         sims = np.full(q.height, np.nan)

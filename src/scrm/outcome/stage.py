@@ -16,7 +16,9 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
-from ..errors import DataError, ScrmError
+from .. import status
+from ..data.schema import untyped_columns
+from ..errors import ScrmError
 from ..stats.intervals import finite
 from .effects import odds_ratios
 from .findings import findings_table, label_counts, overall_findings, transition_table
@@ -75,9 +77,9 @@ def read_inputs(paths: Paths, settings: OutcomeSettings) -> Inputs:
     """Read the inputs; a missing one names the command that writes it."""
     for p in (paths.tweets, paths.threads, paths.openings):
         if not p.exists():
-            raise DataError("input missing; run `scrm prepare` first.", p)
+            raise status.missing_input(paths, "prepare", p)
     if not paths.sentiment.exists():
-        raise DataError("input missing; run `scrm sentiment` first.", paths.sentiment)
+        raise status.missing_input(paths, "sentiment", paths.sentiment)
     sentiment = pl.read_parquet(paths.sentiment, columns=["tweet_id", "sentiment"])
     tweets = with_sentiment(pl.read_parquet(paths.tweets, columns=list(TWEET_COLUMNS)), sentiment)
     lab_path = labels_path(paths, settings)
@@ -153,6 +155,18 @@ def summarise(outcome: pl.DataFrame, threads: pl.DataFrame, measure: Measure, pa
     }
 
 
+def stage_status(paths: Paths, outcome: pl.DataFrame) -> dict[str, Any]:
+    """``no_data`` without an opening (prepare's reason) or without an answered one (no brand reply
+    whose outcome could be read); else ``ok`` (no follow-up at all is a result: silence)."""
+    if outcome.height == 0:
+        return status.no_data(status.because(paths, "the opening table is empty"))
+    if not outcome["answered"].any():
+        return status.no_data(f"none of the {outcome.height:,} openings was answered (under "
+                              "openings.answered_definition): there is no brand reply whose "
+                              "outcome could be read")
+    return status.ok()
+
+
 @dataclass(frozen=True)
 class OutcomeResult:
     """Everything the stage computes, before anything is written or tracked."""
@@ -200,8 +214,9 @@ def compute(paths: Paths, settings: OutcomeSettings, sentiment: SentimentSetting
         "odds_ratios": odds_ratios(outcome, settings),
         "competing": competing_outcomes(outcome, settings),
     }
-    metrics = summarise(outcome, data.threads, measure, parts, settings, data.n_scored,
-                        sentiment.scorer)
+    metrics = {**stage_status(paths, outcome),
+               **summarise(outcome, data.threads, measure, parts, settings, data.n_scored,
+                           sentiment.scorer)}
     return OutcomeResult(outcome.select(list(OUTCOME_COLUMNS)), parts["findings"],
                          parts["transitions"], measure, metrics)
 
@@ -216,6 +231,9 @@ def run(paths: Paths, settings: OutcomeSettings, sentiment: SentimentSettings,
     res = compute(paths, settings, sentiment, embed)
     frames = ((res.outcome, paths.outcome), (res.findings, paths.outcome_findings),
               (res.transitions, paths.outcome_transitions))
+    untyped = {p.name: untyped_columns(f) for f, p in frames if untyped_columns(f)}
+    if untyped:
+        raise TypeError(f"outcome outputs with untyped (Null) columns: {untyped}")
     with atomic_paths(*(p for _, p in frames), paths.metric("outcome")) as tmp:
         for (frame, _), t in zip(frames, tmp):
             frame.write_parquet(t)
@@ -232,8 +250,10 @@ def track(paths: Paths, settings: OutcomeSettings, sentiment: SentimentSettings,
     inputs = input_paths(paths, settings)
     seed = settings.seed
     logged = {"sentiment": asdict(sentiment), "outcome": asdict(settings)}
+    state = {"scrm.status": metrics["status"],
+             **({"scrm.reason": metrics["reason"]} if metrics["reason"] else {})}
     with tracking.start_run(EXPERIMENT, "trajectories", params=logged, seed=seed, inputs=inputs,
-                            root=paths.root):
+                            tags=state, root=paths.root):
         tracking.log_metrics({f"labels.{k}": v for k, v in metrics["labels"].items()})
         tracking.log_metrics({f"threads.{k}": v for k, v in metrics["threads"].items()})
         rate = metrics["recovery_rate"]["measure"]["rate"]

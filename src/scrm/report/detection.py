@@ -12,7 +12,8 @@ from typing import Any
 
 from ..paths import Paths
 from .figures_scores import score_intervals
-from .html import Figure, html_table, kpis, metrics_details, missing_note, para
+from .html import Figure, html_table, kpis, metrics_details, para
+from .state import stage_state
 from .views import detector_comparisons, detector_scores, detector_table, read_json
 
 TABLE = {"part": "gold set", "detector": "detector", "precision": "precision",
@@ -45,10 +46,13 @@ def detection_blocks(paths: Paths) -> list[str | Figure]:
     """HTML fragments and figures of the complaint detector, or the note that ``detect`` has not
     run."""
     js = paths.metric("detect")
-    note = missing_note("detect", [js], paths.root)
+    state = stage_state(paths, "detect", [js])
     out: list[str | Figure] = ["<h3>Complaint or not: detectors on the sealed test set</h3>"]
-    if note:
-        return [*out, f'<p class="missing">{note}</p>']
+    if state.note:
+        out.append(f'<p class="missing">{state.note}</p>')
+        if state.ran:
+            out.append(metrics_details(paths, "detect", read_json(js)))
+        return out
     m = read_json(js)
     champ = (m.get("champion") or {}).get("detector")
     test = (m.get("test") or {}).get("scores") or {}

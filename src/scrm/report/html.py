@@ -47,13 +47,13 @@ class Figure:
 
 @dataclass
 class Section:
-    """One numbered section of the page: HTML fragments and figures in order, or notes saying
-    which stage has not run."""
+    """One numbered section of the page: HTML fragments and figures in order, and notes on the
+    stages whose results it cannot show (failed, not run, no data, skipped: :mod:`.state`)."""
 
     id: str
     title: str
     blocks: list[str | Figure] = field(default_factory=list)  # HTML fragments and figures, in order
-    missing: list[str] = field(default_factory=list)  # notes about stages that have not run
+    missing: list[str] = field(default_factory=list)  # notes on stages not shown, and why
 
     @property
     def figures(self) -> list[Figure]:
@@ -180,17 +180,6 @@ def metrics_details(paths: Paths, stage: str, metrics: dict[str, Any],
     return (f"<details><summary>All metrics of <code>{html.escape(stage)}</code> "
             f"({html.escape(relative(paths.metric(stage), paths.root))})</summary>"
             + html_table(df) + "</details>")
-
-
-def missing_note(stage: str, files: Sequence[Path], root: Path) -> str | None:
-    """``None`` when every file exists, else the note shown in place of the section."""
-    gone = [f for f in files if not f.exists()]
-    if not gone:
-        return None
-    rel = ", ".join(relative(f, root) for f in gone)
-    return (f"Stage <code>{html.escape(stage)}</code> has not run: missing {html.escape(rel)}. "
-            f"Run <code>dvc repro</code> (or <code>scrm {html.escape(stage.replace('_', '-'))}"
-            "</code>) and rebuild the report.")
 
 
 def relative(p: Path, root: Path) -> str:

@@ -42,8 +42,8 @@ def outcomes_section(paths: Paths, settings: ReportSettings) -> Section:
     from .sections import _section
 
     js = paths.metric("outcome")
-    s = _section("outcomes", paths, "outcome", [js, paths.outcome_findings])
-    if s.missing:
+    s, state = _section("outcomes", paths, "outcome", [js, paths.outcome_findings])
+    if not state.ok:
         return s
     m = read_json(js)
     th = m.get("threads") or {}

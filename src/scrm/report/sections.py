@@ -3,8 +3,8 @@
 Each builder reads only files a stage wrote (named by :class:`scrm.paths.Paths`), turns them into
 figures with :mod:`scrm.report.figures` and into tables with :mod:`scrm.report.html`, and adds our
 own prose. Nothing shown is typed in here: numbers come from the metrics JSON or from the views of
-:mod:`scrm.report.views`. A stage whose outputs are missing gets a visible "has not run" note
-instead of a crash, so the report can be built from a partial run while developing.
+:mod:`scrm.report.views`. A stage that failed, has not run, had no data or was skipped gets a
+visible note saying which and why (:mod:`scrm.report.state`) instead of a crash or empty figures.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from ..paths import Paths
 from . import brands
 from . import figures as F
 from .detection import detection_blocks
-from .html import Section, fmt, html_table, kpis, metrics_details, missing_note, para
+from .html import Section, fmt, html_table, kpis, metrics_details, para
 from .leaderboard import fill_benchmark, weak_supervision_html
 from .outcome import outcomes_section
+from .state import StageState, stage_state
 from .views import (brand_order, brand_threads, brand_topic_shares, category_shares,
                     confusion_shares, conversation_points, daily_volume, date_range,
                     latest_openings, need, pool_topics, read_json, topic_names, topic_table)
@@ -36,22 +37,31 @@ SECTIONS: tuple[tuple[str, str], ...] = (
 )
 
 
-def _section(sid: str, paths: Paths, stage: str, files: Sequence[Path]) -> Section:
-    """A new section; when one of ``files`` (outputs of ``stage``) is missing it holds only the
-    note that says so, and its builder returns it as it is (check ``.missing``)."""
+def _section(sid: str, paths: Paths, stage: str, files: Sequence[Path]
+             ) -> tuple[Section, StageState]:
+    """A new section and the state of its stage (``files``: the outputs it reads). Unless the
+    stage is ``ok`` the section holds the note that says why (failed, not run, no data, skipped;
+    check ``.missing``) and, when the stage ran, its metrics; builders stop there."""
     s = Section(sid, dict(SECTIONS)[sid])
-    note = missing_note(stage, files, paths.root)
-    if note:
-        s.missing.append(note)
-    return s
+    state = stage_state(paths, stage, files)
+    _note(s, paths, state)
+    return s, state
+
+
+def _note(s: Section, paths: Paths, state: StageState) -> None:
+    """The note of a stage whose results are not shown, and the metrics it wrote if it ran."""
+    if state.note:
+        s.missing.append(state.note)
+        if state.ran:
+            s.html(metrics_details(paths, state.stage, read_json(paths.metric(state.stage))))
 
 
 def overview_section(paths: Paths, settings: ReportSettings) -> Section:
     """Dataset overview from prepare's outputs: counts, tweets per day, brands, openings."""
     prep_json = paths.metric("prepare")
-    s = _section("overview", paths, "prepare",
-                 [paths.tweets, paths.threads, paths.openings, prep_json])
-    if s.missing:
+    s, state = _section("overview", paths, "prepare",
+                        [paths.tweets, paths.threads, paths.openings, prep_json])
+    if not state.ran:
         return s
     m = read_json(prep_json)
     definition = m.get("answered_definition")
@@ -71,10 +81,13 @@ def overview_section(paths: Paths, settings: ReportSettings) -> Section:
                  ("openings", m.get("openings")), ("answered openings", m.get("answered_openings")),
                  ("rows quarantined", m.get("rows_quarantined")),
                  ("first tweet", lo), ("last tweet", hi)]))
-    s.figure("fig-volume", F.volume_over_time(daily_volume(tweets)),
-             "Each bar is one UTC day, split into customer and brand tweets. The view opens on "
-             "the days that hold 99% of the tweets; zoom out (double-click) to see the few older "
-             "tweets that customers replied to (first and last tweet above).")
+    if m.get("tweets"):
+        s.figure("fig-volume", F.volume_over_time(daily_volume(tweets)),
+                 "Each bar is one UTC day, split into customer and brand tweets. The view opens on "
+                 "the days that hold 99% of the tweets; zoom out (double-click) to see the few "
+                 "older tweets that customers replied to (first and last tweet above).")
+    if not state.ok:  # no opening: nothing below has data
+        return s
     s.figure("fig-brand-volume", F.brand_volume(brand_threads(threads, openings),
                                                   top=settings.top_brands),
              f"The {settings.top_brands} brands with the most conversations (a conversation counts "
@@ -95,18 +108,19 @@ def overview_section(paths: Paths, settings: ReportSettings) -> Section:
 
 def brands_section(paths: Paths, settings: ReportSettings) -> Section:
     """Brand comparison from response_time's outputs (content in :mod:`scrm.report.brands`)."""
-    s = _section("brands", paths, "response_time",
-                 [paths.metric("response_time"), paths.service_table, paths.rt_sensitivity,
-                  paths.rt_pairwise, paths.latency_plot, paths.km_plot, paths.calibration_plot])
-    return s if s.missing else brands.fill(s, paths, settings)
+    s, state = _section("brands", paths, "response_time",
+                        [paths.metric("response_time"), paths.service_table, paths.rt_sensitivity,
+                         paths.rt_pairwise, paths.latency_plot, paths.km_plot,
+                         paths.calibration_plot])
+    return brands.fill(s, paths, settings) if state.ok else s
 
 
 def complaints_section(paths: Paths, settings: ReportSettings) -> Section:
     """Complaint categories (complaints stage) and, when the topics stage ran, BERTopic topics."""
     cpath, cjs = paths.complaints, paths.metric("complaints")
     lf_path = paths.lf_summary
-    s = _section("complaints", paths, "complaints", [cpath, cjs, lf_path])
-    if s.missing:
+    s, state = _section("complaints", paths, "complaints", [cpath, cjs, lf_path])
+    if not state.ok:
         return s
     top = settings.top_brands
     comp = pl.read_parquet(cpath)
@@ -164,11 +178,11 @@ def complaints_section(paths: Paths, settings: ReportSettings) -> Section:
 
     tjs = paths.metric("topics")
     tfiles = [paths.topic_info, paths.topic_share_time, paths.topic_share_brand]
-    note = missing_note("topics", [*tfiles, tjs], paths.root)
+    topics = stage_state(paths, "topics", [*tfiles, tjs])
     s.html("<h3>Topics</h3>")
-    if note:
-        s.missing.append(note)
-        s.html(f'<p class="missing">{note}</p>')
+    if topics.note:
+        s.html(f'<p class="missing">{topics.note}</p>')
+        _note(s, paths, topics)
         return s
     tm = read_json(tjs)
     info = pl.read_parquet(tfiles[0])
@@ -220,8 +234,9 @@ def complaints_section(paths: Paths, settings: ReportSettings) -> Section:
 
 def benchmark_section(paths: Paths, settings: ReportSettings) -> Section:
     """Classifier benchmark: interval leaderboards per protocol (:mod:`.leaderboard`)."""
-    s = _section("benchmark", paths, "benchmark", [paths.benchmark_csv, paths.metric("benchmark")])
-    if s.missing:
+    s, state = _section("benchmark", paths, "benchmark",
+                        [paths.benchmark_csv, paths.metric("benchmark")])
+    if not state.ok:
         return s
     return fill_benchmark(s, paths, settings)
 

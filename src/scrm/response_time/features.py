@@ -57,7 +57,8 @@ def survival_pair(op: pl.DataFrame, end_of_data: datetime,
     ``follow_s`` is its length, ``event`` a response seen within it, ``duration_s`` the latency or
     the follow-up.
     """
-    follow_end = seconds(pl.lit(end_of_data) - pl.col("opening_at"))
+    # typed even when there is no tweet at all (no end of data: nothing is followed)
+    follow_end = seconds(pl.lit(end_of_data, dtype=pl.Datetime("us", "UTC")) - pl.col("opening_at"))
     follow = follow_end
     if horizon_hours is not None:
         follow = pl.min_horizontal(follow_end, pl.lit(horizon_hours * 3600.0))

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import polars as pl
 
 from ..data.openings import DEFINITIONS
+from ..data.schema import typed_frame
 from .features import UNKNOWN_BRAND, seconds, survival_pair
-from .service import ALL_BRANDS, largest_brands, metric_value, service_stats
+from .service import ALL_BRANDS, largest_brands, metric_value, service_stats, stat_dtype
 
 if TYPE_CHECKING:
     from ..config import ResponseTimeSettings
@@ -58,7 +59,7 @@ def sensitivity_table(openings: pl.DataFrame, end_of_data: datetime,
                 sub = pop if scope == ALL_BRANDS else pop.filter(pl.col("brand") == scope)
                 rows.append({"definition": definition, "population": population, "scope": scope,
                              **service_stats(sub, settings)})
-    return pl.DataFrame(rows, infer_schema_length=None)
+    return typed_frame(rows, stat_dtype)  # 6 pooled rows at least, even with no opening
 
 
 def sensitivity_metrics(table: pl.DataFrame, population: str) -> dict[str, Any]:

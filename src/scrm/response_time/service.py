@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import polars as pl
 
+from ..data.schema import typed_frame
 from ..stats import survival
 from ..stats.intervals import (finite, log_normal_interval, newcombe_interval, quantile_interval,
                                wilson_interval, z_value)
@@ -31,6 +32,23 @@ if TYPE_CHECKING:
     from ..config import ResponseTimeSettings
 
 ALL_BRANDS = "(all)"
+LABEL_COLUMNS = ("brand", "a", "b", "definition", "population", "scope")
+PAIRWISE_COLUMNS = ("a", "b", "n_a", "n_b", "logrank_chi2", "logrank_df", "logrank_p",
+                    "logrank_log10_p", "rmst_a", "rmst_b", "rmst_diff", "rmst_diff_ci_low",
+                    "rmst_diff_ci_high", "rmst_diff_z", "rmst_diff_p", "logrank_p_holm",
+                    "logrank_log10_p_holm", "within_1h_diff", "within_1h_diff_ci_low",
+                    "within_1h_diff_ci_high")
+
+
+def stat_dtype(column: str) -> pl.DataType:
+    """Column types of the service, sensitivity and pairwise tables, declared so that a figure no
+    group has (no answered opening: no median) is a null Float64, never an untyped column: labels
+    are text, counts (``n_*``, ``*_df``) integers, every other figure a float."""
+    if column in LABEL_COLUMNS:
+        return pl.String()
+    if column.startswith("n_") or column.endswith("_df"):
+        return pl.Int64()
+    return pl.Float64()
 
 
 def sla_label(minutes: int) -> str:
@@ -124,9 +142,8 @@ def service_table(op: pl.DataFrame, replies: pl.DataFrame,
     for (brand,), g in op.group_by("brand"):
         rows.append({"brand": brand, **service_stats(g, settings),
                      **reply_stats(replies.filter(pl.col("brand") == brand), settings)})
-    if not rows:
-        return pl.DataFrame(schema={"brand": pl.String, "n_openings": pl.Int64})
-    return (pl.DataFrame(rows, infer_schema_length=None)
+    columns = ["brand", *service_stats(op.head(0), settings), *reply_stats(replies.head(0), settings)]
+    return (typed_frame(rows, stat_dtype, columns)
             .sort(["n_openings", "brand"], descending=[True, False]))
 
 
@@ -184,7 +201,7 @@ def brand_pairwise(op: pl.DataFrame, settings: ResponseTimeSettings) -> pl.DataF
         data["duration_s"].to_numpy() / 60.0, data["event"].cast(pl.Int64).to_numpy(),
         data["brand"].to_numpy(), brands, settings.rmst_hours * 60.0, z)
     if not rows:
-        return pl.DataFrame(schema={"a": pl.String, "b": pl.String})
+        return typed_frame([], stat_dtype, PAIRWISE_COLUMNS)
     known = data.filter(pl.col("within_1h_known")).group_by("brand").agg(
         k=pl.col("answered_within_1h").sum(), n=pl.len())
     counts = {r["brand"]: (int(r["k"]), int(r["n"])) for r in known.to_dicts()}
@@ -194,7 +211,7 @@ def brand_pairwise(op: pl.DataFrame, settings: ResponseTimeSettings) -> pl.DataF
                                    np.array([nb]), z)
         r.update(within_1h_diff=finite(ka / na - kb / nb) if na and nb else None,
                  within_1h_diff_ci_low=finite(lo[0]), within_1h_diff_ci_high=finite(hi[0]))
-    return pl.DataFrame(rows, infer_schema_length=None)
+    return typed_frame(rows, stat_dtype, PAIRWISE_COLUMNS)
 
 
 def km_grid(settings: ResponseTimeSettings) -> np.ndarray:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
+from .. import status
 from ..data.openings import NON_REQUEST_RULES, answered_counts, service_population
 from ..errors import DataError
 from . import features as ft
@@ -39,10 +40,12 @@ def outputs(paths: Paths) -> dict[str, Path]:
             "metrics": paths.metric("response_time")}
 
 
-def _read(path: Path, columns: tuple[str, ...], command: str) -> pl.DataFrame:
-    """The given columns of a parquet input; a missing file or column names the command to run."""
+def _read(paths: Paths, path: Path, columns: tuple[str, ...], stage: str) -> pl.DataFrame:
+    """The given columns of a parquet input; a missing file or column names the command to run
+    (or its failure)."""
+    command = f"scrm {status.COMMANDS[stage]}"
     if not path.exists():
-        raise DataError(f"not found: run `{command}` first.", path)
+        raise status.missing_input(paths, stage, path)
     missing = [c for c in columns if c not in pl.read_parquet_schema(path)]
     if missing:
         raise DataError(f"missing column(s) {', '.join(missing)}; rerun `{command}` (the data "
@@ -76,6 +79,18 @@ def opening_block(openings: pl.DataFrame, settings: OpeningsSettings) -> dict[st
             "exclude_non_requests": settings.exclude_non_requests}
 
 
+def stage_status(paths: Paths, openings: pl.DataFrame, op: pl.DataFrame) -> dict[str, Any]:
+    """``no_data`` when no opening is left to measure (with prepare's reason when the file has
+    none), else ``ok``: zero answered openings is a result (0% answered), not missing data."""
+    if openings.height == 0:
+        return status.no_data(status.because(paths, "the opening table is empty"))
+    if op.height == 0:
+        return status.no_data(f"all {openings.height:,} openings are non-requests (brand accounts, "
+                              "broadcasts, promotions), which openings.exclude_non_requests leaves "
+                              "out of every service figure")
+    return status.ok()
+
+
 def run(paths: Paths, settings: ResponseTimeSettings,
         openings_settings: OpeningsSettings) -> dict[str, Any]:
     """Opening frame, service table with intervals, sensitivity table, KM/log-rank, pairwise tests,
@@ -83,10 +98,10 @@ def run(paths: Paths, settings: ResponseTimeSettings,
     from .. import io as sio
 
     cols = tuple(dict.fromkeys((*ft.OPENING_INPUT, *SENSITIVITY_INPUT, "non_request")))
-    openings = _read(paths.openings, cols, "scrm prepare")
-    tweets = _read(paths.tweets, ft.TWEET_INPUT, "scrm prepare")
-    threads = _read(paths.threads, ft.THREAD_INPUT, "scrm prepare")
-    sentiment = _read(paths.sentiment, ft.SENTIMENT_INPUT, "scrm sentiment")
+    openings = _read(paths, paths.openings, cols, "prepare")
+    tweets = _read(paths, paths.tweets, ft.TWEET_INPUT, "prepare")
+    threads = _read(paths, paths.threads, ft.THREAD_INPUT, "prepare")
+    sentiment = _read(paths, paths.sentiment, ft.SENTIMENT_INPUT, "sentiment")
     paths.ensure()
     targets = outputs(paths)
     for target in targets.values():  # temp files a killed run of this stage left behind
@@ -105,6 +120,7 @@ def run(paths: Paths, settings: ResponseTimeSettings,
     cox = (cox_model(op, settings) if settings.cox
            else {"status": "skipped", "reason": "cox: false"})
     metrics: dict[str, Any] = {
+        **stage_status(paths, openings, op),
         "openings": opening_block(openings, openings_settings),
         "population": population,
         "overall": sv.overall_summary(op, replies, settings, info),
@@ -158,7 +174,8 @@ def _track(paths: Paths, settings: ResponseTimeSettings, metrics: dict[str, Any]
 
     sources = inputs(paths)
     sec = {"response_time": asdict(settings)}
-    tags = {"scrm.stage": "response_time"}
+    tags = {"scrm.stage": "response_time", "scrm.status": metrics["status"],
+            **({"scrm.reason": metrics["reason"]} if metrics["reason"] else {})}
 
     def start(name: str, params: dict[str, Any], **extra_tags: str) -> Any:
         return tracking.start_run(EXPERIMENT, name, params=params, seed=settings.seed,

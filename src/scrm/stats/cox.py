@@ -27,6 +27,12 @@ from .intervals import chi2_test, finite, z_test, z_value
 from .survival import _arrays
 
 
+def _exp(x: float) -> float:
+    """exp that gives inf instead of raising: a coefficient whose standard error is huge (a
+    column nearly constant in a tiny or one-day sample) has no finite upper limit."""
+    return math.exp(x) if x < 709.0 else math.inf
+
+
 def cox_fit(duration: Any, event: Any, X: np.ndarray, names: Sequence[str],
             level: float, strata: Any | None = None, groups: Any | None = None) -> dict[str, Any]:
     """Cox model (Efron ties) via statsmodels ``PHReg``: hazard ratios with intervals per column.
@@ -56,9 +62,9 @@ def cox_fit(duration: Any, event: Any, X: np.ndarray, names: Sequence[str],
     for n, c, s in zip(names, params, bse, strict=True):
         test = z_test(c / s) if s > 0 else z_test(math.nan)
         coefs[n] = {"coef": finite(c), "se": finite(s),
-                    "hazard_ratio": finite(math.exp(c)),
-                    "hazard_ratio_ci_low": finite(math.exp(c - z * s)),
-                    "hazard_ratio_ci_high": finite(math.exp(c + z * s)),
+                    "hazard_ratio": finite(_exp(c)),
+                    "hazard_ratio_ci_low": finite(_exp(c - z * s)),
+                    "hazard_ratio_ci_high": finite(_exp(c + z * s)),
                     "z": test["z"], "p_value": test["p_value"], "log10_p": test["log10_p"],
                     "ph_test": ph[n]}
     return {"params": params, "cov": np.asarray(res.cov_params(), dtype=float),

@@ -81,6 +81,11 @@ def corpus() -> dict[str, bytes]:
                                                                'We can help with your 5" screen.'))),
         "duplicate_header.csv": lines([r + ",dup" for r in ROWS], header=HEADER + ",text"),
         "mac_cr.csv": lines(ROWS, nl="\r"),
+        # tweet 4 opens a quote that the quote at the end of tweet 5's text closes: the fields add up,
+        # so polars reads both tweets as one record; only the swallowed date gives it away
+        "swallowed_record.csv": lines(swap(swap(ROWS, 3, '4,AppleSupport,False,Tue Oct 31 22:12:00 '
+                                                '+0000 2017,"@115713 We can help.,,5'),
+                                           4, ROWS[4].replace("phone died", 'phone died at 5"'))),
         # a lone CR inside a tweet, plus a short last row that sends the file down the careful path
         "bare_cr.csv": lines([*swap(ROWS, 3, ROWS[3].replace("We can", "We\rcan")), "6,oops"]),
     }

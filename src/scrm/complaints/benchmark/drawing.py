@@ -36,7 +36,9 @@ def confusion_figure(sections: Sequence[Section]) -> Any:
         fig.update_yaxes(autorange="reversed", title_text="actual", row=i // cols + 1,
                          col=i % cols + 1)
         fig.update_xaxes(title_text="predicted", row=i // cols + 1, col=i % cols + 1)
-    fig.update_layout(title="Confusion matrices of the best system per leaderboard section "
-                            "(colour: share of the actual class; numbers: counts over repetitions)",
+    title = ("Confusion matrices of the best system per leaderboard section (colour: share of "
+             "the actual class; numbers: counts over repetitions)" if best else
+             "No leaderboard section was scored (reasons: reports/metrics/benchmark.json)")
+    fig.update_layout(title=title,
                       height=480 * rows, width=560 * cols, template="plotly_white")
     return fig

@@ -56,8 +56,24 @@ def _selected(system: System, sec: Section) -> str:
     return f"{system.n_selected}/{system.n_fits}"
 
 
-def leaderboard(sections: Sequence[Section]) -> pl.DataFrame:
-    """One row per (section, system), best first within each section; timings included."""
+LEADERBOARD_SCHEMA: dict[str, pl.DataType] = {
+    **dict.fromkeys(("protocol", "variant"), pl.String()), "rank": pl.Int64(),
+    **dict.fromkeys(("system", "kind", "model", "train_labels"), pl.String()),
+    **dict.fromkeys(("macro_f1", "macro_f1_low", "macro_f1_high", "diff_from_best", "diff_low",
+                     "diff_high", "p_value", "p_holm"), pl.Float64()),
+    "indistinguishable_from_best": pl.Boolean(),
+    **dict.fromkeys(("accuracy", "accuracy_low", "accuracy_high"), pl.Float64()),
+    "selected": pl.String(), "val_macro_f1": pl.Float64(), "chosen": pl.String(),
+    **dict.fromkeys(("n_train", "n_test", "n_folds", "repeats"), pl.Int64()),
+    **dict.fromkeys(("fit_s", "predict_s"), pl.Float64())}
+
+
+def leaderboard(sections: Sequence[Section], classes: Sequence[str] = ()) -> pl.DataFrame:
+    """One row per (section, system), best first within each section; timings included. With no
+    section it has the columns and types of a full one (``classes``: its per-class F1 columns)."""
+    if not sections:
+        return pl.DataFrame(schema={**LEADERBOARD_SCHEMA,
+                                    **{f"f1.{c}": pl.Float64() for c in sorted(classes)}})
     classes = sorted({c for sec in sections for c in sec.classes})
     rows = []
     for sec in sections:
@@ -223,8 +239,14 @@ def render_markdown(lb: pl.DataFrame, sections: Sequence[Section], skipped: Mapp
     return "\n".join(lines) + "\n"
 
 
-def confusion_rows(sec: Section, system: System) -> pl.DataFrame:
-    """Per-row (actual, predicted) pairs of one system's first repetition (DVC's confusion plot)."""
+CONFUSION_SCHEMA = {"tweet_id": pl.Int64(), "actual": pl.String(), "predicted": pl.String()}
+
+
+def confusion_rows(sec: Section | None, system: System | None) -> pl.DataFrame:
+    """Per-row (actual, predicted) pairs of one system's first repetition (DVC's confusion plot);
+    empty, with its columns, when no section was scored."""
+    if sec is None or system is None:
+        return pl.DataFrame(schema=CONFUSION_SCHEMA)
     pred = [p if p is not None else "(abstain)" for p in system.pred[0].tolist()]
     return pl.DataFrame({"tweet_id": np.asarray(sec.tweet_id).astype(np.int64),
                          "actual": sec.y_true.astype(str).tolist(), "predicted": pred})

@@ -114,6 +114,19 @@ def fit_predict(pipe: Any, x_train: Any, y_train: np.ndarray, x_test: Any,
     return fitted, pred, fit_s, predict_s
 
 
+# what scikit-learn's text vectorizers say when the training rows leave them no term
+EMPTY_VOCABULARY = ("no terms remain", "empty vocabulary")
+
+
+def too_little_text(exc: BaseException, train: LabelSet) -> None:
+    """Raise :class:`SplitError` (the section is skipped with this reason, not the stage failed)
+    when ``exc`` is a vectorizer finding no term in the training rows: too few texts for the
+    features' ``min_df``, a property of the data, not a bug of the model."""
+    if isinstance(exc, ValueError) and any(m in str(exc) for m in EMPTY_VOCABULARY):
+        raise SplitError(f"{len(train.y):,} training rows ({train.source}) leave the text "
+                         f"features no term ({exc})") from None
+
+
 def _point_key(point: Mapping[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in point.items()) or "(defaults)"
 
@@ -137,7 +150,12 @@ def validation_scores(specs: Mapping[str, Spec], train: LabelSet, classes: list[
                 continue
             x_tr, x_va = model_input(spec.features, tr), model_input(spec.features, va)
             for point in spec.points:
-                _, pred, _, _ = fit_predict(with_params(spec.pipe, point), x_tr, tr.y, x_va, cache)
+                try:
+                    _, pred, _, _ = fit_predict(with_params(spec.pipe, point), x_tr, tr.y, x_va,
+                                                cache)
+                except ValueError as exc:
+                    too_little_text(exc, tr)
+                    raise
                 score = macro_f1(y_va, encode(pred.tolist(), classes), len(classes))
                 sums[name].setdefault(_point_key(point), []).append(score)
     return {n: {k: float(np.mean(v)) for k, v in pts.items()} for n, pts in sums.items() if pts}
@@ -161,6 +179,7 @@ def fit_models(specs: Mapping[str, Spec], train: LabelSet, scored: LabelSet, cla
                 with_params(spec.pipe, best), model_input(spec.features, train), train.y,
                 model_input(spec.features, scored), cache)
         except Exception as exc:  # noqa: BLE001 - name the model, then stop
+            too_little_text(exc, train)
             raise ScrmError(f"benchmark model {name!r} failed ({train.source}): "
                             f"{type(exc).__name__}: {exc}") from exc
         out[name] = Fitted(pred=pred, params=best, val_score=scores.get(_point_key(best)),

@@ -238,6 +238,10 @@ def stratified_cv(y: np.ndarray, k: int, seed: int) -> list[Fold]:
 
     if len(y) < k:
         raise SplitError(f"{len(y)} rows cannot make {k} folds")
+    largest = int(np.unique(y, return_counts=True)[1].max())
+    if largest < k:  # sklearn refuses: every class would be missing from some test fold
+        raise SplitError(f"no category has {k} rows (the largest has {largest}): stratified "
+                         f"{k}-fold cross-validation needs at least one that does")
     cv = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class" is expected here

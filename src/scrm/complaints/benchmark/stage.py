@@ -24,8 +24,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
+from ... import status
 from ...config import BenchmarkSettings, ConfigError
-from ...errors import DataError, ScrmError
+from ...errors import DataError
 from ...io import write_csv, write_json, write_text
 from ...paths import Paths
 from .drawing import confusion_figure
@@ -182,6 +183,8 @@ def run(paths: Paths, settings: BenchmarkSettings, *, models: Sequence[str] | No
     paths.ensure()
     s = with_overrides(settings, models=models, splits=splits, protocols=protocols,
                        log_models=log_models, mlflow=mlflow)
+    if not paths.complaints.exists():
+        raise status.missing_input(paths, "complaints", paths.complaints)
     df = load_frame(paths.complaints, s.text_col)
     emb, emb_info = load_vectors(paths.embeddings)
     classes = label_space(df, s.abstain_as)
@@ -192,15 +195,13 @@ def run(paths: Paths, settings: BenchmarkSettings, *, models: Sequence[str] | No
         sections, skipped = run_benchmark(
             df, s, classes, emb, on_section=logger,
             on_done=lambda key, note: bar.update(note=f"{key}, {note}"))
-    if not sections:
-        raise ScrmError("benchmark: nothing could be evaluated: "
-                        + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
     info = {"classes": classes, "embeddings": emb_info}
+    state = stage_status(paths, df, sections, skipped)
     plot = next((sec for p in ("weak_to_gold", "gold_cv", "weak_on_weak") for sec in sections
-                 if sec.protocol == p), sections[0])
-    best = next(x for x in plot.systems if x.name == plot.reference)
+                 if sec.protocol == p), sections[0] if sections else None)
+    best = next(x for x in plot.systems if x.name == plot.reference) if plot else None
 
-    lb = leaderboard(sections)
+    lb = leaderboard(sections, classes)
     write_csv(lb, paths.benchmark_csv)
     write_text(paths.benchmark_md, render_markdown(lb, sections, skipped, s, info))
     write_csv(confusion_rows(plot, best), paths.benchmark_confusion_plot)
@@ -210,7 +211,34 @@ def run(paths: Paths, settings: BenchmarkSettings, *, models: Sequence[str] | No
     fig = confusion_figure(sections)
     write_text(paths.benchmark_confusion_html,
                fig.to_html(include_plotlyjs=True, full_html=True, div_id="benchmark-confusion"))
-    metrics = metrics_json(sections, skipped, s, info)
-    metrics["confusion_plot"] = f"{plot.key}/{best.name}"
+    metrics = {**state, **metrics_json(sections, skipped, s, info)}
+    metrics["confusion_plot"] = f"{plot.key}/{best.name}" if plot and best else None
     write_json(paths.metric("benchmark"), metrics)
+    if not sections and s.mlflow.enabled:
+        _log_nothing_evaluated(paths, s, inputs, metrics)
     return metrics
+
+
+def stage_status(paths: Paths, df: pl.DataFrame, sections: Sequence[Section],
+                 skipped: dict[str, str]) -> dict[str, Any]:
+    """``ok`` when a section was scored; else ``no_data`` (no opening, in prepare's words) or
+    ``skipped`` with every section's reason."""
+    if sections:
+        return status.ok()
+    if df.height == 0:
+        return status.no_data(status.because(paths, "the complaints table has no opening"))
+    return status.skipped("nothing could be evaluated: "
+                          + "; ".join(f"{k}: {v}" for k, v in skipped.items()))
+
+
+def _log_nothing_evaluated(paths: Paths, s: BenchmarkSettings, inputs: list[Path],
+                           metrics: dict[str, Any]) -> None:
+    """One MLflow run that says why no model was scored (tags ``scrm.status``/``scrm.reason``)."""
+    from ... import tracking
+
+    with tracking.start_run(EXPERIMENT, "nothing evaluated", params={"protocols": list(s.protocols),
+                                                                      "splits": list(s.splits)},
+                            seed=s.seed, inputs=inputs, root=paths.root,
+                            tags={"scrm.stage": "benchmark", "scrm.status": metrics["status"],
+                                  "scrm.reason": metrics["reason"]}):
+        tracking.log_dict(metrics, "benchmark.json")
