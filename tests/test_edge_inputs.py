@@ -29,14 +29,14 @@ from scrm.response_time.service import PAIRWISE_COLUMNS
 
 # the stages run here, in DVC order
 COMMANDS = ("prepare", "sentiment", "response-time", "outcome", "complaints", "embed", "topics",
-            "benchmark", "report")
+            "benchmark", "detect", "report")
 FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
         ("response_time", "log_models"): False, ("response_time", "n_boot"): 50,
         ("outcome", "model", "n_boot"): 20, ("outcome", "model", "log_models"): False,
         ("complaints", "track"): False, ("complaints", "n_boot"): 100,
         ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
         ("benchmark", "cv_repeats"): 1, ("benchmark", "n_boot"): 100,
-        ("benchmark", "mlflow", "enabled"): False}
+        ("benchmark", "mlflow", "enabled"): False, ("detect", "n_boot"): 100}
 NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
 
 
@@ -105,7 +105,7 @@ def test_brand_tweets_only_every_stage_finishes_with_the_reason(derived) -> None
     prep = metrics(paths, "prepare")
     assert prep["openings"] == 0 and prep["tweets"] == prep["rows_in"] == 2222
     for stage in ("prepare", "response_time", "outcome", "complaints", "embed", "topics",
-                  "benchmark"):
+                  "benchmark", "detect"):
         m = metrics(paths, stage)
         assert m["status"] == "no_data" and m["reason"].startswith(NO_OPENINGS), stage
     assert metrics(paths, "complaints")["label_model"]["status"] == "skipped"

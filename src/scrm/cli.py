@@ -92,6 +92,8 @@ def _note_failure(command: str, root: Path | None, message: str | None) -> None:
 def _summary(title: str, metrics: dict[str, Any], keys: list[str] | None = None) -> None:
     shown = {k: metrics[k] for k in (keys or list(metrics)) if k in metrics}
     out.print(f"[bold]{title}[/]")
+    if metrics.get("status") not in (None, "ok"):  # no data / skipped: say why before any number
+        out.print(f"  status: {metrics['status']} ({metrics.get('reason')})", highlight=False)
     for k, v in shown.items():
         out.print(f"  {k}: {json.dumps(v, default=str) if isinstance(v, (dict, list)) else v}",
                   highlight=False)
@@ -248,7 +250,7 @@ def topics(root: RootOpt = None) -> None:
 
     m = tp.run(get_paths(root), load_settings(root).topics)
     st = m.get("stability") or {}
-    _summary("topics", {**m, "collapsed": m["collapse"]["collapsed"],
+    _summary("topics", {**m, "collapsed": (m["collapse"] or {}).get("collapsed"),
                         "stability": {k: st[k] for k in ("n_topics", "ari", "word_overlap")
                                       if k in st} or st.get("note")},
              ["backend", "docs", "hdbscan", "n_topics", "largest_topic_share", "collapsed",

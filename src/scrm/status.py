@@ -39,7 +39,7 @@ STATUSES: Final = (OK, NO_DATA, SKIPPED)
 COMMANDS: Final = {"fetch": "fetch", "prepare": "prepare", "sentiment": "sentiment",
                    "response_time": "response-time", "outcome": "outcome",
                    "complaints": "complaints", "embed": "embed", "topics": "topics",
-                   "benchmark": "benchmark", "report": "report"}
+                   "benchmark": "benchmark", "detect": "detect", "report": "report"}
 
 
 def status(state: str, reason: str | None = None) -> dict[str, Any]:

@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import polars as pl
 
+from .. import status
 from ..config import DetectSettings
 from ..errors import DataError
 from ..io import write_csv, write_json, write_parquet
@@ -166,9 +168,11 @@ def fit_detectors(train: pl.DataFrame, settings: DetectSettings, rules: Complain
     return models, skipped
 
 
-def score_openings(frame: pl.DataFrame, models: dict[str, Any], threshold: float) -> pl.DataFrame:
+def score_openings(frame: pl.DataFrame, models: dict[str, Any], threshold: float,
+                   skipped: Sequence[str] = ()) -> pl.DataFrame:
     """``p_<detector>`` (P(complaint); 0/1 for the rules) and ``complaint_<detector>`` for every
-    opening; an empty text gets a null score and decision."""
+    opening; an empty text gets a null score and decision. A ``skipped`` detector keeps its
+    columns, null, so the table has the same columns whatever could be fitted."""
     X = text_frame(frame["text_clean"].to_list())
     empty = (frame["text_clean"].fill_null("").str.len_chars() == 0).to_numpy()
     cols = []
@@ -176,6 +180,9 @@ def score_openings(frame: pl.DataFrame, models: dict[str, Any], threshold: float
         proba = model.predict_proba(X)[:, list(model.classes_).index(COMPLAINT)]
         p = pl.Series(f"p_{name}", np.where(empty, np.nan, proba)).fill_nan(None)
         cols += [p.round(6), (p >= threshold).alias(f"complaint_{name}")]
+    for name in skipped:
+        cols += [pl.lit(None, pl.Float64).alias(f"p_{name}"),
+                 pl.lit(None, pl.Boolean).alias(f"complaint_{name}")]
     return frame.with_columns(cols)
 
 
@@ -226,7 +233,7 @@ def champion(dev_scores: dict[str, dict[str, Any]], detectors: list[str]) -> str
 # --------------------------------------------------------------------------------------------------
 def load_frame(paths: Paths) -> pl.DataFrame:
     if not paths.complaints.exists():
-        raise DataError("not found; run `scrm complaints` first", paths.complaints)
+        raise status.missing_input(paths, "complaints", paths.complaints)
     need = ["tweet_id", "brand", "text_clean"]
     df = pl.read_parquet(paths.complaints)
     missing = [c for c in need if c not in df.columns]
@@ -248,14 +255,16 @@ def run(paths: Paths, settings: DetectSettings) -> dict[str, Any]:
     train = training_rows(frame, settings.train_abstain)
     models, skipped = fit_detectors(train, settings, rules, stop)
     detectors = list(models)
-    frame = score_openings(frame, models, settings.threshold)
+    frame = score_openings(frame, models, settings.threshold, [m for m in settings.models
+                                                               if m not in models])
     champ_col = None
     metrics: dict[str, Any] = {
+        **detect_state(paths, frame),
         "openings": frame.height,
         "rules": {"file": rules.source.name, "n_rules": len(rules.rules),
                   "complaint_rules": len(rules.voting(COMPLAINT)),
                   "fired_any": round(float((frame["complaint_votes"] + frame["not_complaint_votes"]
-                                            > 0).mean()), 6),
+                                            > 0).mean()), 6) if frame.height else None,
                   "weak_label_counts": {str(k): int(v) for k, v in sorted(
                       frame["complaint_weak"].fill_null("(abstain)").value_counts().iter_rows())}},
         "training": training_note(train, frame, settings, stop, models),
@@ -286,7 +295,8 @@ def run(paths: Paths, settings: DetectSettings) -> dict[str, Any]:
     metrics["rules"]["per_rule_dev"] = {r.pop("rule"): r for r in summary.to_dicts()}
 
     out_cols = ["tweet_id", "split", "complaint_weak", "rules_fired",
-                *[c for d in detectors for c in (f"p_{d}", f"complaint_{d}")], "complaint",
+                *[c for d in ["rules", *settings.models] for c in (f"p_{d}", f"complaint_{d}")],
+                "complaint",
                 "gold_complaint"]
     write_parquet(frame.select(out_cols), paths.complaint_detect)
     write_csv(summary, paths.complaint_rules_summary)
@@ -294,6 +304,19 @@ def run(paths: Paths, settings: DetectSettings) -> dict[str, Any]:
         else {"note": "params detect.register is false"}
     write_json(paths.metric("detect"), metrics)
     return metrics
+
+
+def detect_state(paths: Paths, frame: pl.DataFrame) -> dict[str, Any]:
+    """``no_data`` without a customer opening (in the words of the stage that found none);
+    ``skipped`` when no dev gold id is an opening of this run (no champion can be chosen on dev,
+    and nothing is chosen on the sealed test instead); else ``ok``."""
+    if frame.height == 0:
+        return status.no_data(status.because(paths, "the complaints table holds no customer "
+                                                    "opening", "complaints"))
+    if not (frame["split"] == "dev").any():
+        return status.skipped("no opening of this run is in the dev gold set, so no detector can "
+                              "be chosen (the sealed test is never used to choose)")
+    return status.ok()
 
 
 def training_note(train: pl.DataFrame, frame: pl.DataFrame, settings: DetectSettings,

@@ -72,8 +72,9 @@ def top_words(model: Any, n: int | None = None) -> dict[int, list[str]]:
     return out
 
 
-QUALITY_KEYS = ("outlier_share_raw", "outlier_share", "largest_topic_share", "diversity",
-                "coherence_npmi")  # null without a fit
+QUALITY_KEYS = ("outlier_share_raw", "outlier_share", "outliers", "largest_topic_share", "diversity",
+                "coherence_npmi", "coherence_npmi_reference_docs",
+                "coherence_npmi_sensitivity")  # null without a fit
 
 
 def quality(fit: TopicFit, docs: Sequence[str], settings: TopicsSettings,

@@ -228,8 +228,8 @@ def fit_topics(docs: Sequence[str], embeddings: np.ndarray, settings: TopicsSett
     ladder = retry_ladder(settings, len(docs))
     if len(docs) < min_docs(ladder[0]):
         raise TooLittleData(f"only {len(docs):,} openings with text: too few for topics with "
-                            f"min_cluster_size={ladder[0].min_cluster_size} (at least "
-                            f"{min_docs(ladder[0]):,} are needed; params topics)")
+                            f"topics.min_cluster_size={ladder[0].min_cluster_size} (at least "
+                            f"{min_docs(ladder[0]):,} are needed)")
     attempts: list[dict[str, Any]] = []
     fits: list[TopicFit] = []
     for s in ladder:
