@@ -28,7 +28,8 @@ from scrm.configbase import read_yaml
 from scrm.paths import Paths
 from scrm.report import headline as H
 
-STAGE_METRICS = ("fetch", "prepare", "sentiment", "response_time", "outcome", "complaints", "topics",
+STAGE_METRICS = ("fetch", "prepare", "sentiment", "response_time", "outcome", "complaints", "embed",
+                 "topics",
                  "benchmark", "detect")
 
 
@@ -96,6 +97,63 @@ def test_readme_headline_table_is_generated_from_the_metrics():
     values = json.loads(Paths(PROJECT_ROOT).headline.read_text(encoding="utf-8"))
     assert H.readme_block(values) in readme, \
         "README headline table is stale: run `python -m scrm.report.headline --readme`"
+
+
+# Decimal numbers in the README that no committed file holds, each with where it comes from.
+README_NUMBERS_ELSEWHERE = {
+    "0.031884": "topics on 4,140 synthetic openings: the command is in the README (not committed)",
+    "0.849886": "topics on 4,140 synthetic openings: the command is in the README (not committed)",
+}
+
+
+def _numbers(text: str) -> list[tuple[int, str, float]]:
+    """(line, as written, value) of every decimal number with 2+ decimals; versions (x.y.z) and
+    Python's version are not results."""
+    text = re.sub(r"\d+\.\d+\.\d+", " ", text).replace("Python 3.11", " ")
+    return [(text[:m.start()].count("\n") + 1, m.group(0),
+             float(m.group(2)) * (-1 if m.group(1) else 1))
+            for m in re.finditer(r"(?<![\w.])([−-]?)(\d+\.\d{2,})(?!\d)", text)]
+
+
+def _committed_values() -> list[float]:
+    """Every number in the committed sample-run metrics, plot tables, agreement file and bench
+    results (the sources a README result may quote)."""
+    vals: list[float] = []
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+        elif isinstance(x, (int, float)) and not isinstance(x, bool):
+            vals.append(float(x))
+
+    for f in [*sorted((PROJECT_ROOT / "reports" / "metrics").glob("*.json")),
+              PROJECT_ROOT / "references" / "agreement.json"]:
+        walk(json.loads(f.read_text(encoding="utf-8")))
+    texts = [f.read_text(encoding="utf-8") for f in [
+        *sorted((PROJECT_ROOT / "reports" / "plots").glob("*.csv")),
+        *sorted((PROJECT_ROOT / "bench" / "results").glob("*.md"))]]
+    vals += [float(n.replace(",", "")) for t in texts
+             for n in re.findall(r"-?\d[\d,]*\.\d+|-?\d+", t)]
+    return vals
+
+
+def test_every_decimal_result_in_the_readme_is_in_a_committed_output():
+    """A result quoted in the README (any number with two or more decimals) equals, at the
+    precision written, a number in the committed metrics, plot tables, agreement file or bench
+    results, so rerunning the pipeline and committing its outputs shows any drift. Counts and
+    percentages are checked by the headline table and the stage tests."""
+    vals = _committed_values()
+    readme = (PROJECT_ROOT / "README.md").read_text(encoding="utf-8")
+    found = _numbers(readme)
+    assert len(found) > 100, "the README quotes its results: the check would pass vacuously"
+    stray = [(line, raw) for line, raw, num in found if raw.lstrip("−-") not in
+             README_NUMBERS_ELSEWHERE and not any(
+                 abs(round(v, len(raw.split(".")[1])) - num) < 1e-12 for v in vals)]
+    assert not stray, f"README numbers no committed output holds (line, number): {stray}"
 
 
 def test_headline_copies_by_path_and_marks_what_is_missing():

@@ -27,7 +27,7 @@ FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
         ("response_time", "log_models"): False, ("response_time", "n_boot"): 50,
         ("outcome", "model", "n_boot"): 20, ("outcome", "model", "log_models"): False,
         ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
-        ("benchmark", "mlflow", "log_models"): "none"}
+        ("benchmark", "mlflow", "log_models"): "none", ("detect", "n_boot"): 200}
 NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
 
 
@@ -62,7 +62,7 @@ def test_dvc_repro_completes_with_a_status_everywhere(case: str, tmp_path: Path)
     assert not any("has not run" in n or "failed" in n for n in notes), notes
     for name, (state, reason) in statuses.items():
         if state != "ok" and name in ("response_time", "outcome", "complaints", "topics",
-                                       "benchmark"):
+                                       "benchmark", "detect"):
             word = "No data" if state == "no_data" else "Skipped"
             assert any(n.startswith(f"{word} because {reason}") for n in notes), (name, notes)
     if case == "brand_tweets_only":

@@ -91,6 +91,7 @@ FAST_PARAMS = {
 }
 
 _FULL: dict[str, Paths] = {}
+_CONSOLE: dict[str, str] = {}  # each command's console output in the full run
 
 
 def scrm(*args: str) -> None:
@@ -101,6 +102,7 @@ def scrm(*args: str) -> None:
 
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, f"scrm {' '.join(args)} failed:\n{result.output}"
+    _CONSOLE[args[0]] = result.output
 
 
 def report_settings(paths: Paths) -> ReportSettings:
@@ -431,3 +433,19 @@ def test_every_section_renders_from_the_stage_outputs(report_root: Paths) -> Non
             assert f"fig-leaderboard-{re.sub(r'[^a-z0-9]+', '-', key)}" in ids, key
         sealed = bm["sections"]["weak_to_gold/sealed_test"]["systems"]["rules (majority vote)"]
         assert f"{sealed['macro_f1']:.3f}" in page
+
+
+def test_console_gives_each_duration_in_one_unit(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Durations printed by the stages are minutes (``*_min``, ``mae_minutes``), never seconds or
+    hours beside them, and the numbers are the metrics' own."""
+    paths = full_root(tmp_path_factory)
+    text = "\n".join(_CONSOLE[c] for _, c in STAGES)
+    keys = set(re.findall(r'"?([a-z_0-9]+)"?:', text))
+    timed = {k for k in keys if re.search(r"(latency|median|rmst|silence|time|wait)", k)
+             and re.search(r"_(s|sec|seconds|h|hours|min|minutes)$", k)}
+    assert timed, "no duration in the console output: the check would pass vacuously"
+    assert {k for k in timed if not k.endswith(("_min", "_minutes"))} == set(), timed
+    overall = json.loads(paths.metric("response_time").read_text())["overall"]
+    console = _CONSOLE["response-time"]
+    for key in ("km_median_min", "median_latency_min"):
+        assert f"{key}: {overall[key]}" in console, key
