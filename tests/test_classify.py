@@ -209,3 +209,24 @@ def test_list_shows_names_versions_and_aliases(detect_root: Paths) -> None:
     assert "scrm-complaint-category" in text
     code, text = _cli(detect_root)
     assert code == 2 and "needs --model, --input, --output" in text
+
+
+def test_classify_texts_is_the_cli_for_a_list(detect_root: Paths,
+                                              texts_csv: tuple[Path, pl.DataFrame],
+                                              tmp_path: Path) -> None:
+    """The README's Python route gives the rows the command gives, for a text model and for the
+    category champion (a model on MiniLM vectors, which a bare pyfunc model cannot serve)."""
+    from scrm.complaints.classify import classify_texts
+
+    src, df = texts_csv
+    for spec in ("scrm-complaint-detector@champion", "scrm-complaint-category@champion"):
+        out = tmp_path / "p.csv"
+        code, text = _cli(detect_root, "--model", spec, "--input", str(src), "--output", str(out),
+                          "--id-column", "tweet_id")
+        assert code == 0, text
+        cli_rows = pl.read_csv(out, infer_schema_length=None).drop("tweet_id")
+        got = classify_texts(df["text"].to_list(), spec, detect_root.root).drop("row")
+        assert got.columns == cli_rows.columns
+        assert got["label"].to_list() == cli_rows["label"].to_list()
+        for c in got.columns[2:]:
+            assert got[c].to_list() == pytest.approx(cli_rows[c].to_list(), abs=1e-6, nan_ok=True)

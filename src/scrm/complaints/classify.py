@@ -218,6 +218,22 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
             "label_counts": dict(sorted(counts.items()))}
 
 
+def classify_texts(texts: list[str], model_spec: str,
+                   root: Path | str | None = None) -> pl.DataFrame:
+    """The Python form of ``scrm classify`` for a list of texts: the same cleaning, embedding
+    (for a model on sentence vectors) and columns (``row``, ``label``, ``reason``, per-class
+    values), from a model of this project's store named ``NAME``, ``NAME@alias`` or
+    ``NAME/version``. Unlike a bare ``mlflow.pyfunc`` model it serves every registered model,
+    including those that read MiniLM vectors."""
+    from .. import tracking
+
+    uri = model_uri(model_spec, tracking.registered_models(root), tracking.tracking_uri(root))
+    model = tracking.load_model(uri, root)
+    encoder = None if reads_text(model) else vector_encoder(model, root)
+    batch = pl.DataFrame({"text": [str(t) for t in texts]}, schema={"text": pl.Utf8})
+    return score_batch(batch, model, "text", None, 0, encoder)
+
+
 def model_uri(spec: str, models: list[dict[str, Any]], store: str) -> str:
     """``NAME``, ``NAME@alias`` or ``NAME/version`` -> a ``models:/`` URI of a model in
     ``models`` (:func:`scrm.tracking.registered_models`; ``NAME`` alone: its latest version); an
