@@ -104,8 +104,8 @@ def session(settings: RaySettings, what: str) -> Iterator[Any]:
         # the workers run this very code: ship the scrm package (the rest of the stack must be
         # installed on every node: `make venv` there)
         kwargs["runtime_env"] = {"py_modules": [str(Path(__file__).resolve().parent)]}
-    try:
-        ray.init(address=address, **kwargs)
+    try:  # "local": always a new Ray on this machine, never one a `ray start` left running
+        ray.init(address=address or "local", **kwargs)
     except (ConnectionError, TimeoutError, RuntimeError) as exc:
         raise _unreachable(address, what, error_text(exc)) from exc
     log.info("ray: %s", ray.cluster_resources())
