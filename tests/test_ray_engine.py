@@ -8,6 +8,7 @@ between any two runs, on either engine (they are kept out of the metrics JSON fo
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+from sklearn.dummy import DummyClassifier
 
 from conftest import make_root, set_params
 from scrm.config import Paths, load_settings
@@ -136,12 +138,60 @@ def test_benchmark_on_ray_equals_local(complaints_root: Paths, tmp_path: Path) -
 
 @pytest.fixture(scope="module")
 def local_ray() -> Any:
-    """One local Ray (2 CPUs, no dashboard) for the tests below; the engine uses it as it is."""
+    """One local Ray (2 CPUs, no dashboard) for the tests below; the engine uses it as it is.
+    Its workers can import this module (:class:`DiesOnce`)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    before = os.environ.get("PYTHONPATH")
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parent), before)
+                                               if p)
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
+                 log_to_driver=False)
+    finally:
+        if before is None:
+            del os.environ["PYTHONPATH"]
+        else:
+            os.environ["PYTHONPATH"] = before
     yield ray
     ray.shutdown()
+
+
+class DiesOnce(DummyClassifier):
+    """A most-frequent classifier whose first fit anywhere (no ``marker`` file yet) kills its
+    process, as a lost Ray worker or node would."""
+
+    def __init__(self, *, strategy: str = "most_frequent", random_state: Any = None,
+                 constant: Any = None, marker: str = "") -> None:
+        super().__init__(strategy=strategy, random_state=random_state, constant=constant)
+        self.marker = marker
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> DiesOnce:
+        if self.marker and not Path(self.marker).exists():
+            Path(self.marker).touch()
+            os._exit(1)
+        return super().fit(X, y, sample_weight)
+
+
+def test_a_lost_worker_is_retried(complaints_root: Paths, tmp_path: Path, local_ray: Any) -> None:
+    """The first Ray task to fit DiesOnce loses its worker; ray.max_retries runs it again and the
+    files equal the local engine's (where the model never dies)."""
+    out = {}
+    for engine in ("local", "ray"):
+        marker = tmp_path / f"{engine}.died"
+        if engine == "local":
+            marker.touch()
+        zoo = {"estimator": f"{__name__}.DiesOnce", "features": "tfidf",
+               "kwargs": {"marker": str(marker)}, "grid": {}}
+        paths = _copy_root(complaints_root, tmp_path / engine, {
+            ("benchmark", "zoo", "dies_once"): zoo, ("benchmark", "engine"): engine,
+            ("benchmark", "models"): ["dies_once", "complement_nb"],
+            ("benchmark", "protocols"): ["weak_on_weak"], ("benchmark", "splits"): ["stratified"],
+            ("ray", "max_retries"): 1})
+        out[engine] = _benchmark(paths)
+        assert marker.exists()
+    assert "failed" not in out["ray"][0]["kind"].to_list()
+    assert out["ray"][0].equals(out["local"][0]) and out["ray"][1] == out["local"][1]
 
 
 def test_failing_model_is_recorded_not_fatal(complaints_root: Paths, tmp_path: Path,

@@ -69,13 +69,18 @@ def _device(settings: EmbedSettings, n_gpus: int) -> str:
 
 
 def _run_pool(ray: Any, batches: list[list[str]], actor: type, ctor: dict[str, Any],
-              n_actors: int, resources: dict[str, float]) -> list[np.ndarray]:
-    """Every planned batch through an actor pool; the outputs by batch number."""
+              n_actors: int, resources: dict[str, float], progress: bool) -> list[np.ndarray]:
+    """Every planned batch through an actor pool; the outputs by batch number. Ray Data's
+    progress bars and per-operator log lines only with ``embed.progress``."""
     import ray.data
 
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = progress
+    logging.getLogger("ray.data").setLevel(logging.INFO if progress else logging.WARNING)
     ds = ray.data.from_items([{"batch": i, "texts": b} for i, b in enumerate(batches)],
                              override_num_blocks=max(1, min(len(batches), 4 * n_actors)))
-    out = ds.map_batches(actor, batch_size=1, batch_format="numpy", concurrency=n_actors,
+    out = ds.map_batches(actor, batch_size=1, batch_format="numpy",
+                         compute=ray.data.ActorPoolStrategy(size=n_actors),
                          fn_constructor_kwargs=ctor, **resources)
     vecs: list[np.ndarray | None] = [None] * len(batches)
     for row in out.iter_rows():
@@ -99,7 +104,7 @@ def embed_on_ray(texts: Sequence[str], settings: EmbedSettings,
             batches = [texts[b[0]:b[-1] + 1] for b in row_batches(len(texts))]
             n_actors = max(1, min(len(batches), cluster.cpus(ray)))
             parts = _run_pool(ray, batches, TfidfActor, {"encoder": enc}, n_actors,
-                              {"num_cpus": 1})
+                              {"num_cpus": 1}, settings.progress)
             return np.concatenate(parts, axis=0), enc.name, enc.model_id, "cpu"
         batch_size = settings.batch_size_cuda if device == "cuda" else settings.batch_size
         uniq, inverse, plan = minilm_plan(texts, batch_size)
@@ -110,7 +115,7 @@ def embed_on_ray(texts: Sequence[str], settings: EmbedSettings,
             n_actors = max(1, cluster.cpus(ray) // settings.cpu_threads)
             resources = {"num_cpus": settings.cpu_threads}
         parts = _run_pool(ray, batches, MiniLMActor, {"settings": settings, "device": device},
-                          max(1, min(n_actors, len(batches))), resources)
+                          max(1, min(n_actors, len(batches))), resources, settings.progress)
         out = np.empty((len(uniq), parts[0].shape[1]), dtype=np.float32)
         for idx, vecs in zip(plan, parts, strict=True):
             out[idx] = vecs

@@ -10,6 +10,9 @@
 * ``weak_on_weak`` (one section per split): train and test on weak labels (a hold-out): how well a
   model reproduces the rules, not how right it is.
 
+Each protocol function plans its section as cells (:mod:`.cells`: one training set each, run on
+``benchmark.engine``) and assembles the cells' predictions into the section here, on the driver.
+
 Every score is macro-F1 over the run's one label set (:func:`.splits.label_space`, zero_division=0)
 with a paired bootstrap interval over the scored rows; each system's difference from the section's
 best has an interval, a paired bootstrap p-value and a Holm adjustment (:mod:`scrm.stats.paired`).

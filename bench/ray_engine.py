@@ -1,8 +1,8 @@
 """The benchmark grid (and the embed stage) on the local engine vs on Ray, on this machine.
 
-    python bench/ray.py                       # the grid with params.yaml's benchmark settings
-    python bench/ray.py --quick               # a small grid (3 models, 1 CV repetition) for a look
-    python bench/ray.py --num-cpus 2 --embed  # + the embed stage (tfidf_svd, minilm) both ways
+    python bench/ray_engine.py                  # the grid with params.yaml's benchmark settings
+    python bench/ray_engine.py --quick          # a small grid (3 models, 1 CV repetition)
+    python bench/ray_engine.py --num-cpus 2 --embed   # + the embed stage, both backends
 
 A temporary run root gets the real sample's complaints table (fetch, prepare, complaints) and the
 embedding cache (so the embedding model of the zoo runs too); then ``scrm.complaints.benchmark.stage
@@ -12,7 +12,8 @@ dashboard) and its start-up time is reported apart; the engine then uses that Ra
 
 Reported per run: wall seconds, CPU seconds of this process (``resource.getrusage``), and for Ray
 the CPU seconds of Ray's own processes too (raylet, GCS, workers: ``psutil`` over the children of
-this process, read before ``ray.shutdown``). The metrics JSON of both runs is compared byte for
+this process, sampled every 0.2 s so exited workers count; idle Ray processes tick during the local
+runs too, which this leaves out). The metrics JSON of both runs is compared byte for
 byte. Writes ``bench/results/ray.md`` (``--out``). Wall times on a machine shared with other work
 are noisy: the file records the load average before and after.
 """
@@ -60,18 +61,37 @@ def cpu_self() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
-def cpu_ray() -> float:
-    """CPU seconds of every live process below this one (Ray's raylet, GCS, workers)."""
-    import psutil
+class RayCpu:
+    """CPU seconds of every process below this one (Ray's raylet, GCS, workers), sampled every
+    0.2 s in a thread so a worker that exits still counts with its last reading."""
 
-    total = 0.0
-    for p in psutil.Process().children(recursive=True):
-        try:
-            t = p.cpu_times()
-            total += t.user + t.system + t.children_user + t.children_system
-        except psutil.Error:
-            pass
-    return total
+    def __init__(self) -> None:
+        import threading
+
+        self.seen: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(0.2)
+
+    def sample(self) -> float:
+        import psutil
+
+        for p in psutil.Process().children(recursive=True):
+            try:
+                t = p.cpu_times()
+                self.seen[p.pid] = max(self.seen.get(p.pid, 0.0), t.user + t.system)
+            except psutil.Error:
+                pass
+        return sum(self.seen.values())
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def build_root(dest: Path, changes: dict[tuple[str, ...], Any]) -> Any:
@@ -120,35 +140,37 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_settings(paths.root)
         n_cells = None
         results = {}
+        cpu_ray = RayCpu()
         _, init_wall, init_cpu = timed(lambda: ray.init(
             num_cpus=args.num_cpus, include_dashboard=False, logging_level="WARNING",
             log_to_driver=False))
         rows.append({"what": "Ray start-up (ray.init)", "engine": "ray", "wall": init_wall,
-                     "cpu": init_cpu, "cpu_ray": cpu_ray()})
+                     "cpu": init_cpu, "cpu_ray": cpu_ray.sample()})
         for engine in ("local", "ray"):
             s = cfg.benchmark.replace(engine=engine)
-            r0 = cpu_ray()
+            r0 = cpu_ray.sample()
             m, wall, cpu = timed(lambda s=s: stage.run(paths, s, ray_settings=cfg.ray))
             results[engine] = paths.metric("benchmark").read_bytes()
             n_cells = sum(len(v["systems"]) for v in m["sections"].values())
             rows.append({"what": "benchmark grid", "engine": engine, "wall": wall, "cpu": cpu,
-                         "cpu_ray": cpu_ray() - r0 if engine == "ray" else None})
+                         "cpu_ray": cpu_ray.sample() - r0 if engine == "ray" else None})
         same["benchmark.json"] = results["local"] == results["ray"]
         if args.embed:
             for backend in ("tfidf_svd", "minilm"):
                 caches = {}
                 for engine in ("local", "ray"):
                     e = cfg.embed.replace(backend=backend, engine=engine)
-                    r0 = cpu_ray()
+                    r0 = cpu_ray.sample()
                     _, wall, cpu = timed(lambda e=e: embed.run(paths, e, ray_settings=cfg.ray))
                     caches[engine] = paths.embeddings.read_bytes()
                     rows.append({"what": f"embed {backend}", "engine": engine, "wall": wall,
                                  "cpu": cpu,
-                                 "cpu_ray": cpu_ray() - r0 if engine == "ray" else None})
+                                 "cpu_ray": cpu_ray.sample() - r0 if engine == "ray" else None})
                 same[f"embeddings.npz ({backend})"] = caches["local"] == caches["ray"]
+        cpu_ray.stop()
         ray.shutdown()
     load1 = os.getloadavg()
-    cmd = " ".join(["python bench/ray.py", *(sys.argv[1:] if argv is None else argv)])
+    cmd = " ".join(["python bench/ray_engine.py", *(sys.argv[1:] if argv is None else argv)])
     lines = [f"# Local engine vs Ray on this machine ({dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC)",
              "", f"Command: `{cmd}`",
              "",
