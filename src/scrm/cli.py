@@ -238,7 +238,8 @@ def embed(root: RootOpt = None) -> None:
     """Embed customer openings once (minilm or tfidf_svd backend) and cache them for topics."""
     from .complaints import embed as em
 
-    m = em.run(get_paths(root), load_settings(root).embed)
+    cfg = load_settings(root)
+    m = em.run(get_paths(root), cfg.embed, ray_settings=cfg.ray)
     _summary("embeddings", m)
 
 
@@ -283,9 +284,10 @@ def benchmark(
     def _csv(v: str | None) -> list[str] | None:
         return [x.strip() for x in v.split(",") if x.strip()] if v else None
 
-    m = bm.run(get_paths(root), load_settings(root).benchmark, models=_csv(models),
+    cfg = load_settings(root)
+    m = bm.run(get_paths(root), cfg.benchmark, models=_csv(models),
                splits=_csv(splits), protocols=_csv(protocols), log_models=log_models,
-               mlflow=mlflow)
+               mlflow=mlflow, ray_settings=cfg.ray)
     _summary("benchmark", {**m, "best": {k: v["best"] for k, v in m["sections"].items()}},
              ["best", "skipped"])
 

@@ -25,6 +25,7 @@ from typing import Any, Literal
 
 from .configbase import (FRACTION, NON_NEGATIVE, POSITIVE, ConfigError, Section, between, each,
                          read_yaml, regexes, req)
+from .config_ray import RaySettings
 from .config_topics_detect import DetectSettings, TopicsSettings
 from .paths import KAGGLE_SAMPLE_CSV, PROJECT_ROOT, SAMPLE_CSV, SAMPLE_DIR, Paths
 
@@ -310,6 +311,7 @@ class EmbedSettings(Section):
     prefetch_batches: int = req(between(1))
     max_seq_length: int = req(between(8, 512))
     progress: bool = req()
+    engine: Literal["local", "ray"] = req()
     tfidf_svd: TfidfSvdSettings = req()
 
 
@@ -357,6 +359,7 @@ class BenchmarkSettings(Section):
     ci_level: float = req(FRACTION)
     max_rows: int | None = req(between(10))
     n_threads: int = req(between(1))
+    engine: Literal["local", "ray"] = req()
     features: FeatureSettings = req()
     mlflow: BenchmarkMlflowSettings = req()
     zoo: dict[str, ZooEntry] = req()
@@ -407,6 +410,7 @@ class Params(Section):
     benchmark: BenchmarkSettings = req()
     detect: DetectSettings = req()
     report: ReportSettings = req()
+    ray: RaySettings = req()
     fullscale: FullscaleSettings = req()
 
     @classmethod

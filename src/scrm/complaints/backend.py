@@ -256,6 +256,11 @@ class MiniLMEncoder:
 
         return torch.cat(parts).float().cpu().numpy()
 
+    def encode_batch(self, texts: Sequence[str]) -> np.ndarray:
+        """One batch as :meth:`encode` computes it (tokenise, forward, gather): what a Ray actor
+        runs on each batch of :func:`minilm_plan`, so both engines give the same bytes."""
+        return self._to_numpy([self.forward(self.tokenize(list(texts)))]).astype(np.float32)
+
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Unit-length float32 embeddings, one row per text, in input order."""
         vecs = encode_batches(list(texts), self.tokenize, self.forward, batch_size=self.batch_size,
@@ -299,10 +304,10 @@ class TfidfSvdEncoder:
         self.pipeline: Any = None
         self.model_id = f"tfidf_svd(n_components={settings.n_components})"
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
+    def fit(self, texts: Sequence[str]) -> TfidfSvdEncoder:
+        """Fit TF-IDF and SVD on the whole corpus (the statistics are global, so this step is
+        never split; the transform after it is row by row)."""
         texts = list(texts)
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
         self.pipeline = make_tfidf_svd(self.settings, len(texts), self.seed)
         tfidf = self.pipeline.named_steps["tfidf"]
         try:
@@ -311,10 +316,44 @@ class TfidfSvdEncoder:
             raise DataError(f"tfidf_svd: no usable words in {len(texts)} texts ({exc}).") from exc
         svd = self.pipeline.named_steps["svd"]
         svd.n_components = max(1, min(svd.n_components, X.shape[1] - 1, X.shape[0] - 1))
-        Z = svd.fit_transform(X)
-        Z = self.pipeline.named_steps["norm"].fit_transform(Z)
+        svd.fit(X)
+        self.pipeline.named_steps["norm"].fit(np.zeros((1, svd.n_components)))
         self.model_id = f"tfidf_svd(n_components={svd.n_components})"
-        return np.ascontiguousarray(Z, dtype=np.float32)
+        return self
+
+    def transform(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length float32 rows of the fitted pipeline; each row depends on its text alone, so
+        any split into batches (the Ray engine's) gives the same rows."""
+        return np.ascontiguousarray(self.pipeline.transform(list(texts)), dtype=np.float32)
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Fit on ``texts``, then transform them in the batches of :func:`row_batches`."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        self.fit(texts)
+        return np.concatenate([self.transform(texts[b[0]:b[-1] + 1])
+                               for b in row_batches(len(texts))], axis=0)
+
+
+# rows per TF-IDF transform batch (either engine); a performance knob only: rows are independent
+TFIDF_BATCH_ROWS = 8192
+
+
+def row_batches(n: int, size: int = TFIDF_BATCH_ROWS) -> list[np.ndarray]:
+    """Consecutive row positions in batches of ``size``."""
+    return [np.arange(i, min(i + size, n)) for i in range(0, n, size)]
+
+
+def minilm_plan(texts: Sequence[str], batch_size: int) -> tuple[list[str], np.ndarray,
+                                                                   list[np.ndarray]]:
+    """What :func:`embed_texts` encodes with MiniLM: the distinct texts (sorted), the position of
+    each input text among them, and the length-sorted batches :func:`encode_batches` forms."""
+    arr = np.asarray(list(texts), dtype=object)
+    uniq, inverse = np.unique(arr, return_inverse=True)
+    uniq_list = uniq.tolist()
+    lengths = np.fromiter((len(t) for t in uniq_list), dtype=np.int64, count=len(uniq_list))
+    return uniq_list, inverse.reshape(-1), length_sorted_batches(lengths, batch_size)
 
 
 def make_encoder(settings: EmbedSettings, device: str | None = None,

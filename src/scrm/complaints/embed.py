@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import status
 from ..config import EmbedSettings
+from ..config_ray import RaySettings
 from ..errors import DataError, ScrmError
 from ..io import atomic_path, write_json
 from ..paths import Paths
@@ -119,12 +120,14 @@ def empty_reason(paths: Paths, n_openings: int) -> str:
             f"({TEXT_COLUMN}): there is no text to embed")
 
 
-def run(paths: Paths, settings: EmbedSettings) -> dict[str, Any]:
+def run(paths: Paths, settings: EmbedSettings,
+        ray_settings: RaySettings | None = None) -> dict[str, Any]:
     """Embed the (sampled) customer openings and cache the vectors for ``topics``.
 
     With no text to embed the cache is written empty (0 rows) and the metrics say why: ``topics``
     then reports the same reason instead of a missing cache. Timings are returned for the command
-    line but kept out of ``embed.json`` (same params, same bytes)."""
+    line but kept out of ``embed.json`` (same params, same bytes). ``embed.engine: ray`` computes
+    the same batches on a Ray Data actor pool (:mod:`.embed_ray`, ``ray_settings``), same cache."""
     src = paths.complaints
     if not src.exists():
         raise status.missing_input(paths, "complaints", src)
@@ -134,7 +137,16 @@ def run(paths: Paths, settings: EmbedSettings) -> dict[str, Any]:
     texts = frame[TEXT_COLUMN].to_numpy()[rows].tolist()
     state = status.ok() if texts else status.no_data(empty_reason(paths, frame.height + n_empty))
     seconds = 0.0
-    if texts:
+    if texts and settings.engine == "ray":
+        from .embed_ray import embed_on_ray
+
+        if ray_settings is None:
+            raise ScrmError("embed.engine = ray needs the params.yaml ray: section (pass "
+                            "load_settings().ray)")
+        t0 = time.perf_counter()
+        vectors, backend, model, device = embed_on_ray(texts, settings, ray_settings)
+        seconds = time.perf_counter() - t0
+    elif texts:
         encoder = make_encoder(settings)
         t0 = time.perf_counter()
         vectors = embed_texts(texts, encoder)

@@ -65,7 +65,17 @@ LEADERBOARD_SCHEMA: dict[str, pl.DataType] = {
     **dict.fromkeys(("accuracy", "accuracy_low", "accuracy_high"), pl.Float64()),
     "selected": pl.String(), "val_macro_f1": pl.Float64(), "chosen": pl.String(),
     **dict.fromkeys(("n_train", "n_test", "n_folds", "repeats"), pl.Int64()),
-    **dict.fromkeys(("fit_s", "predict_s"), pl.Float64())}
+    "error": pl.String(), **dict.fromkeys(("fit_s", "predict_s"), pl.Float64())}
+
+
+def _failed_row(sec: Section, name: str, error: str) -> dict[str, Any]:
+    """A model that failed (after its retries): named with its error, unscored, unranked."""
+    model, _, source = name.partition(" ← ")
+    row: dict[str, Any] = dict.fromkeys(LEADERBOARD_SCHEMA)
+    row.update(protocol=sec.protocol, variant=sec.variant, system=name, kind="failed",
+               model=model, train_labels=source or None, n_train=sec.n_train, n_test=sec.n_test,
+               n_folds=sec.n_folds, repeats=sec.repeats, error=error)
+    return row
 
 
 def leaderboard(sections: Sequence[Section], classes: Sequence[str] = ()) -> pl.DataFrame:
@@ -93,16 +103,18 @@ def leaderboard(sections: Sequence[Section], classes: Sequence[str] = ()) -> pl.
                 "selected": _selected(s, sec),
                 "val_macro_f1": finite(s.val_score), "chosen": _chosen(s),
                 "n_train": sec.n_train, "n_test": sec.n_test, "n_folds": sec.n_folds,
-                "repeats": sec.repeats, "fit_s": round(s.fit_s, 4),
+                "repeats": sec.repeats, "error": None, "fit_s": round(s.fit_s, 4),
                 "predict_s": round(s.predict_s, 4),
             }
             for c in classes:
                 row[f"f1.{c}"] = finite(sc["per_class_f1"].get(c))
             rows.append(row)
+        for name, error in sec.failed_models.items():
+            rows.append({**_failed_row(sec, name, error), **{f"f1.{c}": None for c in classes}})
     overrides = {f"f1.{c}": pl.Float64 for c in classes}
     overrides.update({k: pl.Float64 for k in ("diff_low", "diff_high", "p_value", "p_holm",
                                               "val_macro_f1")})
-    overrides.update({"model": pl.Utf8, "train_labels": pl.Utf8})
+    overrides.update({"model": pl.Utf8, "train_labels": pl.Utf8, "error": pl.Utf8})
     return pl.DataFrame(rows, schema_overrides=overrides, infer_schema_length=None)
 
 
@@ -139,6 +151,7 @@ def metrics_json(sections: Sequence[Section], skipped: Mapping[str, str],
             "selected_on_validation": (SELECTED if sec.protocol == "gold_cv"
                                        else [x.name for x in learned]),
             "skipped_models": dict(sec.skipped_models),
+            "failed_models": dict(sec.failed_models),
             "systems": {x.name: _system_json(x, sec) for x in sec.systems},
         }
     return {
@@ -226,6 +239,10 @@ def render_markdown(lb: pl.DataFrame, sections: Sequence[Section], skipped: Mapp
         if sec.skipped_models:
             lines += [f"Not run: {', '.join(f'{k} ({v})' for k, v in sec.skipped_models.items())}.",
                       ""]
+        if sec.failed_models:
+            lines += [f"Failed: {'; '.join(f'{k} ({v})' for k, v in sec.failed_models.items())}.",
+                      ""]
+        part = part.filter(pl.col("kind") != "failed")
         lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in part.iter_rows(named=True):
             vals = [str(r["rank"]), r["system"],

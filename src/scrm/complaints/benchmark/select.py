@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ...cluster import error_text
 from ...errors import ScrmError
 from ...stats.paired import encode, macro_f1
 from .splits import LabelSet, SplitError, make_folds
@@ -132,10 +133,12 @@ def _point_key(point: Mapping[str, Any]) -> str:
 
 
 def validation_scores(specs: Mapping[str, Spec], train: LabelSet, classes: list[str], split: str,
-                      inner_folds: int, seed: int) -> dict[str, dict[str, float]]:
+                      inner_folds: int, seed: int, failed: dict[str, str] | None = None,
+                      ) -> dict[str, dict[str, float]]:
     """Mean validation macro-F1 of every grid point of every model, on folds of the training rows.
 
-    Empty when the training rows cannot be split (then the first grid point is used)."""
+    Empty when the training rows cannot be split (then the first grid point is used). A model that
+    raises is left out of the rest and its error put in ``failed`` (when given; else it raises)."""
     try:
         folds = make_folds(split, train, inner_folds, 0.0, seed)
     except SplitError:
@@ -146,31 +149,42 @@ def validation_scores(specs: Mapping[str, Spec], train: LabelSet, classes: list[
         y_va = encode(va.y.tolist(), classes)
         cache: dict[str, _Cached] = {}
         for name, spec in specs.items():
-            if spec.features == "embeddings" and train.emb is None:
+            if (spec.features == "embeddings" and train.emb is None) or \
+                    (failed is not None and name in failed):
                 continue
             x_tr, x_va = model_input(spec.features, tr), model_input(spec.features, va)
             for point in spec.points:
                 try:
                     _, pred, _, _ = fit_predict(with_params(spec.pipe, point), x_tr, tr.y, x_va,
                                                 cache)
-                except ValueError as exc:
+                except Exception as exc:  # noqa: BLE001 - too little text skips; else recorded
                     too_little_text(exc, tr)
-                    raise
+                    if failed is None:
+                        raise
+                    failed[name] = f"validation fit: {error_text(exc)}"
+                    break
                 score = macro_f1(y_va, encode(pred.tolist(), classes), len(classes))
                 sums[name].setdefault(_point_key(point), []).append(score)
-    return {n: {k: float(np.mean(v)) for k, v in pts.items()} for n, pts in sums.items() if pts}
+    return {n: {k: float(np.mean(v)) for k, v in pts.items()} for n, pts in sums.items()
+            if pts and not (failed and n in failed)}
 
 
-def fit_models(specs: Mapping[str, Spec], train: LabelSet, scored: LabelSet, classes: list[str],
-               split: str, inner_folds: int, seed: int, keep_pipeline: bool = False,
-               ) -> dict[str, Fitted]:
+def fit_each(specs: Mapping[str, Spec], train: LabelSet, scored: LabelSet, classes: list[str],
+             split: str, inner_folds: int, seed: int, keep_pipeline: bool = False,
+             ) -> tuple[dict[str, Fitted], dict[str, str]]:
     """Choose each model's grid point on validation folds of ``train``, refit it on all of
-    ``train`` and predict ``scored`` (whose labels are never read)."""
-    val = validation_scores(specs, train, classes, split, inner_folds, seed)
+    ``train`` and predict ``scored`` (whose labels are never read).
+
+    Returns the fitted models and, apart, the models that raised with their error text: one
+    broken model is a recorded result, not the end of the benchmark. Too little text for the
+    features is a :class:`SplitError` (the whole section is skipped with that reason)."""
+    failed: dict[str, str] = {}
+    val = validation_scores(specs, train, classes, split, inner_folds, seed, failed)
     out: dict[str, Fitted] = {}
     cache: dict[str, _Cached] = {}
     for name, spec in specs.items():
-        if spec.features == "embeddings" and (train.emb is None or scored.emb is None):
+        if name in failed or (spec.features == "embeddings"
+                              and (train.emb is None or scored.emb is None)):
             continue
         scores = val.get(name, {})
         best = max(spec.points, key=lambda p: scores.get(_point_key(p), -1.0))  # first on ties
@@ -178,13 +192,23 @@ def fit_models(specs: Mapping[str, Spec], train: LabelSet, scored: LabelSet, cla
             fitted, pred, fit_s, predict_s = fit_predict(
                 with_params(spec.pipe, best), model_input(spec.features, train), train.y,
                 model_input(spec.features, scored), cache)
-        except Exception as exc:  # noqa: BLE001 - name the model, then stop
+        except Exception as exc:  # noqa: BLE001 - name the model, record, go on
             too_little_text(exc, train)
-            raise ScrmError(f"benchmark model {name!r} failed ({train.source}): "
-                            f"{type(exc).__name__}: {exc}") from exc
+            failed[name] = error_text(exc)
+            continue
         out[name] = Fitted(pred=pred, params=best, val_score=scores.get(_point_key(best)),
                            pipeline=fitted if keep_pipeline else None, fit_s=fit_s,
                            predict_s=predict_s, val_scores=scores)
+    return out, failed
+
+
+def fit_models(specs: Mapping[str, Spec], train: LabelSet, scored: LabelSet, classes: list[str],
+               split: str, inner_folds: int, seed: int, keep_pipeline: bool = False,
+               ) -> dict[str, Fitted]:
+    """:func:`fit_each`, raising :class:`ScrmError` naming the first model that failed."""
+    out, failed = fit_each(specs, train, scored, classes, split, inner_folds, seed, keep_pipeline)
+    for name, why in failed.items():
+        raise ScrmError(f"benchmark model {name!r} failed ({train.source}): {why}")
     return out
 
 

@@ -26,6 +26,7 @@ import polars as pl
 
 from ... import status
 from ...config import BenchmarkSettings, ConfigError
+from ...config_ray import RaySettings
 from ...errors import DataError
 from ...io import write_csv, write_json, write_text
 from ...paths import Paths
@@ -160,6 +161,15 @@ def _make_logger(paths: Paths, settings: BenchmarkSettings, inputs: list[Path]) 
                     log.warning("benchmark: model %s (%s) not logged to MLflow: %s", x.name,
                                 sec.key, msg.splitlines()[0][:400])
                     tracking.log_dict({"error": msg}, "model_not_logged.json")
+        for name, error in sec.failed_models.items():
+            tags = {"scrm.stage": "benchmark", "benchmark.protocol": sec.protocol,
+                    "benchmark.variant": sec.variant, "benchmark.system": name,
+                    "scrm.status": "failed", "scrm.reason": error[:500]}
+            with tracking.start_run(EXPERIMENT, f"{name}|{sec.key}", params={
+                    "system": name, "kind": "failed", "protocol": sec.protocol,
+                    "variant": sec.variant}, seed=s.seed, inputs=inputs, tags=tags,
+                    root=paths.root):
+                tracking.log_dict({"error": error}, "error.json")
 
     return log_section
 
@@ -176,9 +186,11 @@ def _input_example(x: Any, s: BenchmarkSettings) -> Any:
 # --------------------------------------------------------------------------------------------------
 def run(paths: Paths, settings: BenchmarkSettings, *, models: Sequence[str] | None = None,
         splits: Sequence[str] | None = None, protocols: Sequence[str] | None = None,
-        log_models: str | None = None, mlflow: bool | None = None) -> dict[str, Any]:
+        log_models: str | None = None, mlflow: bool | None = None,
+        ray_settings: RaySettings | None = None) -> dict[str, Any]:
     """Leaderboard CSV/MD, deterministic metrics JSON, plots and MLflow runs (options as in
-    :func:`with_overrides`); progress, one step per section, on stderr (:mod:`scrm.progress`)."""
+    :func:`with_overrides`); progress, one step per section, on stderr (:mod:`scrm.progress`).
+    ``ray_settings`` (params ``ray``) are used when ``benchmark.engine`` is ray."""
     from ... import progress
     paths.ensure()
     s = with_overrides(settings, models=models, splits=splits, protocols=protocols,
@@ -194,7 +206,7 @@ def run(paths: Paths, settings: BenchmarkSettings, *, models: Sequence[str] | No
     with progress.bar(n_sections(s), "benchmark", unit="section") as bar:
         sections, skipped = run_benchmark(
             df, s, classes, emb, on_section=logger,
-            on_done=lambda key, note: bar.update(note=f"{key}, {note}"))
+            on_done=lambda key, note: bar.update(note=f"{key}, {note}"), ray_settings=ray_settings)
     info = {"classes": classes, "embeddings": emb_info}
     state = stage_status(paths, df, sections, skipped)
     plot = next((sec for p in ("weak_to_gold", "gold_cv", "weak_on_weak") for sec in sections
