@@ -94,11 +94,13 @@ def fill_benchmark(s: Section, paths: Paths, settings: ReportSettings) -> Sectio
         "<em>weak → weak</em> only measures how well a model reproduces the rules. "
         "Hyper-parameters and the selected model are chosen on validation folds of the training "
         "rows, never on the scored rows."))
+    failed = lb.filter(pl.col("kind") == "failed").height if "kind" in lb.columns else 0
     order = list(TITLES)
     sections = dict(sorted((m.get("sections") or {}).items(), key=lambda kv: (
         order.index(kv[1]["protocol"]) if kv[1]["protocol"] in order else len(order), kv[0])))
     s.html(kpis([("sections", len(sections)),
-                 ("systems scored", lb.height),
+                 ("systems scored", lb.height - failed),
+                 ("systems failed (see the leaderboard's error column)", failed),
                  ("categories", len(m.get("classes") or []))]))
     s.html(metrics_details(paths, "benchmark", m, skip=("sections",)))
     needed = {"protocol", "variant", "system", "macro_f1", "macro_f1_low", "macro_f1_high",
