@@ -29,7 +29,8 @@ def _same(a, b) -> bool:
             and np.array_equal(a.data, b.data))
 
 
-@pytest.mark.parametrize("max_features,ngram_max,min_df", [(20000, 2, 1), (300, 2, 2), (50, 1, 1)])
+@pytest.mark.parametrize("max_features,ngram_max,min_df",
+                         [(20000, 2, 1), (300, 2, 2), (50, 1, 1), (None, 2, 2), (None, 1, 1)])
 def test_precounted_tfidf_is_bitwise_the_plain_one(texts, max_features, ngram_max, min_df):
     counts = TemplateCounts(texts, ngram_max)
     rng = np.random.default_rng(7)

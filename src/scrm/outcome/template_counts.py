@@ -2,14 +2,15 @@
 
 Why: the template features fit a TF-IDF reference on the replies of each cross-validation fold's
 training customers and score every reply against it: six fits and six transforms of mostly the same
-texts, each tokenising them again in Python (most of the outcome stage's time at scale).
+texts, each tokenising them again in Python (most of the template features' time).
 :class:`TemplateCounts` tokenises each distinct text once, with the analyzer of the vectorizer the
 reference uses, and :class:`PrecountedTfidf` is that vectorizer reading those counts instead of
 re-tokenising: for a list of texts it builds the very count matrix scikit-learn's own counting would
-(same vocabulary ids in order of first appearance, same sorted rows, same dtypes), then runs
-scikit-learn's own vocabulary sorting, pruning and TF-IDF weighting on it. The fitted vocabulary,
-the idf and every vector are therefore identical to a plain ``TfidfVectorizer`` fitted on the texts;
-a test compares them.
+(vocabulary ids in order of first appearance, sorted rows, same dtypes), renumbers the terms
+alphabetically and prunes them with scikit-learn's masks and ``argsort`` on arrays (not a Python
+loop over every term), then runs scikit-learn's own TF-IDF weighting. The vocabulary, the idf and
+every vector, storage order included, are identical to a plain ``TfidfVectorizer`` fitted on the
+same texts; tests/test_template_counts.py compares them bit for bit.
 """
 
 from __future__ import annotations
@@ -60,7 +61,12 @@ class TemplateCounts:
             values.extend(counter.values())
             indptr.append(len(indices))
         self.ids = ids
+        self.gid = gid
         self.terms = np.array(list(gid), dtype=object)
+        # each term's position in the alphabetical order of all terms (sorted once, here)
+        self.alpha_rank = np.empty(len(gid), dtype=np.int64)
+        self.alpha_rank[np.array(sorted(range(len(gid)), key=self.terms.__getitem__),
+                                 dtype=np.int64)] = np.arange(len(gid))
         self.indptr = np.asarray(indptr, dtype=np.int64)
         self.indices = np.asarray(indices, dtype=np.int64)
         self.values = np.asarray(values, dtype=np.int64)
@@ -110,10 +116,10 @@ class PrecountedTfidf(TfidfVectorizer):
             lookup = getattr(self, "lookup_", None)
             if lookup is None:
                 lookup = np.full(len(c.terms), -1, dtype=np.int64)
-                where = {t: i for i, t in enumerate(c.terms.tolist())}
                 for term, idx in vocabulary.items():
-                    if term in where:
-                        lookup[where[term]] = idx
+                    g = c.gid.get(term)
+                    if g is not None:
+                        lookup[g] = idx
                 self.lookup_ = lookup
             new = lookup[gids]
             keep = new >= 0
@@ -121,11 +127,73 @@ class PrecountedTfidf(TfidfVectorizer):
             indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=len(indptr) - 1))])
             return vocabulary, _csr(indptr, new[keep], values[keep], len(vocabulary), self.dtype)
         self.lookup_ = None  # a refit drops the transform's term map
-        present, first = np.unique(gids, return_index=True)
-        order = present[np.argsort(first)]  # terms in order of first appearance
-        app = np.full(len(c.terms), -1, dtype=np.int64)
-        app[order] = np.arange(len(order))
-        vocabulary = dict(zip(c.terms[order].tolist(), range(len(order))))
-        if not vocabulary:
+        n = len(c.terms)
+        if not len(gids):
             raise ValueError("empty vocabulary; perhaps the documents only contain stop words")
-        return vocabulary, _csr(indptr, app[gids], values, len(vocabulary), self.dtype)
+        by_term = np.argsort(gids, kind="stable")
+        sg = gids[by_term]
+        starts = np.flatnonzero(np.r_[True, sg[1:] != sg[:-1]])
+        # terms in order of first appearance (a stable sort keeps each term's first position first)
+        order = sg[starts][np.argsort(by_term[starts])]
+        app = np.full(n, -1, dtype=np.int64)
+        app[order] = np.arange(len(order))
+        vocabulary = _Terms(order)
+        return vocabulary, _csr(indptr, app[gids], values, len(order), self.dtype)
+
+    def _sort_features(self, X: Any, vocabulary: dict[str, int]) -> Any:
+        """scikit-learn's renumbering by term (alphabetical), from the precomputed term ranks."""
+        if not isinstance(vocabulary, _Terms):
+            return super()._sort_features(X, vocabulary)
+        ranks = self.counts_.alpha_rank[vocabulary.order]
+        alpha = np.argsort(ranks, kind="stable")        # appearance ids in alphabetical order
+        map_index = np.empty(len(alpha), dtype=X.indices.dtype)
+        map_index[alpha] = np.arange(len(alpha))
+        vocabulary.order = vocabulary.order[alpha]       # term ids, now by their new index
+        vocabulary.sorted = True
+        X.indices = map_index.take(X.indices, mode="clip")
+        if vocabulary.pruned:  # pruned before sorting (no max_features): the vocabulary is final
+            vocabulary.fill(self.counts_.terms)
+        return X
+
+    def _limit_features(self, X: Any, vocabulary: dict[str, int], high: Any = None,
+                        low: Any = None, limit: Any = None) -> Any:
+        """scikit-learn's pruning (same masks, same ``argsort``), filling the vocabulary with the
+        kept terms only instead of rewriting every entry in Python."""
+        if not isinstance(vocabulary, _Terms):
+            return super()._limit_features(X, vocabulary, high, low, limit)
+        from sklearn.feature_extraction.text import _document_frequency
+
+        dfs = _document_frequency(X)
+        mask = np.ones(len(dfs), dtype=bool)
+        if high is not None:
+            mask &= dfs <= high
+        if low is not None:
+            mask &= dfs >= low
+        if limit is not None and mask.sum() > limit:
+            tfs = np.asarray(X.sum(axis=0)).ravel()
+            mask_inds = (-tfs[mask]).argsort()[:limit]
+            new_mask = np.zeros(len(dfs), dtype=bool)
+            new_mask[np.where(mask)[0][mask_inds]] = True
+            mask = new_mask
+        kept_indices = np.where(mask)[0]
+        if len(kept_indices) == 0:
+            raise ValueError("After pruning, no terms remain. Try a lower min_df or a higher "
+                             "max_df.")
+        vocabulary.order = vocabulary.order[kept_indices]
+        vocabulary.pruned = True
+        if vocabulary.sorted:
+            vocabulary.fill(self.counts_.terms)
+        return X[:, kept_indices]
+
+
+class _Terms(dict):
+    """A fitted vocabulary in the making: term ids (``order``) until the pruning fills the dict."""
+
+    def __init__(self, order: np.ndarray) -> None:
+        super().__init__()
+        self.order = order
+        self.sorted = self.pruned = False
+
+    def fill(self, terms: np.ndarray) -> None:
+        """The final vocabulary: term -> column, columns in the order of ``order``."""
+        self.update(zip(terms[self.order].tolist(), range(len(self.order))))
