@@ -15,6 +15,7 @@ same texts; tests/test_template_counts.py compares them bit for bit.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,9 +46,9 @@ class TemplateCounts:
         analyze = template_vectorizer(1, ngram_max, 1).build_analyzer()
         ids: dict[str, int] = {}
         gid: dict[str, int] = {}
-        indptr = [0]
-        indices: list[int] = []
-        values: list[int] = []
+        indptr = array("q", [0])
+        indices = array("q")  # machine integers: a Python list would hold an object per entry
+        values = array("q")
         for text in texts:
             text = text or ""
             if text in ids:
@@ -67,9 +68,9 @@ class TemplateCounts:
         self.alpha_rank = np.empty(len(gid), dtype=np.int64)
         self.alpha_rank[np.array(sorted(range(len(gid)), key=self.terms.__getitem__),
                                  dtype=np.int64)] = np.arange(len(gid))
-        self.indptr = np.asarray(indptr, dtype=np.int64)
-        self.indices = np.asarray(indices, dtype=np.int64)
-        self.values = np.asarray(values, dtype=np.int64)
+        self.indptr = np.frombuffer(indptr, dtype=np.int64)
+        self.indices = np.frombuffer(indices, dtype=np.int64)
+        self.values = np.frombuffer(values, dtype=np.int64)
 
     def docs(self, texts: Sequence[str | None]) -> Docs | None:
         """``texts`` as positions, or None when one of them was not counted."""
