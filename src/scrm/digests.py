@@ -21,15 +21,19 @@ from typing import Any
 
 import polars as pl
 
-PATTERNS = ("reports/metrics/*.json", "reports/plots/*.csv", "reports/benchmark.csv",
-            "data/interim/*.parquet", "data/interim/*.csv", "data/processed/*.parquet",
-            "data/processed/*.csv", "data/processed/*.npz")
-
-
 def outputs(root: Path) -> list[Path]:
-    """Every covered output under ``root``, sorted by its path relative to the root."""
-    found = {p for pat in PATTERNS for p in root.glob(pat) if p.is_file()}
-    return sorted(found, key=lambda p: p.relative_to(root).as_posix())
+    """Every covered output under ``root`` (its :class:`~scrm.paths.Paths` layout), sorted by its
+    path relative to the root."""
+    from .paths import Paths
+
+    p = Paths(root)
+    where = [(p.metrics, "*.json"), (p.plots, "*.csv"), (p.interim, "*.parquet"),
+             (p.interim, "*.csv"), (p.processed, "*.parquet"), (p.processed, "*.csv"),
+             (p.processed, "*.npz")]
+    found = {f for folder, pattern in where for f in folder.glob(pattern) if f.is_file()}
+    if p.benchmark_csv.is_file():
+        found.add(p.benchmark_csv)
+    return sorted(found, key=lambda f: f.relative_to(root).as_posix())
 
 
 def frame_digest(frame: pl.DataFrame) -> str:
