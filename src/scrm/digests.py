@@ -5,7 +5,8 @@ outputs with digests recorded before such a change).
 Covered: ``reports/metrics/*.json``, ``reports/plots/*.csv``, ``reports/benchmark.csv`` and every
 parquet / csv / npz under ``data/interim`` and ``data/processed``. A parquet file is digested by its
 content (schema and values written as uncompressed Arrow IPC), so a change of the parquet codec alone
-is not a change of output; every other file by its bytes. :func:`compare` also reports, for frames or
+is not a change of output; an npz by its arrays (the zip carries file times); every other file by
+its bytes. :func:`compare` also reports, for frames or
 JSON documents that differ only in floats, the largest absolute difference, so a change of summation
 order can be shown to stay below a stated bound.
 """
