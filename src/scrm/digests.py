@@ -2,12 +2,12 @@
 for speed changed no output (``bench/outputs.py`` prints them; a slow test compares the sample run's
 outputs with digests recorded before such a change).
 
-Covered: ``reports/metrics/*.json``, ``reports/plots/*.csv``, ``reports/benchmark.csv`` and every
-parquet / csv / npz under ``data/interim`` and ``data/processed``. A parquet file is digested by its
-content (schema and values written as uncompressed Arrow IPC), so a change of the parquet codec alone
-is not a change of output; an npz by its arrays (the zip carries file times); every other file by
-its bytes. :func:`compare` also reports, for frames or
-JSON documents that differ only in floats, the largest absolute difference, so a change of summation
+Covered: ``reports/metrics/*.json``, ``reports/plots/*.csv``, ``reports/benchmark.csv`` (without its
+fit/predict seconds) and every parquet / csv / npz under ``data/interim`` and ``data/processed``. A
+parquet file is digested by its content (schema and values written as uncompressed Arrow IPC), so a
+change of the parquet codec alone is not a change of output; an npz by its arrays (the zip carries
+file times); every other file by its bytes. :func:`compare` also reports, for frames or JSON
+documents that differ only in floats, the largest absolute difference, so a change of summation
 order can be shown to stay below a stated bound.
 """
 
@@ -57,10 +57,18 @@ def arrays_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+# the leaderboard CSV carries each system's fit and predict seconds (never in a metrics file)
+TIMING_COLUMNS = ("fit_s", "predict_s")
+
+
 def digest(path: Path) -> str:
-    """``frame:``/``arrays:`` content digests of parquet/npz files, else the sha256 of the bytes."""
+    """``frame:``/``arrays:`` content digests of parquet/npz files and of the leaderboard without
+    its timing columns, else the sha256 of the bytes."""
     if path.suffix == ".parquet":
         return "frame:" + frame_digest(pl.read_parquet(path))
+    if path.name == "benchmark.csv":
+        frame = pl.read_csv(path, infer_schema=False)
+        return "frame:" + frame_digest(frame.drop([c for c in TIMING_COLUMNS if c in frame.columns]))
     if path.suffix == ".npz":
         return "arrays:" + arrays_digest(path)
     return hashlib.sha256(path.read_bytes()).hexdigest()
