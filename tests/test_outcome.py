@@ -324,9 +324,9 @@ def test_cross_validation_never_splits_a_customer(scored_root, sample_outcome, m
     seen: list[tuple[set, set]] = []
     real = models.add_template_features
 
-    def spy(df, reference, s):
+    def spy(df, reference, s, *counts):
         seen.append((set(df["customer_id"].to_list()), set(reference["customer_id"].to_list())))
-        return real(df, reference, s)
+        return real(df, reference, s, *counts)
 
     monkeypatch.setattr(models, "add_template_features", spy)
     from sklearn.model_selection import StratifiedGroupKFold

@@ -101,6 +101,8 @@ class OpeningsSettings(Section):
 class SentimentSettings(Section):
     scorer: str = req()
     roles: tuple[Literal["customer", "brand"], ...] = req()
+    n_jobs: int = req(between(1, 64))
+    parallel_min_texts: int = req(between(1))
 
 
 # ---------------------------------------------------------------------------------------------

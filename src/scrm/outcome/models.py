@@ -23,7 +23,7 @@ import polars as pl
 from ..stats.compare import auc_ranks, delong, weighted_auc
 from ..stats.intervals import finite, holm, p_value
 from .reply_features import (BINARY_PREDICTORS, CATEGORICAL_PREDICTORS, NUMERIC_PREDICTORS,
-                             add_template_features)
+                             add_template_features, template_counts)
 from .trajectories import answered_unhappy
 
 if TYPE_CHECKING:
@@ -144,6 +144,7 @@ def cross_validate(outcome: pl.DataFrame, settings: OutcomeSettings, seed: int) 
         return info
     info["folds"] = k
     answered = outcome.filter(pl.col("answered"))
+    counts = template_counts(answered["reply_norm"], settings)  # tokenised once for every fold
     cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
     models = make_models(mp, seed)
     oof = {m: np.full(n, np.nan) for m in models}
@@ -153,7 +154,7 @@ def cross_validate(outcome: pl.DataFrame, settings: OutcomeSettings, seed: int) 
         for fold, (tr, te) in enumerate(cv.split(np.zeros(n), y, groups)):
             test_customers = pl.Series(groups[te]).implode()
             ref = answered.filter(~pl.col("customer_id").is_in(test_customers))
-            X = feature_matrix(add_template_features(pop, ref, settings))
+            X = feature_matrix(add_template_features(pop, ref, settings, counts))
             if len(np.unique(y[tr])) < 2:
                 for m in models:
                     skipped[m].append(f"fold {fold}: one class in training")

@@ -19,12 +19,13 @@ code fits the reference on training customers only, so no test reply shapes a ce
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 
 from ..text import MENTION_RE, URL_RE
+from .template_counts import TemplateCounts, template_vectorizer
 
 if TYPE_CHECKING:
     from ..config import OutcomeSettings
@@ -132,21 +133,23 @@ class TemplateReference:
     rebuilt per reply.
     """
 
-    def __init__(self, max_features: int, ngram_max: int, min_df: int) -> None:
+    def __init__(self, max_features: int, ngram_max: int, min_df: int,
+                 counts: TemplateCounts | None = None) -> None:
         self.max_features = max_features
         self.ngram_max = ngram_max
         self.min_df = min_df
+        self.counts = counts  # texts tokenised once (same vectors; see .template_counts)
+
+    def _docs(self, texts: list[str]) -> Any:
+        docs = self.counts.docs(texts) if self.counts is not None else None
+        return texts if docs is None else docs
 
     def fit(self, ids: Sequence[int], brands: Sequence[str], texts: Sequence[str]) -> TemplateReference:
-        from sklearn.feature_extraction.text import TfidfVectorizer
-
         texts = [t or "" for t in texts]
-        self.vectorizer_ = TfidfVectorizer(max_features=self.max_features,
-                                           ngram_range=(1, self.ngram_max), min_df=self.min_df,
-                                           sublinear_tf=True, dtype=np.float64,
-                                           token_pattern=r"(?u)\b\w+\b")
+        self.vectorizer_ = template_vectorizer(self.max_features, self.ngram_max, self.min_df,
+                                               self.counts)
         try:
-            V = self.vectorizer_.fit_transform(texts)
+            V = self.vectorizer_.fit_transform(self._docs(texts))
         except ValueError:  # empty vocabulary (no text at all)
             self.vectorizer_ = None
             V = None
@@ -180,7 +183,7 @@ class TemplateReference:
         index = {b: i for i, b in enumerate(self.brands_)}
         sims = np.full(q.height, np.nan)
         if getattr(self, "vectorizer_", None) is not None and q.height:
-            V = self.vectorizer_.transform(texts)
+            V = self.vectorizer_.transform(self._docs(texts))
             vv = np.asarray(V.multiply(V).sum(axis=1)).ravel()
             bidx = (q["brand"].replace_strict(index, default=-1, return_dtype=pl.Int64)
                     .fill_null(-1).to_numpy())
@@ -206,14 +209,23 @@ class TemplateReference:
                           template_dups="template_dups")
 
 
-def add_template_features(df: pl.DataFrame, reference: pl.DataFrame,
-                          settings: OutcomeSettings) -> pl.DataFrame:
+def template_counts(texts: pl.Series, settings: OutcomeSettings) -> TemplateCounts:
+    """The reply texts (``reply_norm``) tokenised once, for every reference fitted on them."""
+    return TemplateCounts(texts.to_list(), settings.template.ngram_max)
+
+
+def add_template_features(df: pl.DataFrame, reference: pl.DataFrame, settings: OutcomeSettings,
+                          counts: TemplateCounts | None = None) -> pl.DataFrame:
     """Add ``template_sim``, ``template_dups``, ``log_template_dups`` and ``template_reply`` to ``df``
     (rows keyed by ``reply_tweet_id``) using ``reference`` (same columns) as the brand repertoire.
 
-    A reply is template-like when its similarity reaches ``settings.template_threshold``."""
+    A reply is template-like when its similarity reaches ``settings.template_threshold``.
+    ``counts`` (:func:`template_counts` of texts covering both frames) saves re-tokenising them when
+    several references are fitted on the same replies; without it they are counted once here."""
     tp = settings.template
-    ref = TemplateReference(tp.max_features, tp.ngram_max, tp.min_df)
+    if counts is None:
+        counts = template_counts(pl.concat([reference["reply_norm"], df["reply_norm"]]), settings)
+    ref = TemplateReference(tp.max_features, tp.ngram_max, tp.min_df, counts)
     ref.fit(reference["reply_tweet_id"].to_list(), reference["reply_author"].to_list(),
             reference["reply_norm"].to_list())
     scored = ref.score(df["reply_tweet_id"].to_list(), df["reply_author"].to_list(),

@@ -191,21 +191,25 @@ def multinomial_effects(X: Any, y: Sequence[str], names: Sequence[str], outcomes
     shape = params.shape
     q = float(norm.ppf(0.5 + level / 2))
 
-    def ame(theta: np.ndarray, j: int) -> np.ndarray:
-        p = theta.reshape(shape[1], shape[0]).T
-        binary = set(np.unique(X[:, j]).tolist()) <= {0.0, 1.0}
+    def shifted(j: int) -> tuple[np.ndarray, np.ndarray]:
+        """The design with predictor ``j`` at 1 and at 0 (0/1 predictor), or raised by one unit."""
         hi, lo = Xc.copy(), Xc.copy()
-        if binary:
+        if set(np.unique(X[:, j]).tolist()) <= {0.0, 1.0}:
             hi[:, j + 1], lo[:, j + 1] = 1.0, 0.0
         else:
             hi[:, j + 1] = Xc[:, j + 1] + 1.0
+        return hi, lo
+
+    def ame(theta: np.ndarray, hi: np.ndarray, lo: np.ndarray) -> np.ndarray:
+        p = theta.reshape(shape[1], shape[0]).T
         return (_mn_probs(p, hi) - _mn_probs(p, lo)).mean(axis=0)
 
     changes: dict[str, Any] = {}
     for j, name in enumerate(used):
-        est = ame(flat, j)
+        hi, lo = shifted(j)  # once per predictor, not once per finite difference
+        est = ame(flat, hi, lo)
         h = 1e-6
-        jac = np.column_stack([(ame(flat + h * e, j) - ame(flat - h * e, j)) / (2 * h)
+        jac = np.column_stack([(ame(flat + h * e, hi, lo) - ame(flat - h * e, hi, lo)) / (2 * h)
                                for e in np.eye(flat.size)])
         se = np.sqrt(np.clip(np.diag(jac @ cov @ jac.T), 0, None))
         changes[name] = {o: {"change": finite(est[k]), "se": finite(se[k]),
