@@ -55,7 +55,7 @@ run: venv  ## set up and run the whole pipeline on the embedded real sample
 # work and the tests of the one shared `dvc repro` of the sample are one unit (tests/conftest.py), so
 # that run is built once. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
-PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup)
+PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 test: venv  ## run the test suite (what CI runs; MEASURED_TEST on 2 cores)
 	python -m pytest $(PYTEST_XDIST)
 

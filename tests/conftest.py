@@ -32,23 +32,30 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
-# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup`): each test file is one unit of work,
-# so module- and session-scoped fixtures are built once per file; the tests that read the shared
-# sample run (``pipeline_root``) or the detect run (``detect_root``) form one unit each, so that run is
-# built once, on one worker, and its consumers run in their usual order. The shared run's unit comes
-# first (the longest chain of the suite starts at once). Without xdist this changes nothing.
-SHARED_RUNS = ("pipeline_root", "detect_root")
+# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup --no-loadscope-reorder`): each test file
+# is one unit of work, so module- and session-scoped fixtures are built once per file; the tests that
+# read the shared sample run (``pipeline_root``) form one unit, so that run is built once, on one
+# worker, and its readers run in their usual order; that unit comes first (the suite's longest chain
+# starts at once, the other worker takes the files one by one). Without xdist nothing changes.
+def _unit(item: pytest.Item) -> str:
+    return ("pipeline_root" if "pipeline_root" in getattr(item, "fixturenames", ())
+            else item.nodeid.split("::")[0])
 
 
-@pytest.hookimpl(tryfirst=True)
+@pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not (config.pluginmanager.hasplugin("xdist") and config.getoption("dist", "no") != "no"):
+    if not getattr(config.option, "loadgroup", False):  # set in xdist's workers by --dist loadgroup
         return
+    from _pytest.nodeid import coerce_node_id
+
     for item in items:
-        shared = [f for f in SHARED_RUNS if f in item.fixturenames]
-        item.add_marker(pytest.mark.xdist_group(shared[0] if shared else
-                                                 item.nodeid.split("::")[0]))
-    items.sort(key=lambda item: "pipeline_root" not in item.fixturenames)  # stable
+        unit = _unit(item)
+        item.add_marker(pytest.mark.xdist_group(unit))
+        if not item.nodeid.endswith(f"@{unit}"):
+            # what xdist's own hook does (``item._nodeid``), which pytest 9.2 no longer reads:
+            # the scheduler groups tests by this suffix of their id
+            item._id = coerce_node_id(f"{item.nodeid}@{unit}")
+    items.sort(key=lambda item: _unit(item) != "pipeline_root")  # stable: otherwise as collected
 
 
 def twitter_date(dt: datetime) -> str:
