@@ -2,8 +2,8 @@
 one brand (tests/edge_inputs.py derives them from the sample). Each run completes, every stage's
 metrics carry a status (and a reason unless ok), and the report renders with the reasons.
 
-Slow (a whole `dvc repro` per file in a project copy, with the quick settings below; measured on 2
-shared cores: brand tweets only 35 s, never answered 2 min, one brand 1 min).
+Slow (a whole `dvc repro` per file in a project copy, with the quick settings below; CPU time measured
+with `python bench/suite.py`: brand tweets only 40 s, never answered 93 s, one brand 70 s).
 """
 
 from __future__ import annotations
