@@ -33,10 +33,11 @@ def skip_unless_ci(reason: str) -> None:
 
 
 # Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup --no-loadscope-reorder`): each test file
-# is one unit of work, so module- and session-scoped fixtures are built once per file; the tests that
-# read the shared sample run (``pipeline_root``) form one unit, so that run is built once, on one
-# worker, and its readers run in their usual order; that unit comes first (the suite's longest chain
-# starts at once, the other worker takes the files one by one). Without xdist nothing changes.
+# is one unit of work, so a module-scoped fixture is built once (a session-scoped one once per worker
+# that needs it: ``prepared_root`` and ``detect_root`` are cheap); the tests that read the shared
+# sample run (``pipeline_root``) form one unit, so that run is built once, on one worker, and its
+# readers run in their usual order; that unit comes first (the suite's longest chain starts at once,
+# the other worker takes the files one by one). Without xdist nothing changes.
 def _unit(item: pytest.Item) -> str:
     return ("pipeline_root" if "pipeline_root" in getattr(item, "fixturenames", ())
             else item.nodeid.split("::")[0])
@@ -276,7 +277,9 @@ def git_commit_all(root: Path, message: str) -> str:
 
 
 def copy_run(src: Path, dest: Path) -> Path:
-    """A copy of a finished project run (git, DVC cache, outputs, MLflow store) to change freely."""
+    """A copy of a finished project run (git, DVC cache, outputs, MLflow store) to change freely.
+    Its MLflow experiments keep their artifact folder in the original (new runs add files there
+    and change none), so the original's outputs, lock and store stay as they were."""
     shutil.copytree(src, dest, symlinks=True)
     return dest
 
