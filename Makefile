@@ -56,7 +56,7 @@ run: venv  ## set up and run the whole pipeline on the embedded real sample
 # that run is built once. TEST_WORKERS=0 runs everything in one process.
 TEST_WORKERS ?= 2
 PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
-test: venv  ## run the test suite (what CI runs; 20 CPU-min: 26 min on 2 shared cores, README)
+test: venv  ## run the test suite (what CI runs; 17-20 CPU-min: one process 16.6 min on 2 cores, README)
 	python -m pytest $(PYTEST_XDIST)
 
 test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (8 CPU-min: 7.3 min on 2 shared cores)
