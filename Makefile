@@ -51,11 +51,16 @@ run: venv  ## set up and run the whole pipeline on the embedded real sample
 	dvc repro
 	@echo "Done. Outputs: reports/index.html (open it in a browser), reports/metrics/*.json, data/processed/, MLflow runs in mlflow.db (make ui)."
 
-test: venv  ## run the test suite (what CI runs; 10-21 min on 2 cores)
-	python -m pytest
+# The suite on TEST_WORKERS pytest-xdist workers (README "How long"): each test file is one unit of
+# work and the tests of the one shared `dvc repro` of the sample are one unit (tests/conftest.py), so
+# that run is built once. TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+test: venv  ## run the test suite (what CI runs; 17-20 CPU-min: one process 16.6 min on 2 cores, README)
+	python -m pytest $(PYTEST_XDIST)
 
-test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (~7 min)
-	python -m pytest -m "not slow"
+test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (8 CPU-min: 7.3 min on 2 shared cores)
+	python -m pytest $(PYTEST_XDIST) -m "not slow"
 
 UI_PORT ?= 5000
 # one worker and no job runner (its ~8 background consumers only serve MLflow's GenAI jobs): on 2

@@ -32,6 +32,33 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
+# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup --no-loadscope-reorder`): each test file
+# is one unit of work, so a module-scoped fixture is built once (a session-scoped one once per worker
+# that needs it: ``prepared_root`` and ``detect_root`` are cheap); the tests that read the shared
+# sample run (``pipeline_root``) form one unit, so that run is built once, on one worker, and its
+# readers run in their usual order; that unit comes first (the suite's longest chain starts at once,
+# the other worker takes the files one by one). Without xdist nothing changes.
+def _unit(item: pytest.Item) -> str:
+    return ("pipeline_root" if "pipeline_root" in getattr(item, "fixturenames", ())
+            else item.nodeid.split("::")[0])
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not getattr(config.option, "loadgroup", False):  # set in xdist's workers by --dist loadgroup
+        return
+    from _pytest.nodeid import coerce_node_id
+
+    for item in items:
+        unit = _unit(item)
+        item.add_marker(pytest.mark.xdist_group(unit))
+        if not item.nodeid.endswith(f"@{unit}"):
+            # what xdist's own hook does (``item._nodeid``), which pytest 9.2 no longer reads:
+            # the scheduler groups tests by this suffix of their id
+            item._id = coerce_node_id(f"{item.nodeid}@{unit}")
+    items.sort(key=lambda item: _unit(item) != "pipeline_root")  # stable: otherwise as collected
+
+
 def twitter_date(dt: datetime) -> str:
     return dt.strftime("%a %b %d %H:%M:%S +0000 %Y")
 
@@ -61,17 +88,24 @@ def make_root(tmp: Path) -> Paths:
 
 def set_params(root: Path, changes: dict[tuple[str, ...], Any]) -> None:
     """Rewrite ``root/params.yaml`` with nested keys set: ``{("embed", "backend"): "tfidf_svd"}``
-    (test-time settings: the same code paths, less work)."""
-    import yaml
+    (test-time settings: the same code paths, less work). A round trip (ruamel.yaml, as DVC's own
+    rewrite): every other value keeps its comments and quotes, so the file stays the user's."""
+    from ruamel.yaml import YAML
 
+    yaml_rt = YAML()
+    yaml_rt.preserve_quotes = True
+    yaml_rt.width = 4096
     path = root / "params.yaml"
-    params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    params = yaml_rt.load(path.read_text(encoding="utf-8"))
     for keys, value in changes.items():
         node = params
         for k in keys[:-1]:
-            node = node.setdefault(k, {}) or {}
+            if node.get(k) is None:
+                node[k] = {}
+            node = node[k]
         node[keys[-1]] = value
-    path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+    with path.open("w", encoding="utf-8") as fh:
+        yaml_rt.dump(params, fh)
 
 
 def fetch_settings(**changes: Any) -> FetchSettings:
@@ -179,12 +213,93 @@ def dvc(root: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedPro
     return r
 
 
+# The sample run the slow tests share: the project's params.yaml with these test-time settings (the
+# same stages and code paths, less work): the fast embedding backend, three benchmark models on one
+# split, one repeat, fewer bootstrap draws, one response-time model registered. Every stage still runs
+# and tracks in MLflow (complaints included) and registers what the provenance tests check (the
+# benchmark's best models, the detectors, the category champion). The full settings: `make run`,
+# whose committed outputs the fast tests check (test_daily_loop.py, test_promises.py).
+RUN_PARAMS: dict[tuple[str, ...], Any] = {
+    ("embed", "backend"): "tfidf_svd",
+    ("embed", "progress"): False,
+    ("response_time", "n_boot"): 200,
+    ("response_time", "importance_repeats"): 1,
+    ("response_time", "log_models"): ["logistic"],
+    ("outcome", "model", "n_boot"): 20,
+    ("outcome", "model", "log_models"): False,
+    ("outcome", "measure", "n_boot"): 200,
+    ("complaints", "n_boot"): 200,
+    ("benchmark", "splits"): ["stratified"],
+    ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
+    ("benchmark", "cv_repeats"): 1,
+    ("benchmark", "n_boot"): 200,
+    ("detect", "n_boot"): 200,
+}
+
+# One opening whose text is an XSS attempt, added to the shared run's input: the report, the browser
+# and the notebooks read its outputs, and the page must show these characters as text.
+XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
+XSS_TEXT = f"{XSS} @AppleSupport my phone & my laptop both died"
+
+
+def xss_thread(tid: int = 9_000_001) -> list[dict[str, Any]]:
+    """A customer opening whose text is an XSS attempt, answered by a brand: written after the
+    sample's last tweet so it is the latest opening (shown in the overview's table)."""
+    when = datetime(2017, 12, 4, 9, 0, tzinfo=timezone.utc)
+    return [
+        {"tweet_id": tid, "author_id": "999001", "inbound": "True", "created_at": twitter_date(when),
+         "text": XSS_TEXT, "response_tweet_id": str(tid + 1), "in_response_to_tweet_id": ""},
+        {"tweet_id": tid + 1, "author_id": "AppleSupport", "inbound": "False",
+         "created_at": twitter_date(when + timedelta(minutes=7)),
+         "text": "@999001 Sorry to hear that <b>&</b> we'd like to help. DM us?",
+         "response_tweet_id": "", "in_response_to_tweet_id": str(tid)},
+    ]
+
+
+def sample_with_xss(dest: Path) -> Path:
+    """The embedded sample plus :func:`xss_thread`, as a twcs.csv at ``dest``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(SAMPLE_CSV, dest)
+    with dest.open("a", encoding="utf-8", newline="") as fh:
+        csv.DictWriter(fh, fieldnames=list(EXPECTED_COLUMNS)).writerows(xss_thread())
+    return dest
+
+
+def git_commit_all(root: Path, message: str) -> str:
+    """Commit everything git does not ignore in ``root``; return the new HEAD."""
+    import subprocess
+
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", message], cwd=root, check=True)
+    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def copy_run(src: Path, dest: Path) -> Path:
+    """A copy of a finished project run (git, DVC cache, outputs, MLflow store) to change freely.
+    Its MLflow experiments keep their artifact folder in the original (new runs add files there
+    and change none), so the original's outputs, lock and store stay as they were."""
+    shutil.copytree(src, dest, symlinks=True)
+    return dest
+
+
 @pytest.fixture(scope="session")
 def pipeline_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    """`dvc repro` of the whole pipeline on the embedded sample, in a fresh copy of the project."""
+    """`dvc repro` of the whole pipeline once per session, in a fresh copy of the project, on the
+    sample plus :func:`xss_thread` (``fetch.source: file``) with :data:`RUN_PARAMS`, committed
+    first (so runs carry a clean commit). Read-only: a test that changes it works on
+    :func:`copy_run` of it."""
     root = copy_project(tmp_path_factory.mktemp("pipeline"))
-    dvc(root, "repro")
+    src = sample_with_xss(root / "data" / "input" / "twcs_sample_xss.csv")
+    set_params(root, {("fetch", "source"): "file", ("fetch", "path"): str(src.relative_to(root)),
+                      **RUN_PARAMS})
+    git_commit_all(root, "the shared sample run's settings")
+    PIPELINE_CONSOLE["repro"] = dvc(root, "repro").stdout
     return Paths(root)
+
+
+PIPELINE_CONSOLE: dict[str, str] = {}  # what the shared `dvc repro` printed (the stages' summaries)
 
 
 # --------------------------------------------------------------------------------------------------

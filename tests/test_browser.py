@@ -1,7 +1,7 @@
 """reports/index.html in a real browser: headless Chromium (Debian's chromium + chromedriver).
 
-The page is built from a run root holding the real sample plus one injected opening whose text is an
-XSS attempt, with every stage that exists run on it. The test checks that every figure rendered
+The page is the one `dvc repro` wrote in the session's shared run (conftest ``pipeline_root``: the real
+sample plus one injected opening whose text is an XSS attempt, every stage run on it). The test checks that every figure rendered
 (plotly drew its SVG and holds traces), that the console has no JavaScript error, that the injected
 tweet is shown as text and its script never ran, and saves a screenshot to tests/artifacts/report.png.
 """
@@ -14,21 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import skip_unless_ci
+from conftest import XSS, skip_unless_ci
 from scrm import report as R
 from scrm.config import PROJECT_ROOT, Paths
-from test_report import XSS, full_root, report_settings
+from test_report import report_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 ARTIFACTS = PROJECT_ROOT / "tests" / "artifacts"
-
-
-@pytest.fixture(scope="session")
-def browser_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    return full_root(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +51,10 @@ def driver(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(scope="module")
-def page(browser_root: Paths, driver):
-    """The report, loaded from disk, once every figure has been drawn."""
-    index = R.run(browser_root, report_settings(browser_root))
-    expected = [f.id for f in R.build(browser_root, report_settings(browser_root)).figures]
+def page(pipeline_root: Paths, driver):
+    """The report `dvc repro` wrote, loaded from disk, once every figure has been drawn."""
+    index = pipeline_root.report_html
+    expected = [f.id for f in R.build(pipeline_root, report_settings(pipeline_root)).figures]
     driver.get(index.resolve().as_uri())
     deadline = time.monotonic() + 60
     js_drawn = ("return Array.from(arguments[0]).every(id => {const el = document.getElementById(id);"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import copy_project, dvc, skip_unless_ci
+from conftest import copy_project, copy_run, dvc, skip_unless_ci
 from scrm.config import PROJECT_ROOT
 from scrm.configbase import read_yaml
 from scrm.paths import Paths
@@ -311,32 +311,17 @@ def test_ui_answers_when_it_prints_its_url(command):
 # --------------------------------------------------------------------------------------------------
 # slow: dvc exp run -S on every params section, then dvc exp show / metrics diff / plots diff
 # --------------------------------------------------------------------------------------------------
-# Small settings so the experiments are quick: fast embeddings, two models on one split, few
-# resamples; edited as text so the file keeps its comments and quotes (DVC will rewrite it anyway).
-QUICK = [("embed", "backend", "minilm", "tfidf_svd"),
-         ("benchmark", "splits", "[stratified, time, brand]", "[stratified]"),
-         ("benchmark", "models", "null", "[dummy, complement_nb]"),
-         ("benchmark", "log_models", "best", "none"),
-         ("response_time", "importance_repeats", "5", "1"),
-         ("response_time", "log_models", "[logistic, ridge, hgb]", "false"),
-         ("outcome", "n_boot", "200", "20")]
-# one key of every section a stage reads (fullscale is read by bench/pipeline.py only, no stage)
+# one key of every section a stage reads (fullscale is read by bench/pipeline.py only, no stage);
+# outcome.measure.embedding=none also spares this rerun the MiniLM encoding (the shared run and the
+# "threshold" experiment run it)
 ONE_KEY_PER_SECTION = {"seed": "7", "fetch.rows": "1000", "prepare.require_text": "false",
                        "openings.answered_definition": "direct",
                        "sentiment.roles": "[brand,customer]",
                        "response_time.km_grid_points": "40", "outcome.fast_reply_minutes": "30",
+                       "outcome.measure.embedding": "none",
                        "complaints.min_votes": "2", "embed.tfidf_svd.n_components": "50",
                        "topics.top_n_words": "8", "benchmark.test_size": "0.3",
                        "report.top_brands": "10"}
-
-
-def _quick_params(root: Path) -> None:
-    text = (root / "params.yaml").read_text(encoding="utf-8")
-    for _, key, old, new in QUICK:
-        text, n = re.subn(rf"(?m)^(\s+{key}: ){re.escape(old)}(\s)", rf"\g<1>{new}\g<2>", text,
-                          count=1)
-        assert n == 1, key
-    (root / "params.yaml").write_text(text, encoding="utf-8")
 
 
 def _ran(out: str) -> set[str]:
@@ -349,13 +334,15 @@ def _git(root: Path, *args: str) -> str:
 
 
 @pytest.mark.slow
-def test_dvc_exp_run_on_every_section_and_exp_show_compares(tmp_path):
-    root = copy_project(tmp_path / "project")
-    assert yaml.safe_load((root / "params.yaml").read_text())["fetch"]["source"] == "sample"
-    _quick_params(root)
-    dvc(root, "repro", timeout=3000)
+def test_dvc_exp_run_on_every_section_and_exp_show_compares(pipeline_root, tmp_path):
+    """On a copy of the session's finished sample run (conftest ``pipeline_root``: its test-time
+    settings, the sample as its input), committed as the baseline the experiments compare with."""
+    root = copy_run(pipeline_root.root, tmp_path / "project")
+    fetch = yaml.safe_load((root / "params.yaml").read_text())["fetch"]
+    assert fetch["source"] == "file" and fetch["path"].endswith("twcs_sample_xss.csv"), fetch
     _git(root, "add", "-A")
-    _git(root, "commit", "-qm", "sample run (quick params)")
+    _git(root, "commit", "-qm", "sample run (test-time params)")
+    assert "up to date" in dvc(root, "status").stdout
     stages = set(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
 
     # the issue's reproducer: DVC rewrites params.yaml (unquoting "yes"/"no"), outcome rereads it
@@ -376,7 +363,7 @@ def test_dvc_exp_run_on_every_section_and_exp_show_compares(tmp_path):
     by_name = {r["Experiment"] or r["rev"]: r for r in rows}
     assert {"threshold", "every-section"} <= set(by_name), by_name.keys()
     main = next(r for r in rows if r["typ"] == "baseline")
-    # the quick params leave the MiniLM benchmark model out, so its headline value is null (DVC
+    # the test-time params leave the MiniLM benchmark model out, so its headline value is null (DVC
     # shows no column for it); every other headline metric must have a value in every row
     committed = json.loads(_git(root, "show", "HEAD:reports/metrics/headline.json"))
     quick_nulls = {"sealed_minilm_macro_f1"}

@@ -2,8 +2,8 @@
 one brand (tests/edge_inputs.py derives them from the sample). Each run completes, every stage's
 metrics carry a status (and a reason unless ok), and the report renders with the reasons.
 
-Slow (a whole `dvc repro` per file in a project copy, with the quick settings below; measured on 2
-shared cores: brand tweets only 35 s, never answered 2 min, one brand 1 min).
+Slow (a whole `dvc repro` per file in a project copy, with the quick settings below; CPU time measured
+with `python bench/suite.py`: brand tweets only 40 s, never answered 93 s, one brand 70 s).
 """
 
 from __future__ import annotations
@@ -21,13 +21,17 @@ from conftest import copy_project, dvc, set_params
 
 pytestmark = pytest.mark.slow
 
-# the same code paths with less work: the fast embedding backend, three benchmark models, no model
-# logging, fewer bootstrap draws (the sample run keeps the project's settings)
+# the same code paths with less work: the fast embedding backend, an outcome measure of lexical cues
+# only, three benchmark models and one repeat, no model logging, fewer bootstrap draws (what is
+# checked here is each stage's status and reason, not its numbers; the shared sample run, conftest
+# ``pipeline_root``, runs MiniLM in the outcome measure)
 FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
         ("response_time", "log_models"): False, ("response_time", "n_boot"): 50,
         ("outcome", "model", "n_boot"): 20, ("outcome", "model", "log_models"): False,
+        ("outcome", "measure", "embedding"): "none", ("complaints", "n_boot"): 100,
         ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
-        ("benchmark", "mlflow", "log_models"): "none", ("detect", "n_boot"): 200}
+        ("benchmark", "cv_repeats"): 1, ("benchmark", "n_boot"): 100,
+        ("benchmark", "mlflow", "log_models"): "none", ("detect", "n_boot"): 100}
 NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
 
 

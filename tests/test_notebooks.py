@@ -94,10 +94,9 @@ def test_exported_notebook_draws_its_charts_offline(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="session")
-def notebook_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    from test_report import full_root
-
-    return full_root(tmp_path_factory)
+def notebook_root(pipeline_root: Paths) -> Paths:
+    """The session's shared `dvc repro` of the sample (conftest): the notebooks only read it."""
+    return pipeline_root
 
 
 @pytest.mark.slow
@@ -106,7 +105,7 @@ def test_notebook_runs_against_a_run_root(name: str, notebook_root: Paths,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     from nbclient import NotebookClient
 
-    # the outputs each notebook reads (NEEDS) are written by the test run above: one missing is a
+    # the outputs each notebook reads (NEEDS) are written by the shared run: one missing is a
     # failure, never a skip
     missing = [str(f) for f in NEEDS[name](notebook_root) if not f.exists()]
     assert not missing, f"{name} needs stage outputs the test run did not write: {missing}"

@@ -1,5 +1,9 @@
 """The DVC + MLflow spine end to end: `dvc repro` really runs, reruns nothing twice, reruns only what a
-param change touches, and gives identical metrics when forced again (determinism)."""
+param change touches, and gives identical metrics when forced again (determinism).
+
+Every test reads the session's one `dvc repro` of the sample (conftest ``pipeline_root``, shared with
+the report, browser, notebook and daily-loop tests); a test that changes it works on a copy of the
+finished run (conftest ``copy_run``), never on the shared folder."""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import dvc
+from conftest import copy_run, dvc, xss_thread
 from scrm import tracking
 
 pytestmark = pytest.mark.slow
@@ -47,13 +51,12 @@ def test_mlflow_has_runs_with_provenance(pipeline_root):
 
 
 def test_param_change_reruns_only_dependants(pipeline_root, tmp_path):
-    """Change one outcome threshold in a copy: only outcome (and the report) rerun."""
-    import shutil
-
-    root = tmp_path / "copy"
-    shutil.copytree(pipeline_root.root, root, symlinks=True)
+    """Change outcome params in a copy (a threshold, and the measure's encoder off so the rerun skips
+    MiniLM): only outcome (and the report) rerun."""
+    root = copy_run(pipeline_root.root, tmp_path / "copy")
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["outcome"]["negative_threshold"] = -0.3
+    params["outcome"]["measure"]["embedding"] = "none"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = dvc(root, "repro").stdout
     ran = set(re.findall(r"Running stage '([^']+)'", out))
@@ -62,11 +65,13 @@ def test_param_change_reruns_only_dependants(pipeline_root, tmp_path):
 
 
 def test_forced_rerun_is_deterministic(pipeline_root, tmp_path):
-    """`dvc repro --force` again: byte-identical metrics JSON and identical MLflow metric values."""
-    root = pipeline_root.root
+    """`dvc repro --force` again (in a copy of the finished run): byte-identical metrics JSON and
+    identical MLflow metric values."""
+    root = copy_run(pipeline_root.root, tmp_path / "copy")
     metrics_dir = root / "reports" / "metrics"
     before = {p.name: p.read_bytes() for p in sorted(metrics_dir.glob("*.json"))}
     runs_before = {exp: tracking.list_runs(exp, root) for exp in EXPERIMENTS}
+    assert all(len(r) for r in runs_before.values()), "the shared run logged nothing to compare"
     dvc(root, "repro", "--force")
     after = {p.name: p.read_bytes() for p in sorted(metrics_dir.glob("*.json"))}
     assert before.keys() == after.keys()
@@ -81,7 +86,7 @@ def test_forced_rerun_is_deterministic(pipeline_root, tmp_path):
         a = old.sort_values(key)[[key, *metric_cols]].reset_index(drop=True)
         b = new.iloc[len(old):].sort_values(key)[[key, *metric_cols]].reset_index(drop=True)
         assert a.equals(b), exp
-    assert json.loads(after["prepare.json"])["rows_in"] == 5000
+    assert json.loads(after["prepare.json"])["rows_in"] == 5000 + len(xss_thread())  # the sample
 
 
 def test_every_run_and_version_of_the_pipeline_carries_commit_and_data_hash(pipeline_root):

@@ -2,27 +2,27 @@
 
 Fast tests build the report from the prepared real sample (only the dataset overview has data; every
 other section must say its stage has not run) and from hand-made tweets with known answers. The slow
-test runs every stage on the sample and checks that each section renders from the real outputs.
+test reads the session's shared `dvc repro` of the sample (conftest ``pipeline_root``, whose input
+holds an XSS attempt) and checks that each section renders from the real outputs.
 """
 
 from __future__ import annotations
 
-import csv
 import html
 import json
 import re
 import shutil
 from collections import Counter
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
-from conftest import T0, make_root, set_params, tweet, twitter_date
+from conftest import T0, XSS, XSS_TEXT, make_root, tweet, twitter_date
 from scrm import report as R
-from scrm.config import SAMPLE_CSV, Paths, ReportSettings, load_settings
+from scrm.config import Paths, ReportSettings, load_settings
 from scrm.data.schema import DATE_FORMAT
 from scrm.errors import DataError
 from scrm.report import figbase as FB
@@ -31,8 +31,6 @@ from scrm.report import html as H
 from scrm.report import views as V
 
 SECTION_IDS = [sid for sid, _ in R.SECTIONS]
-XSS = '<script>window.__pwned=1</script><img src=x onerror="window.__pwned=2">'
-XSS_TEXT = f"{XSS} @AppleSupport my phone & my laptop both died"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -53,85 +51,14 @@ def overview_root(prepared_root: Paths, tmp_path: Path) -> Paths:
     return copy_run(prepared_root, tmp_path / "run")
 
 
-def xss_thread(tid: int = 9_000_001) -> list[dict[str, Any]]:
-    """A customer opening whose text is an XSS attempt, answered by a brand: written after the
-    sample's last tweet so it is the latest opening (shown in the overview's table)."""
-    when = datetime(2017, 12, 4, 9, 0, tzinfo=timezone.utc)
-    return [
-        {"tweet_id": tid, "author_id": "999001", "inbound": "True", "created_at": twitter_date(when),
-         "text": XSS_TEXT, "response_tweet_id": str(tid + 1), "in_response_to_tweet_id": ""},
-        {"tweet_id": tid + 1, "author_id": "AppleSupport", "inbound": "False",
-         "created_at": twitter_date(when + timedelta(minutes=7)),
-         "text": "@999001 Sorry to hear that <b>&</b> we'd like to help. DM us?",
-         "response_tweet_id": "", "in_response_to_tweet_id": str(tid)},
-    ]
-
-
-# Stages after prepare, in DVC order: (metrics name, `scrm` command). They run through the CLI, the
-# one interface every stage keeps whatever its module's signature.
-STAGES = (("sentiment", "sentiment"), ("response_time", "response-time"), ("outcome", "outcome"),
-          ("complaints", "complaints"), ("embed", "embed"), ("topics", "topics"),
-          ("benchmark", "benchmark"))
-
-# Test-time settings: the same code paths, less work (no model logging, fewer bootstrap rounds, the
-# fast embedding backend, an outcome measure of lexical cues only, three benchmark models).
-FAST_PARAMS = {
-    ("response_time", "log_models"): False,
-    ("outcome", "model", "n_boot"): 20,
-    ("outcome", "model", "log_models"): False,
-    ("outcome", "measure", "embedding"): "none",
-    ("outcome", "measure", "n_boot"): 200,
-    ("complaints", "track"): False,
-    ("embed", "backend"): "tfidf_svd",
-    ("embed", "progress"): False,
-    ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
-    ("benchmark", "cv_repeats"): 1,
-    ("benchmark", "n_boot"): 200,
-    ("benchmark", "mlflow", "enabled"): False,
-}
-
-_FULL: dict[str, Paths] = {}
-_CONSOLE: dict[str, str] = {}  # each command's console output in the full run
-
-
-def scrm(*args: str) -> None:
-    """Run one ``scrm`` command in-process; a failure shows the command's output."""
-    from typer.testing import CliRunner
-
-    from scrm.cli import app
-
-    result = CliRunner().invoke(app, list(args))
-    assert result.exit_code == 0, f"scrm {' '.join(args)} failed:\n{result.output}"
-    _CONSOLE[args[0]] = result.output
+# Stages after prepare whose outputs the report reads, in DVC order (metrics file names).
+STAGES = ("sentiment", "response_time", "outcome", "complaints", "embed", "topics", "benchmark",
+          "detect")
 
 
 def report_settings(paths: Paths) -> ReportSettings:
     """The report section of a run root's params.yaml."""
     return load_settings(paths.root).report
-
-
-def build_full_root(dest: Path) -> Paths:
-    """fetch (sample + the XSS thread) -> prepare -> every later stage -> a run root."""
-    paths = make_root(dest)
-    set_params(paths.root, FAST_PARAMS)
-    src = dest / "twcs_with_xss.csv"
-    shutil.copy(SAMPLE_CSV, src)
-    with src.open("a", encoding="utf-8", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(xss_thread()[0]))
-        w.writerows(xss_thread())
-    root = str(paths.root)
-    scrm("fetch", "--source", "file", "--path", str(src), "--root", root)
-    scrm("prepare", "--root", root)
-    for _stage, command in STAGES:
-        scrm(command, "--root", root)
-    return paths
-
-
-def full_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    """One full run per session, shared by this file, test_browser.py and test_notebooks.py."""
-    if "root" not in _FULL:
-        _FULL["root"] = build_full_root(tmp_path_factory.mktemp("report_full"))
-    return _FULL["root"]
 
 
 # --------------------------------------------------------------------------------------------------
@@ -396,56 +323,50 @@ def n_points(trace: Any) -> int:
 # --------------------------------------------------------------------------------------------------
 # every section from real stage outputs
 # --------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def report_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    return full_root(tmp_path_factory)
-
-
 @pytest.mark.slow
-def test_every_section_renders_from_the_stage_outputs(report_root: Paths) -> None:
+def test_every_section_renders_from_the_stage_outputs(pipeline_root: Paths) -> None:
+    """Every stage ran (the shared `dvc repro`): each section renders from its outputs, none says a
+    stage is missing, every figure has points, the injected tweet is text."""
+    report_root = pipeline_root
+    missing = [s for s in STAGES if not report_root.metric(s).exists()]
+    assert not missing, f"the shared run wrote no metrics for {missing}"
     report = R.build(report_root, report_settings(report_root))
     built = {s.id: s for s in report.sections}
-    present = {stage for stage, _command in STAGES
-               if report_root.metric(stage).exists()
-               or (stage == "embed" and report_root.embeddings.exists())}
-    expected_missing = {"brands": "response_time" not in present,
-                        "outcomes": "outcome" not in present,
-                        "complaints": not {"complaints", "topics"} <= present,
-                        "benchmark": "benchmark" not in present}
-    for sid, missing in expected_missing.items():
-        assert bool(built[sid].missing) == missing, (sid, built[sid].missing)
+    for sid in ("brands", "outcomes", "complaints", "benchmark"):
+        assert not built[sid].missing, (sid, built[sid].missing)
     for f in report.figures:
         assert f.figure.data and any(n_points(t) > 0 for t in f.figure.data), f.id
     page = R.render(report)
     assert XSS not in page and html.escape(XSS, quote=True) in page
-    if "response_time" in present:
-        rt = json.loads(report_root.metric("response_time").read_text())
-        cards = dict((k, v) for v, k in re.findall(
-            r'<span class="v">([^<]*)</span><span class="k">([^<]*)</span>', page))
-        ov = rt["overall"]
-        assert cards["answered share"] == (f"{ov['answered_share']:.1%} ("
-                                           f"{100 * ov['answered_share_ci_low']:.1f}–"
-                                           f"{100 * ov['answered_share_ci_high']:.1f})")
-    if "benchmark" in present:
-        bm = json.loads(report_root.metric("benchmark").read_text())
-        ids = {f.id for f in report.figures}
-        for key in bm["sections"]:
-            assert f"fig-leaderboard-{re.sub(r'[^a-z0-9]+', '-', key)}" in ids, key
-        sealed = bm["sections"]["weak_to_gold/sealed_test"]["systems"]["rules (majority vote)"]
-        assert f"{sealed['macro_f1']:.3f}" in page
+    dvc_page = report_root.report_html.read_text(encoding="utf-8")  # what `dvc repro` wrote
+    assert XSS not in dvc_page and html.escape(XSS, quote=True) in dvc_page
+    rt = json.loads(report_root.metric("response_time").read_text())
+    cards = dict((k, v) for v, k in re.findall(
+        r'<span class="v">([^<]*)</span><span class="k">([^<]*)</span>', page))
+    ov = rt["overall"]
+    assert cards["answered share"] == (f"{ov['answered_share']:.1%} ("
+                                       f"{100 * ov['answered_share_ci_low']:.1f}–"
+                                       f"{100 * ov['answered_share_ci_high']:.1f})")
+    bm = json.loads(report_root.metric("benchmark").read_text())
+    ids = {f.id for f in report.figures}
+    for key in bm["sections"]:
+        assert f"fig-leaderboard-{re.sub(r'[^a-z0-9]+', '-', key)}" in ids, key
+    sealed = bm["sections"]["weak_to_gold/sealed_test"]["systems"]["rules (majority vote)"]
+    assert f"{sealed['macro_f1']:.3f}" in page
 
 
-def test_console_gives_each_duration_in_one_unit(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """Durations printed by the stages are minutes (``*_min``, ``mae_minutes``), never seconds or
-    hours beside them, and the numbers are the metrics' own."""
-    paths = full_root(tmp_path_factory)
-    text = "\n".join(_CONSOLE[c] for _, c in STAGES)
+@pytest.mark.slow
+def test_console_gives_each_duration_in_one_unit(pipeline_root: Paths) -> None:
+    """Durations the stages print are minutes (``*_min``, ``mae_minutes``), never seconds or hours
+    beside them, and they are the metrics' own numbers."""
+    from conftest import PIPELINE_CONSOLE
+
+    text = PIPELINE_CONSOLE["repro"]
     keys = set(re.findall(r'"?([a-z_0-9]+)"?:', text))
     timed = {k for k in keys if re.search(r"(latency|median|rmst|silence|time|wait)", k)
              and re.search(r"_(s|sec|seconds|h|hours|min|minutes)$", k)}
     assert timed, "no duration in the console output: the check would pass vacuously"
     assert {k for k in timed if not k.endswith(("_min", "_minutes"))} == set(), timed
-    overall = json.loads(paths.metric("response_time").read_text())["overall"]
-    console = _CONSOLE["response-time"]
+    overall = json.loads(pipeline_root.metric("response_time").read_text())["overall"]
     for key in ("km_median_min", "median_latency_min"):
-        assert f"{key}: {overall[key]}" in console, key
+        assert f"{key}: {overall[key]}" in text, key
