@@ -58,9 +58,10 @@ def atomic_path(target: Path | str) -> Iterator[Path]:
 def atomic_paths(*targets: Path | str) -> Iterator[list[Path]]:
     """Temp paths for outputs that must change together (one stage's outputs).
 
-    On success every old target is removed before the first new one is renamed in, in the order
-    given (put the metrics file last): a run killed at any moment leaves the complete old set, or a
-    subset of the new set (a missing file, which the next stage reports), never old and new mixed.
+    On success every old target is removed, in reverse order (the metrics file, given last, goes
+    first), before the first new one is renamed in, in the order given (the metrics file last): a
+    run killed at any moment leaves the complete old set, or a subset of one set without its
+    metrics file (a missing file, which the next stage reports), never old and new mixed.
     On error all temp files are deleted and the old targets are left as they were.
     """
     paths = [Path(t) for t in targets]
@@ -72,7 +73,7 @@ def atomic_paths(*targets: Path | str) -> Iterator[list[Path]]:
         for tmp in tmps:
             with open(tmp, "rb+") as fh:
                 os.fsync(fh.fileno())
-        for target in paths:
+        for target in reversed(paths):
             with contextlib.suppress(FileNotFoundError):
                 target.unlink()
         for tmp, target in zip(tmps, paths):
