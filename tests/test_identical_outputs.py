@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from scrm.config import PROJECT_ROOT
+from conftest import copy_project, dvc
+from scrm.config import PROJECT_ROOT, Paths
 from scrm.digests import digests
 
 pytestmark = pytest.mark.slow
@@ -20,18 +21,27 @@ pytestmark = pytest.mark.slow
 EXPECTED = Path(__file__).parent / "data" / "sample_output_digests.json"
 
 
-def test_metrics_json_equal_the_committed_ones(pipeline_root):
+@pytest.fixture(scope="module")
+def committed_run(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """`dvc repro` of the project as committed (its own params, the shipped sample) in a fresh
+    copy: not the session's shared run, whose test-time params and extra thread change outputs."""
+    root = copy_project(tmp_path_factory.mktemp("committed_run"))
+    dvc(root, "repro")
+    return Paths(root)
+
+
+def test_metrics_json_equal_the_committed_ones(committed_run: Paths) -> None:
     committed = sorted((PROJECT_ROOT / "reports" / "metrics").glob("*.json"))
     assert len(committed) >= 10
     for path in committed:
-        got = pipeline_root.root / "reports" / "metrics" / path.name
+        got = committed_run.root / "reports" / "metrics" / path.name
         assert got.exists(), path.name
         assert got.read_bytes() == path.read_bytes(), f"{path.name} differs from the committed one"
 
 
-def test_data_outputs_equal_the_recorded_digests(pipeline_root):
+def test_data_outputs_equal_the_recorded_digests(committed_run: Paths) -> None:
     expected = json.loads(EXPECTED.read_text(encoding="utf-8"))
-    got = {k: v for k, v in digests(pipeline_root.root).items() if k in expected}
+    got = {k: v for k, v in digests(committed_run.root).items() if k in expected}
     assert sorted(got) == sorted(expected), "an output went missing"
     differ = sorted(k for k in expected if got[k] != expected[k])
     assert not differ, f"outputs differ from the recorded digests: {differ}"

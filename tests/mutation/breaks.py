@@ -103,7 +103,7 @@ BREAKS: tuple[Break, ...] = (
                 "    target.parent.mkdir(parents=True, exist_ok=True)\n    tmp_path = target\n"),
            Edit("src/scrm/io.py", "            tmps.append(_mkstemp_beside(target))",
                 "            tmps.append(target)"),
-           Edit("src/scrm/io.py", "        for target in paths:\n            with contextlib.suppress"
+           Edit("src/scrm/io.py", "        for target in reversed(paths):\n            with contextlib.suppress"
                 "(FileNotFoundError):\n                target.unlink()\n",
                 "")),
           (T + "test_interrupted.py::test_prepare_killed_mid_write_keeps_old_outputs",

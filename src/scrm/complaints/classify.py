@@ -180,7 +180,7 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
                  show_progress: bool = True) -> dict[str, Any]:
     """Score every row of ``input_path`` with the registered model ``model_spec``; write
     ``output_path`` atomically. Returns a summary (rows, labelled, empty, label counts, model)."""
-    from .. import progress, tracking
+    from .. import progress
 
     src, dst = Path(input_path), Path(output_path)
     cols = input_columns(src)
@@ -191,9 +191,7 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
         raise DataError(f"no id column {id_column!r} (columns: {', '.join(cols)})", src, 1)
     ident = id_column or next((c for c in ("tweet_id", "id") if c in cols and c != text_column),
                               None)
-    uri = model_uri(model_spec, tracking.registered_models(root), tracking.tracking_uri(root))
-    model = tracking.load_model(uri, root)
-    encoder = None if reads_text(model) else vector_encoder(model, root)
+    uri, model, encoder = load_for_scoring(model_spec, root)
     lf = pl.scan_csv(src, infer_schema=False).select([c for c in (ident, text_column) if c])
     rows = labelled = 0
     counts: dict[str, int] = {}
@@ -218,6 +216,16 @@ def classify_csv(input_path: Path | str, output_path: Path | str, model_spec: st
             "label_counts": dict(sorted(counts.items()))}
 
 
+def load_for_scoring(model_spec: str, root: Path | str | None) -> tuple[str, Any, Any]:
+    """The ``models:/`` URI of ``model_spec`` in this project's store, the model (safe loader
+    only), and the sentence encoder it needs (None for a text model)."""
+    from .. import tracking
+
+    uri = model_uri(model_spec, tracking.registered_models(root), tracking.tracking_uri(root))
+    model = tracking.load_model(uri, root)
+    return uri, model, None if reads_text(model) else vector_encoder(model, root)
+
+
 def classify_texts(texts: list[str], model_spec: str,
                    root: Path | str | None = None) -> pl.DataFrame:
     """The Python form of ``scrm classify`` for a list of texts: the same cleaning, embedding
@@ -225,11 +233,7 @@ def classify_texts(texts: list[str], model_spec: str,
     values), from a model of this project's store named ``NAME``, ``NAME@alias`` or
     ``NAME/version``. Unlike a bare ``mlflow.pyfunc`` model it serves every registered model,
     including those that read MiniLM vectors."""
-    from .. import tracking
-
-    uri = model_uri(model_spec, tracking.registered_models(root), tracking.tracking_uri(root))
-    model = tracking.load_model(uri, root)
-    encoder = None if reads_text(model) else vector_encoder(model, root)
+    _, model, encoder = load_for_scoring(model_spec, root)
     batch = pl.DataFrame({"text": [str(t) for t in texts]}, schema={"text": pl.Utf8})
     return score_batch(batch, model, "text", None, 0, encoder)
 
