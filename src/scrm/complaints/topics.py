@@ -354,7 +354,6 @@ def run(paths: Paths, settings: TopicsSettings) -> dict[str, Any]:
     Without a fit (no openings, too few, no cluster) every table is written empty with its
     columns, the figures and the saved model are removed, and the metrics and the MLflow run say
     why."""
-
     from .. import tracking
     from ..progress import Phases
 
