@@ -32,15 +32,26 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
-# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup --no-loadscope-reorder`): each test file
-# is one unit of work, so a module-scoped fixture is built once (a session-scoped one once per worker
-# that needs it: ``prepared_root`` and ``detect_root`` are cheap); the tests that read the shared
-# sample run (``pipeline_root``) form one unit, so that run is built once, on one worker, and its
-# readers run in their usual order; that unit comes first (the suite's longest chain starts at once,
-# the other worker takes the files one by one). Without xdist nothing changes.
+# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup --no-loadscope-reorder`) each test file is
+# one unit of work, so a module-scoped fixture is built once; a session-scoped one is built once per
+# worker that needs it (``prepared_root`` and ``detect_root`` are cheap), except the shared sample run
+# (``pipeline_root``), which the first worker to need it builds under a file lock and every worker
+# then reads. Units are handed out in the order below, longest chains first: the file that builds the
+# shared run, then the edge-input pipelines, then every other file as collected, the files that only
+# read the shared run last (by then it is built). Without xdist nothing changes.
+FIRST = ("test_identical_outputs.py", "test_edge_pipeline.py")
+LAST = ("test_pipeline.py", "test_daily_loop.py", "test_report.py", "test_browser.py",
+        "test_notebooks.py")
+
+
 def _unit(item: pytest.Item) -> str:
-    return ("pipeline_root" if "pipeline_root" in getattr(item, "fixturenames", ())
-            else item.nodeid.split("::")[0])
+    return item.nodeid.split("::")[0]
+
+
+def _rank(item: pytest.Item) -> int:
+    name = _unit(item).rsplit("/", 1)[-1]
+    return (FIRST.index(name) - len(FIRST) if name in FIRST
+            else 1 + LAST.index(name) if name in LAST else 0)
 
 
 @pytest.hookimpl(trylast=True)
@@ -56,7 +67,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             # what xdist's own hook does (``item._nodeid``), which pytest 9.2 no longer reads:
             # the scheduler groups tests by this suffix of their id
             item._id = coerce_node_id(f"{item.nodeid}@{unit}")
-    items.sort(key=lambda item: _unit(item) != "pipeline_root")  # stable: otherwise as collected
+    items.sort(key=_rank)  # stable: otherwise as collected
 
 
 def twitter_date(dt: datetime) -> str:
@@ -157,7 +168,7 @@ def tiny_root(tmp_path: Path) -> Callable[[list[dict[str, Any]]], Paths]:
     """Build a run root whose raw file holds the given hand-made tweets, then run prepare."""
 
     def build(rows: list[dict[str, Any]]) -> Paths:
-        from scrm.config import load_params, load_settings
+        from scrm.config import load_settings
         from scrm.data import prepare
 
         paths = make_root(tmp_path)
@@ -196,9 +207,9 @@ def copy_project(dest: Path, source: Path = PROJECT_ROOT) -> Path:
     return dest
 
 
-def dvc(root: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedProcess[str]":
+def _stage_env() -> dict[str, str]:
+    """What a stage process gets: this venv first on PATH, offline, no outside MLflow store."""
     import os
-    import subprocess
     import sys
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
@@ -206,8 +217,15 @@ def dvc(root: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedPro
            "MPLBACKEND": "Agg"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("SCRM_ROOT", None)
+    return env
+
+
+def dvc(root: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedProcess[str]":
+    import subprocess
+    import sys
+
     r = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True,
-                       text=True, env=env, timeout=timeout)
+                       text=True, env=_stage_env(), timeout=timeout)
     if r.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
     return r
@@ -217,8 +235,9 @@ def dvc(root: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedPro
 # same stages and code paths, less work): the fast embedding backend, three benchmark models on one
 # split, one repeat, fewer bootstrap draws, one response-time model registered. Every stage still runs
 # and tracks in MLflow (complaints included) and registers what the provenance tests check (the
-# benchmark's best models, the detectors, the category champion). The full settings: `make run`,
-# whose committed outputs the fast tests check (test_daily_loop.py, test_promises.py).
+# benchmark's best models, the detectors, the category champion). Its outputs are checked against a
+# record (tests/test_identical_outputs.py); the full settings' run is `make run`, whose committed
+# outputs are pinned to the code and params by dvc.lock (tests/test_daily_loop.py).
 RUN_PARAMS: dict[tuple[str, ...], Any] = {
     ("embed", "backend"): "tfidf_svd",
     ("embed", "progress"): False,
@@ -284,18 +303,44 @@ def copy_run(src: Path, dest: Path) -> Path:
     return dest
 
 
-@pytest.fixture(scope="session")
-def pipeline_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
-    """`dvc repro` of the whole pipeline once per session, in a fresh copy of the project, on the
-    sample plus :func:`xss_thread` (``fetch.source: file``) with :data:`RUN_PARAMS`, committed
-    first (so runs carry a clean commit). Read-only: a test that changes it works on
-    :func:`copy_run` of it."""
-    root = copy_project(tmp_path_factory.mktemp("pipeline"))
+def shared_run(root: Path) -> str:
+    """Build the shared sample run in ``root``: a copy of the project on the sample plus
+    :func:`xss_thread` (``fetch.source: file``) with :data:`RUN_PARAMS`, committed first (so runs
+    carry a clean commit), then `dvc repro`; what it printed."""
+    root.mkdir(parents=True, exist_ok=True)
+    copy_project(root)
     src = sample_with_xss(root / "data" / "input" / "twcs_sample_xss.csv")
     set_params(root, {("fetch", "source"): "file", ("fetch", "path"): str(src.relative_to(root)),
                       **RUN_PARAMS})
     git_commit_all(root, "the shared sample run's settings")
-    PIPELINE_CONSOLE["repro"] = dvc(root, "repro").stdout
+    return dvc(root, "repro").stdout
+
+
+@pytest.fixture(scope="session")
+def pipeline_root(tmp_path_factory: pytest.TempPathFactory) -> Paths:
+    """The shared sample run (:func:`shared_run`), once per session. Read-only: a test that changes
+    it works on :func:`copy_run` of it. Under xdist the workers share one run: the first to need it
+    builds it under a file lock in the session's common temp folder, the others wait for it."""
+    import os
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        base = base.parent  # the folder every worker's temp folder is in
+    root, console = base / "shared-pipeline", base / "shared-pipeline.console"
+    failed = base / "shared-pipeline.failed"
+    with FileLock(str(base / "shared-pipeline.lock")):
+        if failed.exists():  # another worker's build failed: the same error, not a second attempt
+            pytest.fail(failed.read_text(encoding="utf-8"), pytrace=False)
+        if not console.exists():
+            try:
+                text = shared_run(root)
+            except BaseException as exc:
+                failed.write_text(f"the shared sample run failed: {exc}", encoding="utf-8")
+                raise
+            console.write_text(text, encoding="utf-8")
+    PIPELINE_CONSOLE["repro"] = console.read_text(encoding="utf-8")
     return Paths(root)
 
 

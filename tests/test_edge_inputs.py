@@ -2,9 +2,10 @@
 writes its outputs with the right schema (typed, never Null columns), says "status" and a reason a
 person understands in its metrics, and the report shows each section's real state.
 
-Inputs: files derived from the real sample (tests/edge_inputs.py: brand tweets only, one brand) and
-small hand-made ones (openings never answered, one day, every record quarantined, a stage that
-fails). The whole `dvc repro` on the derived files is tests/test_edge_pipeline.py (slow).
+Inputs here: small hand-made ones (openings never answered, one day, every record quarantined, a
+stage that fails). The files derived from the real sample (tests/edge_inputs.py: brand tweets only,
+openings never answered, one brand) go through the whole `dvc repro` in tests/test_edge_pipeline.py
+(slow), which also checks their outputs' schemas, metrics keys and reasons.
 """
 
 from __future__ import annotations
@@ -12,20 +13,17 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
-import edge_inputs
 from conftest import make_root, set_params, tweet, write_twcs
 from scrm import io as sio
 from scrm import status
 from scrm.config import Paths
 from scrm.data.schema import typed_frame, untyped_columns
-from scrm.response_time.service import PAIRWISE_COLUMNS
 
 # the stages run here, in DVC order
 COMMANDS = ("prepare", "sentiment", "response-time", "outcome", "complaints", "embed", "topics",
@@ -78,85 +76,6 @@ def notes(paths: Paths) -> list[str]:
     page = paths.report_html.read_text(encoding="utf-8")
     return [html.unescape(re.sub("<[^>]+>", "", n))
             for n in re.findall(r'<p class="missing">(.*?)</p>', page)]
-
-
-_RUNS: dict[str, tuple[Paths, dict[str, int]]] = {}
-
-
-@pytest.fixture(scope="module")
-def derived(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], tuple[Paths, dict[str, int]]]:
-    """The stages on a file derived from the sample (once per case and module)."""
-    def get(case: str) -> tuple[Paths, dict[str, int]]:
-        if case not in _RUNS:
-            dest = tmp_path_factory.mktemp(case)
-            src = edge_inputs.write(case, dest / f"{case}.csv")
-            paths = fast_root(dest)
-            _RUNS[case] = paths, run_stages(paths, src)
-        return _RUNS[case]
-    return get
-
-
-# --------------------------------------------------------------------------------------------------
-# brand tweets only: no opening anywhere
-# --------------------------------------------------------------------------------------------------
-def test_brand_tweets_only_every_stage_finishes_with_the_reason(derived) -> None:
-    paths, codes = derived("brand_tweets_only")
-    assert codes == dict.fromkeys(codes, 0), codes
-    prep = metrics(paths, "prepare")
-    assert prep["openings"] == 0 and prep["tweets"] == prep["rows_in"] == 2222
-    for stage in ("prepare", "response_time", "outcome", "complaints", "embed", "topics",
-                  "benchmark", "detect"):
-        m = metrics(paths, stage)
-        assert m["status"] == "no_data" and m["reason"].startswith(NO_OPENINGS), stage
-    assert metrics(paths, "complaints")["label_model"]["status"] == "skipped"
-    assert pl.read_csv(paths.benchmark_csv).columns[:4] == ["protocol", "variant", "rank", "system"]
-    assert metrics(paths, "sentiment")["status"] == "ok"  # the brand tweets are scored
-    assert metrics(paths, "fetch")["status"] == "ok"
-    page_notes = notes(paths)
-    assert any(n.startswith(f"No data because {NO_OPENINGS}") and "response_time" in n
-               for n in page_notes)
-    assert not any("has not run" in n and stage in n for n in page_notes
-                   for stage in ("prepare", "response_time", "topics"))
-
-
-def test_empty_outputs_have_the_schema_of_full_ones(derived) -> None:
-    """Every parquet the stages write on the brand-only file has exactly the columns and types of
-    the same file written on a file with data (one brand), and no untyped column anywhere."""
-    empty_paths, _ = derived("brand_tweets_only")
-    full_paths, codes = derived("one_brand")
-    assert codes == dict.fromkeys(codes, 0), codes
-    empty, full = parquet_schemas(empty_paths), parquet_schemas(full_paths)
-    assert empty.keys() == full.keys()
-    for name, schema in empty.items():
-        assert schema == full[name], name
-        assert not untyped_columns(pl.read_parquet(empty_paths.processed / name)
-                                   if (empty_paths.processed / name).exists()
-                                   else pl.read_parquet(empty_paths.interim / name)), name
-    for name in full:
-        where = full_paths.processed / name
-        frame = pl.read_parquet(where if where.exists() else full_paths.interim / name)
-        assert not untyped_columns(frame), name
-
-
-def test_empty_metrics_have_the_keys_of_full_ones(derived) -> None:
-    """A no-data metrics file has the same top-level keys as one with results (values null or 0):
-    `dvc metrics diff` and the report read the same shape either way."""
-    empty_paths, _ = derived("brand_tweets_only")
-    full_paths, _ = derived("one_brand")
-    for stage in ("fetch", "prepare", "sentiment", "response_time", "outcome", "complaints",
-                  "embed", "topics"):
-        assert metrics(empty_paths, stage).keys() == metrics(full_paths, stage).keys(), stage
-
-
-def test_one_brand_skips_the_brand_comparisons_with_their_reason(derived) -> None:
-    paths, _ = derived("one_brand")
-    rt = metrics(paths, "response_time")
-    assert rt["status"] == "ok" and len(rt["brands"]) == 1
-    assert rt["logrank"]["p_value"] is None and rt["logrank"]["note"]
-    pairwise = pl.read_parquet(paths.rt_pairwise)
-    assert pairwise.height == 0 and pairwise.columns == list(PAIRWISE_COLUMNS)
-    assert pl.read_parquet(paths.service_table).height == 1
-    assert metrics(paths, "topics")["status"] in ("ok", "skipped")
 
 
 # --------------------------------------------------------------------------------------------------

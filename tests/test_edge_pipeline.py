@@ -1,9 +1,12 @@
 """`dvc repro` on real files a little unlike the sample: brand tweets only, openings never answered,
 one brand (tests/edge_inputs.py derives them from the sample). Each run completes, every stage's
-metrics carry a status (and a reason unless ok), and the report renders with the reasons.
+metrics carry a status (and a reason unless ok), and the report renders with the reasons. On the
+cheapest of them (brand tweets only: every stage finishes early), `dvc exp run -S` on a key of every
+params section reruns every stage, each reads DVC's rewrite of params.yaml, and that rewrite changes
+no value (the experiment against the sample run: tests/test_daily_loop.py).
 
-Slow (a whole `dvc repro` per file in a project copy, with the quick settings below; CPU time measured
-with `python bench/suite.py`: brand tweets only 40 s, never answered 93 s, one brand 70 s).
+Slow: a whole `dvc repro` per file in a project copy, with the quick settings below (CPU time per
+test: `python bench/suite.py tests/test_edge_pipeline.py`).
 """
 
 from __future__ import annotations
@@ -11,25 +14,34 @@ from __future__ import annotations
 import html
 import json
 import re
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
+import polars as pl
 import pytest
 import yaml
 
 import edge_inputs
-from conftest import copy_project, dvc, set_params
+from conftest import copy_project, copy_run, dvc, set_params
+from scrm.config import Paths
+from scrm.data.schema import untyped_columns
+from scrm.response_time.service import PAIRWISE_COLUMNS
 
 pytestmark = pytest.mark.slow
 
 # the same code paths with less work: the fast embedding backend, an outcome measure of lexical cues
-# only, three benchmark models and one repeat, no model logging, fewer bootstrap draws (what is
-# checked here is each stage's status and reason, not its numbers; the shared sample run, conftest
-# ``pipeline_root``, runs MiniLM in the outcome measure)
+# only, three benchmark models on one split and one repeat, one topic fit (no stability refits), no
+# model logging, fewer bootstrap draws (what is checked here is each stage's status and reason, not
+# its numbers; the shared sample run, conftest ``pipeline_root``, runs the project's own settings)
 FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
         ("response_time", "log_models"): False, ("response_time", "n_boot"): 50,
+        ("response_time", "importance_repeats"): 1,
         ("outcome", "model", "n_boot"): 20, ("outcome", "model", "log_models"): False,
-        ("outcome", "measure", "embedding"): "none", ("complaints", "n_boot"): 100,
+        ("outcome", "measure", "embedding"): "none", ("outcome", "measure", "n_boot"): 100,
+        ("complaints", "n_boot"): 100, ("topics", "stability_runs"): 0,
         ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
+        ("benchmark", "splits"): ["stratified"],
         ("benchmark", "cv_repeats"): 1, ("benchmark", "n_boot"): 100,
         ("benchmark", "mlflow", "log_models"): "none", ("detect", "n_boot"): 100}
 NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
@@ -44,10 +56,25 @@ def _project_on(case: str, dest: Path) -> Path:
     return root
 
 
+@pytest.fixture(scope="module")
+def edge_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``edge_run(case)``: the project on that derived file after `dvc repro`, built once per
+    module (read-only: change a :func:`conftest.copy_run` of it)."""
+    built: dict[str, Path] = {}
+
+    def get(case: str) -> Path:
+        if case not in built:
+            root = _project_on(case, tmp_path_factory.mktemp(case) / "project")
+            dvc(root, "repro", timeout=3600)
+            built[case] = root
+        return built[case]
+
+    return get
+
+
 @pytest.mark.parametrize("case", sorted(edge_inputs.CASES))
-def test_dvc_repro_completes_with_a_status_everywhere(case: str, tmp_path: Path) -> None:
-    root = _project_on(case, tmp_path / "project")
-    dvc(root, "repro", timeout=3600)
+def test_dvc_repro_completes_with_a_status_everywhere(case: str, edge_run) -> None:
+    root = edge_run(case)
     stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
     statuses: dict[str, tuple[str, str | None]] = {}
     for name, stage in stages.items():
@@ -77,3 +104,125 @@ def test_dvc_repro_completes_with_a_status_everywhere(case: str, tmp_path: Path)
         assert rt["status"] == "ok" and rt["openings"]["answered"] == 0
     if case == "one_brand":
         assert statuses["response_time"][0] == "ok"
+
+
+# one key of every section a stage reads (fullscale is read by bench/pipeline.py only, ray only by an
+# engine set to ray), each a value unlike the file's; YAML 1.1 words ("yes"/"no" in
+# outcome.name_stopwords) stay in the file and must survive DVC's rewrite as strings
+ONE_KEY_PER_SECTION = {"seed": "7", "fetch.rows": "1000", "prepare.require_text": "false",
+                       "openings.answered_definition": "direct",
+                       "sentiment.roles": "[brand,customer]",
+                       "response_time.km_grid_points": "40", "outcome.fast_reply_minutes": "30",
+                       "complaints.min_votes": "2", "embed.tfidf_svd.n_components": "50",
+                       "topics.top_n_words": "8", "benchmark.test_size": "0.3",
+                       "detect.n_boot": "150", "report.top_brands": "10"}
+
+
+def test_dvc_exp_run_on_a_key_of_every_section_reruns_every_stage(edge_run, tmp_path) -> None:
+    from scrm.config import load_settings
+
+    root = copy_run(edge_run("brand_tweets_only"), tmp_path / "project")
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
+    subprocess.run([*git, "commit", "-qm", "baseline", "--allow-empty"], cwd=root, check=True)
+    original = (root / "params.yaml").read_text(encoding="utf-8")
+    sections = {k for k, v in yaml.safe_load(original).items() if isinstance(v, dict)}
+    assert {k.split(".")[0] for k in ONE_KEY_PER_SECTION} | {"fullscale", "ray"} >= sections
+
+    sets = [a for k, v in ONE_KEY_PER_SECTION.items() for a in ("-S", f"{k}={v}")]
+    out = dvc(root, "exp", "run", "-n", "every-section", *sets, timeout=3000).stdout
+    stages = set(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+    assert set(re.findall(r"Running stage '([^']+)'", out)) == stages, \
+        f"every stage reruns and succeeds:\n{out}"
+    table = dvc(root, "exp", "show", "--csv", "--no-pager", timeout=600).stdout
+    assert "every-section" in table, table
+
+    # what the stages read after DVC's rewrite equals the original file with exactly these changes
+    got = load_settings(root)
+    (root / "params.yaml").write_text(original, encoding="utf-8")
+    set_params(root, {tuple(k.split(".")): yaml.safe_load(v) for k, v in ONE_KEY_PER_SECTION.items()})
+    assert got == load_settings(root)
+
+
+# --------------------------------------------------------------------------------------------------
+# what the stages wrote on the derived files (the runs above)
+# --------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def derived(edge_run) -> Callable[[str], Paths]:
+    return lambda case: Paths(edge_run(case))
+
+
+def metrics(paths: Paths, stage: str) -> dict:
+    return json.loads(paths.metric(stage).read_text(encoding="utf-8"))
+
+
+def parquet_schemas(paths: Paths) -> dict[str, dict[str, pl.DataType]]:
+    return {p.name: dict(pl.read_parquet_schema(p))
+            for p in sorted(paths.root.glob("data/**/*.parquet"))}
+
+
+def notes(paths: Paths) -> list[str]:
+    page = paths.report_html.read_text(encoding="utf-8")
+    return [html.unescape(re.sub("<[^>]+>", "", n))
+            for n in re.findall(r'<p class="missing">(.*?)</p>', page)]
+
+
+# --------------------------------------------------------------------------------------------------
+# brand tweets only: no opening anywhere
+# --------------------------------------------------------------------------------------------------
+def test_brand_tweets_only_every_stage_finishes_with_the_reason(derived) -> None:
+    paths = derived("brand_tweets_only")  # `dvc repro` succeeded: every stage exited 0
+    prep = metrics(paths, "prepare")
+    assert prep["openings"] == 0 and prep["tweets"] == prep["rows_in"] == 2222
+    for stage in ("prepare", "response_time", "outcome", "complaints", "embed", "topics",
+                  "benchmark", "detect"):
+        m = metrics(paths, stage)
+        assert m["status"] == "no_data" and m["reason"].startswith(NO_OPENINGS), stage
+    assert metrics(paths, "complaints")["label_model"]["status"] == "skipped"
+    assert pl.read_csv(paths.benchmark_csv).columns[:4] == ["protocol", "variant", "rank", "system"]
+    assert metrics(paths, "sentiment")["status"] == "ok"  # the brand tweets are scored
+    assert metrics(paths, "fetch")["status"] == "ok"
+    page_notes = notes(paths)
+    assert any(n.startswith(f"No data because {NO_OPENINGS}") and "response_time" in n
+               for n in page_notes)
+    assert not any("has not run" in n and stage in n for n in page_notes
+                   for stage in ("prepare", "response_time", "topics"))
+
+
+def test_empty_outputs_have_the_schema_of_full_ones(derived) -> None:
+    """Every parquet the stages write on the brand-only file has exactly the columns and types of
+    the same file written on a file with data (one brand), and no untyped column anywhere."""
+    empty_paths, full_paths = derived("brand_tweets_only"), derived("one_brand")
+    empty, full = parquet_schemas(empty_paths), parquet_schemas(full_paths)
+    assert empty.keys() == full.keys()
+    for name, schema in empty.items():
+        assert schema == full[name], name
+        assert not untyped_columns(pl.read_parquet(empty_paths.processed / name)
+                                   if (empty_paths.processed / name).exists()
+                                   else pl.read_parquet(empty_paths.interim / name)), name
+    for name in full:
+        where = full_paths.processed / name
+        frame = pl.read_parquet(where if where.exists() else full_paths.interim / name)
+        assert not untyped_columns(frame), name
+
+
+def test_empty_metrics_have_the_keys_of_full_ones(derived) -> None:
+    """A no-data metrics file has the same top-level keys as one with results (values null or 0):
+    `dvc metrics diff` and the report read the same shape either way."""
+    empty_paths, full_paths = derived("brand_tweets_only"), derived("one_brand")
+    for stage in ("fetch", "prepare", "sentiment", "response_time", "outcome", "complaints",
+                  "embed", "topics"):
+        assert metrics(empty_paths, stage).keys() == metrics(full_paths, stage).keys(), stage
+
+
+def test_one_brand_skips_the_brand_comparisons_with_their_reason(derived) -> None:
+    paths = derived("one_brand")
+    rt = metrics(paths, "response_time")
+    assert rt["status"] == "ok" and len(rt["brands"]) == 1
+    assert rt["logrank"]["p_value"] is None and rt["logrank"]["note"]
+    pairwise = pl.read_parquet(paths.rt_pairwise)
+    assert pairwise.height == 0 and pairwise.columns == list(PAIRWISE_COLUMNS)
+    assert pl.read_parquet(paths.service_table).height == 1
+    assert metrics(paths, "topics")["status"] in ("ok", "skipped")
+
+

@@ -14,13 +14,13 @@ import pytest
 from mutation import run as M
 from mutation.breaks import BREAKS
 
-# each costs one pytest start in the copy (10-40 s on 2 cores; the nine: 1.0 CPU-min in all, measured
-# with bench/suite.py); the rest: run.py (README, Guarantees). The two pipeline breaks
+# each costs one pytest start in the copy (10-40 s on 2 cores; the first nine: 1.0 CPU-min in all,
+# measured with bench/suite.py); the rest: run.py (README, Guarantees). The two pipeline breaks
 # (metrics_not_deterministic, repro_always_reruns) stay out: each would rebuild the shared sample
-# run in the copy (2.4 CPU-min) and the first also force a second one (2.3 CPU-min).
+# run in the copy (about 2.4 CPU-min).
 SUITE = ("cloudpickle", "tfidf_fitted_on_test_rows", "git_commit_unknown", "sentiment_boundaries",
          "model_store_follows_environment", "report_text_unescaped", "yaml11_booleans",
-         "dvc_lock_makes_commit_dirty", "progress_with_carriage_return")
+         "dvc_lock_makes_commit_dirty", "progress_with_carriage_return", "committed_run_stale")
 
 
 @pytest.fixture(scope="module")
