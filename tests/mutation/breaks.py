@@ -124,7 +124,7 @@ BREAKS: tuple[Break, ...] = (
                 "def write_json(target: Path | str, obj: Any) -> Path:\n"
                 "    import time as _t\n"
                 "    obj = {**obj, 'written_at': _t.time()} if isinstance(obj, dict) else obj\n"),),
-          (T + "test_identical_outputs.py::test_metrics_json_equal_the_committed_ones",), fast=False),
+          (T + "test_identical_outputs.py::test_metrics_json_equal_the_recorded_ones",), fast=False),
     Break("repro_always_reruns",
           "G9 dvc repro twice reruns nothing",
           (Edit("dvc.yaml", "  report:\n", "  report:\n    always_changed: true\n"),),
