@@ -3,6 +3,8 @@ and track the runs in MLflow (through :mod:`scrm.tracking`, the only module that
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -91,6 +93,26 @@ def stage_status(paths: Paths, openings: pl.DataFrame, op: pl.DataFrame) -> dict
     return status.ok()
 
 
+@contextmanager
+def _cox(op: pl.DataFrame, settings: ResponseTimeSettings
+         ) -> Iterator[Callable[[], dict[str, Any]]]:
+    """A getter of the Cox model's metrics. With ``n_jobs > 1`` the fit starts at once in a spawned
+    process (it is the stage's largest single fit and shares nothing with the other models), so
+    both cores work; it is deterministic (a seeded sample, no random draws), so the metrics are the
+    same wherever it runs."""
+    if not settings.cox:
+        yield lambda: {"status": "skipped", "reason": "cox: false"}
+        return
+    if settings.n_jobs < 2:
+        yield lambda: cox_model(op, settings)
+        return
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
+        yield pool.submit(cox_model, op, settings).result
+
+
 def run(paths: Paths, settings: ResponseTimeSettings,
         openings_settings: OpeningsSettings) -> dict[str, Any]:
     """Opening frame, service table with intervals, sensitivity table, KM/log-rank, pairwise tests,
@@ -110,15 +132,15 @@ def run(paths: Paths, settings: ResponseTimeSettings,
     population = "requests" if openings_settings.exclude_non_requests else "all"
     op, info = ft.opening_frame(service_population(openings, openings_settings), tweets, threads,
                                 sentiment, settings)
-    replies = sv.reply_latencies(tweets, op["opening_tweet_id"])
-    table = sv.service_table(op, replies, settings)
-    sensitivity = sensitivity_table(openings, info["end_of_data"], settings)
-    pairwise = sv.brand_pairwise(op, settings)
-    results = md.fit_models(op, settings)
-    evaluation, calibration = evaluate(results, settings)
-    importances = md.permutation_importances(results, op, settings)
-    cox = (cox_model(op, settings) if settings.cox
-           else {"status": "skipped", "reason": "cox: false"})
+    with _cox(op, settings) as cox_result:
+        replies = sv.reply_latencies(tweets, op["opening_tweet_id"])
+        table = sv.service_table(op, replies, settings)
+        sensitivity = sensitivity_table(openings, info["end_of_data"], settings)
+        pairwise = sv.brand_pairwise(op, settings)
+        results = md.fit_models(op, settings)
+        evaluation, calibration = evaluate(results, settings)
+        importances = md.permutation_importances(results, op, settings)
+        cox = cox_result()
     metrics: dict[str, Any] = {
         **stage_status(paths, openings, op),
         "openings": opening_block(openings, openings_settings),
