@@ -252,6 +252,7 @@ class OutcomeSettings(Section):
     fast_reply_minutes: float = req(POSITIVE)
     template_threshold: float = req(between(0, 1))
     template: TemplateSettings = req()
+    n_jobs: int = req(between(1, 64))
     top_brands: int = req(NON_NEGATIVE)
     ci_level: float = req(FRACTION)
     findings_features: tuple[str, ...] = req()

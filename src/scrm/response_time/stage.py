@@ -3,8 +3,6 @@ and track the runs in MLflow (through :mod:`scrm.tracking`, the only module that
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +12,7 @@ import polars as pl
 from .. import status
 from ..data.openings import NON_REQUEST_RULES, answered_counts, service_population
 from ..errors import DataError
+from ..parallel import beside
 from . import features as ft
 from . import models as md
 from . import service as sv
@@ -93,24 +92,9 @@ def stage_status(paths: Paths, openings: pl.DataFrame, op: pl.DataFrame) -> dict
     return status.ok()
 
 
-@contextmanager
-def _cox(op: pl.DataFrame, settings: ResponseTimeSettings
-         ) -> Iterator[Callable[[], dict[str, Any]]]:
-    """A getter of the Cox model's metrics. With ``n_jobs > 1`` the fit starts at once in a spawned
-    process (it is the stage's largest single fit and shares nothing with the other models), so
-    both cores work; it is deterministic (a seeded sample, no random draws), so the metrics are the
-    same wherever it runs."""
-    if not settings.cox:
-        yield lambda: {"status": "skipped", "reason": "cox: false"}
-        return
-    if settings.n_jobs < 2:
-        yield lambda: cox_model(op, settings)
-        return
-    from concurrent.futures import ProcessPoolExecutor
-    from multiprocessing import get_context
-
-    with ProcessPoolExecutor(1, mp_context=get_context("spawn")) as pool:
-        yield pool.submit(cox_model, op, settings).result
+def _cox(op: pl.DataFrame, settings: ResponseTimeSettings) -> dict[str, Any]:
+    return (cox_model(op, settings) if settings.cox
+            else {"status": "skipped", "reason": "cox: false"})
 
 
 def run(paths: Paths, settings: ResponseTimeSettings,
@@ -132,7 +116,9 @@ def run(paths: Paths, settings: ResponseTimeSettings,
     population = "requests" if openings_settings.exclude_non_requests else "all"
     op, info = ft.opening_frame(service_population(openings, openings_settings), tweets, threads,
                                 sentiment, settings)
-    with _cox(op, settings) as cox_result:
+    # Cox is the stage's largest single fit and shares nothing with the other models: with
+    # n_jobs > 1 it runs in a second process meanwhile (deterministic: a seeded sample, no draws)
+    with beside(settings.n_jobs if settings.cox else 1, _cox, op, settings) as cox_result:
         replies = sv.reply_latencies(tweets, op["opening_tweet_id"])
         table = sv.service_table(op, replies, settings)
         sensitivity = sensitivity_table(openings, info["end_of_data"], settings)
