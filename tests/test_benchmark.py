@@ -90,6 +90,7 @@ def fast_params(**bench: Any) -> dict[str, Any]:
     b["cv_repeats"] = 2
     b["inner_folds"] = 2
     b["n_boot"] = 200
+    b["workers"] = 1  # cells in this process (worker start-up would dominate); pools: below
     b.update(bench)
     return params
 
@@ -476,10 +477,13 @@ def test_one_mlflow_run_per_section_and_system(tmp_path: Path, frame: pl.DataFra
 
 
 def test_metrics_json_is_identical_across_runs(tmp_path: Path, frame: pl.DataFrame) -> None:
+    """Two runs, the first with every cell in this process, the second with cells spread over two
+    worker processes: the same bytes (results do not depend on where or when a cell ran)."""
     blobs = []
     for i in range(2):
         paths, params = _stage_root(tmp_path / str(i), frame, models=["linsvc", "sgd", "hgb_svd"],
-                                    protocols=["weak_to_gold", "gold_cv"], splits=["brand"])
+                                    protocols=["weak_to_gold", "gold_cv"], splits=["brand"],
+                                    workers=1 + i)
         params["benchmark"]["mlflow"]["enabled"] = False
         stage.run(paths, settings_of(params))
         blobs.append(paths.metric("benchmark").read_bytes())

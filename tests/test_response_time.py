@@ -375,8 +375,11 @@ def test_stage_writes_outputs_and_mlflow_runs(prepared_root: Paths, tmp_path: Pa
     assert logistic["metrics.auc"] == cls["logistic"]["auc"]
     assert logistic["params.seed"] == "42" and len(logistic["tags.scrm.data_sha256"]) == 64
 
-    # deterministic: the same params give the same metrics file, byte for byte
-    rt.run(paths, _settings(paths.root, log_models=False), _openings_settings(paths.root))
+    # deterministic, wherever the work runs: params.yaml's n_jobs (> 1: Cox in a second process,
+    # importance over processes) and everything in this process give the same bytes
+    assert _settings(paths.root).n_jobs > 1
+    rt.run(paths, _settings(paths.root, log_models=False, n_jobs=1),
+           _openings_settings(paths.root))
     assert metrics_file.read_bytes() == first_bytes
 
 

@@ -139,6 +139,7 @@ class ResponseTimeSettings(Section):
     importance_repeats: int = req(between(1))
     importance_max_rows: int = req(between(10))
     n_threads: int = req(between(1))
+    n_jobs: int = req(between(1, 64))
     log_models: bool | tuple[str, ...] = req()
 
     def validate(self, where: str) -> None:
@@ -251,6 +252,7 @@ class OutcomeSettings(Section):
     fast_reply_minutes: float = req(POSITIVE)
     template_threshold: float = req(between(0, 1))
     template: TemplateSettings = req()
+    n_jobs: int = req(between(1, 64))
     top_brands: int = req(NON_NEGATIVE)
     ci_level: float = req(FRACTION)
     findings_features: tuple[str, ...] = req()
@@ -362,6 +364,7 @@ class BenchmarkSettings(Section):
     max_rows: int | None = req(between(10))
     n_threads: int = req(between(1))
     engine: Literal["local", "ray"] = req()
+    workers: int = req(between(1, 64))
     features: FeatureSettings = req()
     mlflow: BenchmarkMlflowSettings = req()
     zoo: dict[str, ZooEntry] = req()

@@ -19,6 +19,7 @@ import polars as pl
 from .. import status
 from ..data.schema import untyped_columns
 from ..errors import ScrmError
+from ..parallel import beside
 from ..stats.intervals import finite
 from .effects import odds_ratios
 from .findings import findings_table, label_counts, overall_findings, transition_table
@@ -178,6 +179,28 @@ class OutcomeResult:
     metrics: dict[str, Any]
 
 
+def _parts(outcome: pl.DataFrame, data: Inputs, settings: OutcomeSettings,
+           measure: Measure) -> dict[str, Any]:
+    """Every described and modelled part of the outcome metrics; ``cv`` left for the caller."""
+    validated = data.labels is not None and measure.kind == "classifier"
+    why = {"skipped": measure.reason or "no labelled set"}
+    return {
+        "agreement": labelling_agreement(data.agreement),
+        "sealed_test": (sealed_test(outcome, data.labels, settings, settings.seed) if validated
+                        else why),
+        "former_label_check": (former_label_check(outcome, data.labels, settings)
+                               if data.labels is not None else why),
+        "rates": recovery_rates(outcome, data.labels, settings),
+        "placebo": placebo(outcome, settings),
+        "silence": silence_bounds(outcome, settings),
+        "findings": findings_table(outcome, settings),
+        "transitions": transition_table(outcome),
+        "cv": None,
+        "odds_ratios": odds_ratios(outcome, settings),
+        "competing": competing_outcomes(outcome, settings),
+    }
+
+
 def compute(paths: Paths, settings: OutcomeSettings, sentiment: SentimentSettings,
             embed: EmbedSettings) -> OutcomeResult:
     """Fit the measure on dev, label, validate on the sealed test, describe and model; pure apart
@@ -197,23 +220,11 @@ def compute(paths: Paths, settings: OutcomeSettings, sentiment: SentimentSetting
         measure = fit_measure(conv, dev_part(data.labels), settings,
                               make_embedder(settings.measure, embed), settings.seed)
     outcome = outcome_table(conv, measure, settings)
-    validated = data.labels is not None and measure.kind == "classifier"
-    why = {"skipped": measure.reason or "no labelled set"}
-    parts: dict[str, Any] = {
-        "agreement": labelling_agreement(data.agreement),
-        "sealed_test": (sealed_test(outcome, data.labels, settings, settings.seed) if validated
-                        else why),
-        "former_label_check": (former_label_check(outcome, data.labels, settings)
-                               if data.labels is not None else why),
-        "rates": recovery_rates(outcome, data.labels, settings),
-        "placebo": placebo(outcome, settings),
-        "silence": silence_bounds(outcome, settings),
-        "findings": findings_table(outcome, settings),
-        "transitions": transition_table(outcome),
-        "cv": cross_validate(outcome, settings, settings.seed),
-        "odds_ratios": odds_ratios(outcome, settings),
-        "competing": competing_outcomes(outcome, settings),
-    }
+    # the cross-validated models share nothing with the other parts: with n_jobs > 1 they run in
+    # a second process meanwhile (seeded folds and models: the same numbers wherever they run)
+    with beside(settings.n_jobs, cross_validate, outcome, settings, settings.seed) as cv:
+        parts = _parts(outcome, data, settings, measure)
+        parts["cv"] = cv()  # the key is in place already: the order of the parts is unchanged
     metrics = {**stage_status(paths, outcome),
                **summarise(outcome, data.threads, measure, parts, settings, data.n_scored,
                            sentiment.scorer)}

@@ -208,7 +208,11 @@ def fit_models(op: pl.DataFrame, settings: ResponseTimeSettings) -> list[ModelRe
 
 def permutation_importances(results: list[ModelResult], op: pl.DataFrame,
                             settings: ResponseTimeSettings) -> dict[str, dict[str, Any]]:
-    """Permutation importance of the boosting models on the test split (seeded, 1 thread)."""
+    """Permutation importance of the boosting models on the test split (seeded, 1 BLAS thread).
+
+    ``settings.n_jobs`` processes share the columns: scikit-learn draws one seed before dispatch and
+    every column's shuffles use it, so the values do not depend on the number of processes.
+    """
     from sklearn.inspection import permutation_importance
     from threadpoolctl import threadpool_limits
 
@@ -231,7 +235,8 @@ def permutation_importances(results: list[ModelResult], op: pl.DataFrame,
             Z = r.model[:-1].transform(model_frame(te))
             pi = permutation_importance(r.model[-1], Z, task_target(te, r.task), scoring=scoring,
                                         n_repeats=settings.importance_repeats,
-                                        random_state=settings.seed, n_jobs=1)
+                                        random_state=settings.seed,
+                                        n_jobs=settings.n_jobs)
         out[r.task] = {"scoring": scoring,
                        **{f: {"mean": finite(m), "std": finite(s)}
                           for f, m, s in zip(FEATURES, pi.importances_mean, pi.importances_std,

@@ -12,6 +12,7 @@ import polars as pl
 from .. import status
 from ..data.openings import NON_REQUEST_RULES, answered_counts, service_population
 from ..errors import DataError
+from ..parallel import beside
 from . import features as ft
 from . import models as md
 from . import service as sv
@@ -91,6 +92,11 @@ def stage_status(paths: Paths, openings: pl.DataFrame, op: pl.DataFrame) -> dict
     return status.ok()
 
 
+def _cox(op: pl.DataFrame, settings: ResponseTimeSettings) -> dict[str, Any]:
+    return (cox_model(op, settings) if settings.cox
+            else {"status": "skipped", "reason": "cox: false"})
+
+
 def run(paths: Paths, settings: ResponseTimeSettings,
         openings_settings: OpeningsSettings) -> dict[str, Any]:
     """Opening frame, service table with intervals, sensitivity table, KM/log-rank, pairwise tests,
@@ -110,15 +116,17 @@ def run(paths: Paths, settings: ResponseTimeSettings,
     population = "requests" if openings_settings.exclude_non_requests else "all"
     op, info = ft.opening_frame(service_population(openings, openings_settings), tweets, threads,
                                 sentiment, settings)
-    replies = sv.reply_latencies(tweets, op["opening_tweet_id"])
-    table = sv.service_table(op, replies, settings)
-    sensitivity = sensitivity_table(openings, info["end_of_data"], settings)
-    pairwise = sv.brand_pairwise(op, settings)
-    results = md.fit_models(op, settings)
-    evaluation, calibration = evaluate(results, settings)
-    importances = md.permutation_importances(results, op, settings)
-    cox = (cox_model(op, settings) if settings.cox
-           else {"status": "skipped", "reason": "cox: false"})
+    # Cox is the stage's largest single fit and shares nothing with the other models: with
+    # n_jobs > 1 it runs in a second process meanwhile (deterministic: a seeded sample, no draws)
+    with beside(settings.n_jobs if settings.cox else 1, _cox, op, settings) as cox_result:
+        replies = sv.reply_latencies(tweets, op["opening_tweet_id"])
+        table = sv.service_table(op, replies, settings)
+        sensitivity = sensitivity_table(openings, info["end_of_data"], settings)
+        pairwise = sv.brand_pairwise(op, settings)
+        results = md.fit_models(op, settings)
+        evaluation, calibration = evaluate(results, settings)
+        importances = md.permutation_importances(results, op, settings)
+        cox = cox_result()
     metrics: dict[str, Any] = {
         **stage_status(paths, openings, op),
         "openings": opening_block(openings, openings_settings),

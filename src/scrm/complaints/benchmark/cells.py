@@ -10,8 +10,11 @@ per training set and not per model: the models share the TF-IDF block fitted onc
 local one by construction; only the driver (:mod:`.evaluate`) assembles sections, scores them and
 logs MLflow runs, in the same fixed order on both engines.
 
-* ``benchmark.engine: local``: cells run one after another in this process, lazily, section by
-  section (so progress moves per section).
+* ``benchmark.engine: local``: with ``benchmark.workers: 1`` cells run one after another in this
+  process, lazily, section by section (so progress moves per section); with more, every cell is
+  submitted at once, in order, to that many spawned worker processes (the rows go to each worker
+  once) and read back in the same order: each cell is pure with its own seed, so the results do not
+  depend on which worker ran it or when.
 * ``benchmark.engine: ray``: every cell is submitted at once as a Ray task; the rows each cell
   reads go to the object store once (:func:`scrm.cluster.session`, :func:`scrm.cluster.submit`).
 
@@ -100,12 +103,51 @@ def _local(cell: Cell, data: Mapping[str, LabelSet], specs: Mapping[str, Spec],
         return failed_cell(cell, data, specs, cluster.error_text(exc))
 
 
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(data: Mapping[str, LabelSet], specs: Mapping[str, Spec], classes: list[str],
+                 s: BenchmarkSettings) -> None:
+    """Keep the rows and specs in the worker process, so each cell sends only its index arrays."""
+    _WORKER.update(data=data, specs=specs, classes=classes, s=s)
+
+
+def _worker_cell(cell: Cell) -> CellResult:
+    w = _WORKER
+    return _local(cell, w["data"], w["specs"], w["classes"], w["s"])
+
+
+@contextmanager
+def _pool(cells: Sequence[Cell], data: Mapping[str, LabelSet], specs: Mapping[str, Spec],
+          classes: list[str], s: BenchmarkSettings) -> Iterator[list[Callable[[], CellResult]]]:
+    """``s.workers`` spawned processes run every cell (submitted on entry, in order)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    with ProcessPoolExecutor(min(s.workers, len(cells)) or 1, mp_context=get_context("spawn"),
+                             initializer=_init_worker,
+                             initargs=(dict(data), dict(specs), classes, s)) as pool:
+        futures = [pool.submit(_worker_cell, c) for c in cells]
+
+        def get(c: Cell, fut: Any) -> CellResult:
+            try:
+                return fut.result()
+            except Exception as exc:  # noqa: BLE001 - a lost worker fails its cell, as on Ray
+                return failed_cell(c, data, specs, cluster.error_text(exc))
+
+        yield [lambda c=c, f=f: get(c, f) for c, f in zip(cells, futures, strict=True)]
+
+
 @contextmanager
 def execute(cells: Sequence[Cell], data: Mapping[str, LabelSet], specs: Mapping[str, Spec],
             classes: list[str], s: BenchmarkSettings, ray_settings: RaySettings | None,
             ) -> Iterator[list[Callable[[], CellResult]]]:
     """One getter per cell, in the order of ``cells``, on ``s.engine``: local getters compute the
     cell when called; Ray getters wait for a task submitted on entry (Ray shuts down on exit)."""
+    if s.engine == "local" and s.workers > 1 and len(cells) > 1:
+        with _pool(cells, data, specs, classes, s) as getters:
+            yield getters
+        return
     if s.engine == "local":
         yield [lambda c=c: _local(c, data, specs, classes, s) for c in cells]
         return
