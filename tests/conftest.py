@@ -233,7 +233,8 @@ def dvc(root: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedPro
 
 # The sample run the slow tests share: the project's params.yaml with these test-time settings (the
 # same stages and code paths, less work): the fast embedding backend, three benchmark models on one
-# split, one repeat, fewer bootstrap draws, one response-time model registered. Every stage still runs
+# split, one repeat, fewer bootstrap draws, one response-time model registered, one process per
+# stage. Every stage still runs
 # and tracks in MLflow (complaints included) and registers what the provenance tests check (the
 # benchmark's best models, the detectors, the category champion). Its outputs are checked against a
 # record (tests/test_identical_outputs.py); the full settings' run is `make run`, whose committed
@@ -253,6 +254,12 @@ RUN_PARAMS: dict[tuple[str, ...], Any] = {
     ("benchmark", "cv_repeats"): 1,
     ("benchmark", "n_boot"): 200,
     ("detect", "n_boot"): 200,
+    # one process per stage: the suite's two workers keep both cores busy already, and a stage's
+    # own worker processes would only add their start-up (the same numbers either way: tested in
+    # test_parallel.py, test_response_time.py, test_outcome.py, test_benchmark.py)
+    ("response_time", "n_jobs"): 1,
+    ("outcome", "n_jobs"): 1,
+    ("benchmark", "workers"): 1,
 }
 
 # One opening whose text is an XSS attempt, added to the shared run's input: the report, the browser
@@ -361,7 +368,7 @@ def detect_root(prepared_root: Paths, tmp_path_factory: pytest.TempPathFactory) 
     shutil.copy(prepared_root.openings, paths.openings)
     settings = load_settings(paths.root)
     weak_labels.run(paths, settings.complaints.replace(track=False))
-    bm.run(paths, settings.benchmark, models=["logreg"], protocols=["weak_to_gold"],
+    bm.run(paths, settings.benchmark.replace(workers=1), models=["logreg"], protocols=["weak_to_gold"],
            log_models="best")
     detect.run(paths, settings.detect)
     return paths

@@ -34,6 +34,7 @@ FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
         ("complaints", "track"): False, ("complaints", "n_boot"): 100,
         ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
         ("benchmark", "cv_repeats"): 1, ("benchmark", "n_boot"): 100,
+        ("benchmark", "workers"): 1, ("response_time", "n_jobs"): 1, ("outcome", "n_jobs"): 1,
         ("benchmark", "mlflow", "enabled"): False, ("detect", "n_boot"): 100}
 NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
 

@@ -43,6 +43,7 @@ FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
         ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
         ("benchmark", "splits"): ["stratified"],
         ("benchmark", "cv_repeats"): 1, ("benchmark", "n_boot"): 100,
+        ("benchmark", "workers"): 1, ("response_time", "n_jobs"): 1, ("outcome", "n_jobs"): 1,
         ("benchmark", "mlflow", "log_models"): "none", ("detect", "n_boot"): 100}
 NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
 
