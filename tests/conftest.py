@@ -368,7 +368,7 @@ def detect_root(prepared_root: Paths, tmp_path_factory: pytest.TempPathFactory) 
     shutil.copy(prepared_root.openings, paths.openings)
     settings = load_settings(paths.root)
     weak_labels.run(paths, settings.complaints.replace(track=False))
-    bm.run(paths, settings.benchmark.replace(workers=1), models=["logreg"], protocols=["weak_to_gold"],
-           log_models="best")
+    bm.run(paths, settings.benchmark.replace(workers=1), models=["logreg"],
+           protocols=["weak_to_gold"], log_models="best")
     detect.run(paths, settings.detect)
     return paths
