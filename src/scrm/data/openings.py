@@ -157,10 +157,15 @@ def _names_brand(text: pl.Expr, names: list[str], min_chars: int) -> pl.Expr:
 
 
 def _any_match(text: pl.Expr, patterns: tuple[str, ...]) -> pl.Expr:
-    """Case-insensitive match of any of the regexes (False for an empty list)."""
+    """Case-insensitive match of any of the regexes (False for an empty list).
+
+    One search per pattern, OR-ed: the same answer as one alternation of them all, but each pattern
+    keeps the regex engine's literal prefilter, whereas an alternation with a branch that starts with
+    a class (``\\d+ ?% off``) has none and runs the slow engine over every byte (8x the time on
+    781,107 openings)."""
     if not patterns:
         return pl.lit(False)
-    return text.str.contains("(?i)(?:" + "|".join(f"(?:{p})" for p in patterns) + ")")
+    return pl.any_horizontal([text.str.contains(f"(?i)(?:{p})") for p in patterns])
 
 
 def non_request_reasons(op: pl.LazyFrame, brands: pl.LazyFrame,
