@@ -284,6 +284,8 @@ def validate(raw: RawRead, require_text: bool) -> tuple[pl.DataFrame, pl.DataFra
     for col in ("utf8_error", "parse_error"):
         if col not in frame.columns:
             frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(col))
+    if not frame["line_no"].is_sorted():
+        frame = frame.sort("line_no")
     last_line = frame["line_no"].max()
     df = frame.lazy()
     inbound_s = pl.col("inbound").str.strip_chars().str.to_lowercase()
@@ -341,12 +343,18 @@ def validate(raw: RawRead, require_text: bool) -> tuple[pl.DataFrame, pl.DataFra
         .then(pl.format("in_response_to_tweet_id={}", pl.col("in_response_to_tweet_id")))
         .otherwise(pl.lit(""))
     )
-    checked = parsed.with_columns(_reason=reason)
-    # duplicates: among otherwise valid rows, every occurrence after the first (file order)
-    first_valid = pl.col("line_no").filter(pl.col("_reason").is_null()).min().over("_tweet_id")
-    checked = checked.with_columns(_first_valid=first_valid).with_columns(
-        _reason=pl.when(pl.col("_reason").is_null() & (pl.col("line_no") != pl.col("_first_valid")))
-        .then(pl.lit("duplicate_tweet_id")).otherwise(pl.col("_reason")),
+    # duplicates: among otherwise valid rows, every occurrence after the first (file order: the
+    # frame is in line order, so "after the first" is "not the first distinct" of the valid ids)
+    valid_id = pl.when(pl.col("_reason").is_null()).then(pl.col("_tweet_id"))
+    checked = parsed.with_columns(_reason=reason).with_columns(
+        _dup=pl.col("_reason").is_null() & ~valid_id.is_first_distinct()).collect()
+    # the line each repeated id was first seen on, for the detail: a window over every id, so only
+    # computed when there is a duplicate
+    first_valid = (pl.col("line_no").filter(pl.col("_reason").is_null()).min().over("_tweet_id")
+                   if checked["_dup"].any() else pl.lit(None, dtype=pl.Int64))
+    checked = checked.lazy().with_columns(_first_valid=first_valid).with_columns(
+        _reason=pl.when(pl.col("_dup")).then(pl.lit("duplicate_tweet_id"))
+        .otherwise(pl.col("_reason")),
     ).with_columns(
         _detail=pl.when(pl.col("_reason") == "duplicate_tweet_id")
         .then(pl.format("tweet_id={} first seen on line {}", pl.col("_tweet_id"),
