@@ -105,20 +105,20 @@ def _child_profile(csv: Path, root: Path) -> dict[str, Any]:
     """prepare.run with its phases timed by wrapping the functions it calls (inclusive times)."""
     from scrm import io as sio
     from scrm.config import load_params, load_settings
-    from scrm.data import prepare, threads
+    from scrm.data import openings, prepare, threads
 
-    spans: list[tuple[str, float, int]] = []   # (name, seconds, nesting depth)
+    spans: list[tuple[str, float, float, int]] = []   # (name, seconds, CPU seconds, nesting depth)
     depth = [0]
 
     def timed(name: str, fn):
         @functools.wraps(fn)
         def wrapper(*a, **k):
             depth[0] += 1
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             try:
                 return fn(*a, **k)
             finally:
-                spans.append((name, time.perf_counter() - t, depth[0]))
+                spans.append((name, time.perf_counter() - t, time.process_time() - c, depth[0]))
                 depth[0] -= 1
         return wrapper
 
@@ -127,8 +127,9 @@ def _child_profile(csv: Path, root: Path) -> dict[str, Any]:
     for mod, names in ((prepare, ["read_raw", "_check_file", "_fast_read", "_count_bytes",
                                   "invalid_utf8_lines", "_careful_read", "validate", "check_counts",
                                   "quarantine_summary"]),
-                       (threads, ["assign_threads", "link_parents", "_resolve_roots",
+                       (threads, ["assign_threads", "link_parents", "_resolve_positions",
                                   "summarise_threads", "thread_metrics"]),
+                       (openings, ["build_openings", "summary"]),  # the rest only build lazy plans
                        (sio, ["write_parquet", "write_csv", "write_json", "json_text"])):
         for n in names:
             if hasattr(mod, n):
@@ -138,16 +139,18 @@ def _child_profile(csv: Path, root: Path) -> dict[str, Any]:
         setattr(pl.DataFrame, n, timed(f"polars.DataFrame.{n}", getattr(pl.DataFrame, n)))
     paths = _prepare_root(csv, root)
     settings = load_settings(root)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     prepare.run(paths, settings.prepare, settings.openings)
-    total = time.perf_counter() - t0
+    total, cpu = time.perf_counter() - t0, time.process_time() - c0
     agg: dict[str, list[float]] = {}
-    for name, sec, d in spans:
-        a = agg.setdefault(name, [0.0, 0, d])
+    for name, sec, csec, d in spans:
+        a = agg.setdefault(name, [0.0, 0.0, 0, d])
         a[0] += sec
-        a[1] += 1
-    return {"wall_s": total, "phases": [{"name": k, "s": v[0], "calls": v[1], "depth": v[2]}
-                                        for k, v in agg.items()]}
+        a[1] += csec
+        a[2] += 1
+    return {"wall_s": total, "cpu_in_run_s": cpu,
+            "phases": [{"name": k, "s": v[0], "cpu_s": v[1], "calls": v[2], "depth": v[3]}
+                       for k, v in agg.items()]}
 
 
 CHILDREN = {"generate": _child_generate, "scan": _child_scan, "prepare": _child_prepare,
@@ -286,16 +289,17 @@ def report(rows: int, seed: int, csv: Path, res: dict[str, Any], mach: dict[str,
     prof = res.get("profile")
     if prof:
         lines += ["", "## Where the time goes in `prepare`", "",
-                  f"One more `prepare` run with each function it calls timed (inclusive seconds; "
-                  f"indented = called inside the line above). Total {prof['wall_s']:.1f} s.", "",
-                  "| phase | s | share |", "|---|---:|---:|"]
+                  f"One more `prepare` run with each function it calls timed (inclusive seconds, "
+                  f"wall and CPU of all threads; indented = called inside the line above). Total "
+                  f"{prof['wall_s']:.1f} s wall, {prof['cpu_in_run_s']:.1f} CPU s.", "",
+                  "| phase | wall s | CPU s | share of wall |", "|---|---:|---:|---:|"]
         for ph in prof["phases_ordered"]:
             indent = "&nbsp;" * 4 * (ph["depth"] - 1)
             calls = f" x{ph['calls']}" if ph["calls"] > 1 else ""
-            lines.append(f"| {indent}`{ph['name']}`{calls} | {ph['s']:.1f} | "
+            lines.append(f"| {indent}`{ph['name']}`{calls} | {ph['s']:.1f} | {ph['cpu_s']:.1f} | "
                          f"{ph['s'] / prof['wall_s']:.0%} |")
         lines.append(f"| other (in `run`, outside the functions above) | {prof['other_s']:.1f} | "
-                     f"{prof['other_s'] / prof['wall_s']:.0%} |")
+                     f"{prof['other_cpu_s']:.1f} | {prof['other_s'] / prof['wall_s']:.0%} |")
     return "\n".join(lines) + "\n"
 
 
@@ -304,13 +308,16 @@ def _order_phases(prof: dict[str, Any]) -> None:
     seq = ["prepare.read_raw", "prepare._check_file", "prepare._fast_read", "prepare._count_bytes",
            "prepare.invalid_utf8_lines", "prepare._careful_read", "prepare.validate",
            "prepare.check_counts", "threads.assign_threads", "threads.link_parents",
-           "threads._resolve_roots", "threads.summarise_threads", "threads.thread_metrics",
+           "threads._resolve_positions", "threads.summarise_threads", "openings.build_openings",
+           "threads.thread_metrics",
+           "openings.summary",
            "prepare.quarantine_summary", "io.write_csv", "io.write_parquet", "io.write_json",
            "polars.DataFrame.write_csv", "polars.DataFrame.write_parquet", "io.json_text"]
     by = {p["name"]: p for p in prof["phases"]}
     ordered = [by[n] for n in seq if n in by] + [p for p in prof["phases"] if p["name"] not in seq]
     prof["phases_ordered"] = ordered
     prof["other_s"] = prof["wall_s"] - sum(p["s"] for p in ordered if p["depth"] == 1)
+    prof["other_cpu_s"] = prof["cpu_in_run_s"] - sum(p["cpu_s"] for p in ordered if p["depth"] == 1)
 
 
 def main() -> None:
