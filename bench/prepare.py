@@ -323,8 +323,8 @@ def floor_note(res: dict[str, Any]) -> list[str]:
         "openings' text) and three compressed parquet files (zstd level 1). CPU, not I/O, is the "
         f"limit: prepare used {res['prepare']['cpu_s']:.1f} CPU s ({res['prepare']['cpu_s'] / scan['cpu_s']:.0f}x "
         f"the scan's {scan['cpu_s']:.1f}); with the outputs unchanged, the phases' own work, not a "
-        "repeated pass, sets the floor. The pandas baseline (mostly one thread; of the openings table only "
-        f"table) used {res['pandas']['cpu_s']:.1f} CPU s; "
+        "repeated pass, sets the floor. The pandas baseline (mostly one thread; of the openings "
+        f"table only the answered counts) used {res['pandas']['cpu_s']:.1f} CPU s; "
         f">= {TARGETS['pandas_vs_prepare_min']:g}x faster than it would take prepare at "
         f"{res['pandas']['wall_s'] / TARGETS['pandas_vs_prepare_min']:.1f} s wall.",
     ]
