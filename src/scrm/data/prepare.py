@@ -453,8 +453,10 @@ def run(paths: Any, settings: PrepareSettings, opening_settings: OpeningsSetting
                           paths.metric("prepare")) as (t_quarantine, t_tweets, t_threads,
                                                        t_openings, t_metrics):
         quarantine.write_csv(t_quarantine)
-        tweets.write_parquet(t_tweets, **PARQUET_CODEC)
-        threads.write_parquet(t_threads, **PARQUET_CODEC)
-        openings.drop("raw_latency_s").write_parquet(t_openings, **PARQUET_CODEC)
+        # one chunk each: the row groups then depend on the row count alone, not on how the
+        # parallel engine happened to split the frame, so the same run writes the same bytes
+        tweets.rechunk().write_parquet(t_tweets, **PARQUET_CODEC)
+        threads.rechunk().write_parquet(t_threads, **PARQUET_CODEC)
+        openings.drop("raw_latency_s").rechunk().write_parquet(t_openings, **PARQUET_CODEC)
         t_metrics.write_text(sio.json_text(metrics), encoding="utf-8")
     return metrics
