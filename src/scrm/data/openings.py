@@ -157,10 +157,15 @@ def _names_brand(text: pl.Expr, names: list[str], min_chars: int) -> pl.Expr:
 
 
 def _any_match(text: pl.Expr, patterns: tuple[str, ...]) -> pl.Expr:
-    """Case-insensitive match of any of the regexes (False for an empty list)."""
+    """Case-insensitive match of any of the regexes (False for an empty list).
+
+    One search per pattern, OR-ed: the same answer as one alternation of them all, but each pattern
+    keeps the regex engine's literal prefilter, whereas an alternation with a branch that starts with
+    a class (``\\d+ ?% off``) has none and runs the slow engine over every byte (8x the time on
+    781,107 openings)."""
     if not patterns:
         return pl.lit(False)
-    return text.str.contains("(?i)(?:" + "|".join(f"(?:{p})" for p in patterns) + ")")
+    return pl.any_horizontal([text.str.contains(f"(?i)(?:{p})") for p in patterns])
 
 
 def non_request_reasons(op: pl.LazyFrame, brands: pl.LazyFrame,
@@ -175,14 +180,25 @@ def non_request_reasons(op: pl.LazyFrame, brands: pl.LazyFrame,
     author = pl.col("customer_id").str.to_lowercase()
     alias = (pl.col("n_mentioners").fill_null(0) >= rules.alias_min_mentioners
              if rules.alias_min_mentioners is not None else pl.lit(False))
-    promo = _any_match(text, rules.promo_patterns)
+    link = text.str.contains(LINK_RE)
+    # the costly text searches run only on the openings where their rule can still fire (and are
+    # joined back, False elsewhere): the answer is the same, the work a fraction (19% carry a link)
+    flags: list[pl.LazyFrame] = []
+    if rules.promo_patterns:
+        flags.append(op.filter(link if rules.promo_requires_link else pl.lit(True))
+                     .select("opening_tweet_id", _promo=_any_match(text, rules.promo_patterns)))
+    promo = pl.col("_promo").fill_null(False) if rules.promo_patterns else pl.lit(False)
     if rules.promo_requires_link:
-        promo = promo & text.str.contains(LINK_RE)
-    no_brand = (~text.str.contains(HANDLE_RE)
-                & ~_names_brand(text, brand_names(brands, rules.brand_name_pattern),
-                                rules.min_name_chars)) if rules.no_brand_mention else pl.lit(False)
+        promo = promo & link
+    no_brand: pl.Expr = pl.lit(False)
+    if rules.no_brand_mention:
+        no_handle = ~text.str.contains(HANDLE_RE)
+        flags.append(op.filter(no_handle & link if rules.no_brand_requires_link else no_handle)
+                     .select("opening_tweet_id", _named=_names_brand(
+                         text, brand_names(brands, rules.brand_name_pattern), rules.min_name_chars)))
+        no_brand = no_handle & ~pl.col("_named").fill_null(False)
     if rules.no_brand_requires_link:
-        no_brand = no_brand & text.str.contains(LINK_RE)
+        no_brand = no_brand & link
     fires = {
         "brand_account": (author.is_in(brands.select("handle").collect()["handle"].implode())
                           if rules.brand_account else pl.lit(False)),
@@ -194,8 +210,10 @@ def non_request_reasons(op: pl.LazyFrame, brands: pl.LazyFrame,
     reason = pl.lit(None, dtype=pl.String)
     for rule in reversed(NON_REQUEST_RULES):
         reason = pl.when(fires[rule]).then(pl.lit(rule)).otherwise(reason)
-    return (op.join(mentioners, left_on=author, right_on="handle", how="left")
-            .select("opening_tweet_id", non_request=reason))
+    out = op.join(mentioners, left_on=author, right_on="handle", how="left")
+    for flag in flags:
+        out = out.join(flag, on="opening_tweet_id", how="left")
+    return out.select("opening_tweet_id", non_request=reason)
 
 
 def service_population(openings: pl.DataFrame, settings: OpeningsSettings) -> pl.DataFrame:
