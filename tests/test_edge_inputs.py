@@ -116,6 +116,28 @@ def test_openings_never_answered_are_a_result_not_missing_data(tmp_path: Path) -
     assert table.schema["km_median_min"] == pl.Float64 and table["km_median_min"].is_null().all()
 
 
+def test_never_answered_sample_is_a_result_in_every_stage_that_reads_answers(tmp_path: Path) -> None:
+    """The real sample with every brand reply taken out (tests/edge_inputs.py): response time
+    measures the openings (none answered), outcome has no data and says why, the report shows it."""
+    import edge_inputs
+
+    paths = fast_root(tmp_path)
+    src = edge_inputs.write("never_answered", tmp_path / "never_answered.csv")
+    codes = run_stages(paths, src, ("prepare", "sentiment", "response-time", "outcome", "report"))
+    assert codes == dict.fromkeys(codes, 0), codes
+    rt = metrics(paths, "response_time")
+    assert rt["status"] == "ok" and rt["openings"]["openings"] > 1000
+    assert rt["openings"]["answered"] == 0 and rt["overall"]["km_median_min"] is None
+    oc = metrics(paths, "outcome")
+    assert oc["status"] == "no_data" and oc["reason"].startswith(
+        f"none of the {rt['openings']['openings']:,} openings was answered")
+    assert any(n.startswith(f"No data because {oc['reason']}") for n in notes(paths))
+    assert not any("has not run" in n or "failed" in n for n in notes(paths)
+                   if "response_time" in n or "outcome" in n)
+    for name, schema in parquet_schemas(paths).items():
+        assert pl.Null not in schema.values(), name
+
+
 def test_one_day_of_openings_is_measured(tmp_path: Path) -> None:
     """Every opening on one day (weekday constant, hours from 12:00 to 18:30): the models and the
     Cox fit run or are skipped with a reason, nothing crashes."""

@@ -50,7 +50,8 @@ def _copy_root(src: Paths, dest: Path, changes: dict[tuple[str, ...], Any]) -> P
     dest.mkdir(parents=True, exist_ok=True)
     paths = make_root(dest)
     shutil.copy(src.root / "params.yaml", paths.root / "params.yaml")
-    set_params(paths.root, changes)
+    # the local engine's cells in this process (a test may patch the cell function here)
+    set_params(paths.root, {("benchmark", "workers"): 1, **changes})
     shutil.copy(src.complaints, paths.complaints)
     return paths
 
