@@ -52,9 +52,11 @@ run: venv  ## set up and run the whole pipeline on the embedded real sample
 	@echo "Done. Outputs: reports/index.html (open it in a browser), reports/metrics/*.json, data/processed/, MLflow runs in mlflow.db (make ui)."
 
 # The suite on TEST_WORKERS pytest-xdist workers (README "How long"): each test file is one unit of
-# work and the tests of the one shared `dvc repro` of the sample are one unit (tests/conftest.py), so
-# that run is built once. TEST_WORKERS=0 runs everything in one process.
-TEST_WORKERS ?= 2
+# work; the one shared `dvc repro` of the sample is built by the first worker that needs it and read
+# by all (tests/conftest.py). Three workers on two cores: while one waits (a local Ray starting, a
+# server answering, a browser drawing), the other two keep both cores busy. TEST_WORKERS=0 runs
+# everything in one process.
+TEST_WORKERS ?= 3
 PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 test: venv  ## run the test suite (what CI runs; 17-20 CPU-min: one process 16.6 min on 2 cores, README)
 	python -m pytest $(PYTEST_XDIST)

@@ -32,7 +32,7 @@ def skip_unless_ci(reason: str) -> None:
     pytest.skip(reason)
 
 
-# Under pytest-xdist (`make test` runs `-n 2 --dist loadgroup --no-loadscope-reorder`) each test file is
+# Under pytest-xdist (`make test` runs `-n 3 --dist loadgroup --no-loadscope-reorder`) each test file is
 # one unit of work, so a module-scoped fixture is built once; a session-scoped one is built once per
 # worker that needs it (``prepared_root`` and ``detect_root`` are cheap), except the shared sample run
 # (``pipeline_root``), which the first worker to need it builds under a file lock and every worker
