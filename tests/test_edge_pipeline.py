@@ -13,7 +13,6 @@ with the quick settings below (CPU time per test: `python bench/suite.py tests/t
 
 from __future__ import annotations
 
-import html
 import json
 import re
 import subprocess
@@ -26,6 +25,7 @@ import yaml
 
 import edge_inputs
 from conftest import copy_project, copy_run, dvc, set_params
+from test_edge_inputs import COMMANDS, metrics, notes, parquet_schemas, run_stages
 from scrm.config import Paths
 from scrm.data.schema import untyped_columns
 from scrm.response_time.service import PAIRWISE_COLUMNS
@@ -70,8 +70,6 @@ def edge_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     repro`; one brand through the same stage commands in this process (`scrm` in-process, each
     exit code 0), which spares eleven interpreter starts and checks what `dvc repro` would: every
     output dvc.yaml declares exists."""
-    from test_edge_inputs import COMMANDS, run_stages
-
     built: dict[str, Path] = {}
 
     def get(case: str) -> Path:
@@ -113,15 +111,13 @@ def test_every_stage_completes_with_a_status_everywhere(case: str, edge_run) -> 
             assert (m["reason"] is None) == (m["status"] == "ok"), (name, m)
             statuses[name] = (m["status"], m["reason"])
     assert set(statuses) == set(stages) - {"report"}, sorted(statuses)
-    page = (root / "reports" / "index.html").read_text(encoding="utf-8")
-    notes = [html.unescape(re.sub("<[^>]+>", "", n))
-             for n in re.findall(r'<p class="missing">(.*?)</p>', page)]
-    assert not any("has not run" in n or "failed" in n for n in notes), notes
+    shown = notes(Paths(root))
+    assert not any("has not run" in n or "failed" in n for n in shown), shown
     for name, (state, reason) in statuses.items():
         if state != "ok" and name in ("response_time", "outcome", "complaints", "topics",
                                        "benchmark", "detect"):
             word = "No data" if state == "no_data" else "Skipped"
-            assert any(n.startswith(f"{word} because {reason}") for n in notes), (name, notes)
+            assert any(n.startswith(f"{word} because {reason}") for n in shown), (name, shown)
     if case == "brand_tweets_only":
         assert statuses["prepare"][0] == "no_data"
         assert statuses["prepare"][1].startswith(NO_OPENINGS)
@@ -173,21 +169,6 @@ def test_dvc_exp_run_on_a_key_of_every_section_reruns_every_stage(edge_run, tmp_
 @pytest.fixture(scope="module")
 def derived(edge_run) -> Callable[[str], Paths]:
     return lambda case: Paths(edge_run(case))
-
-
-def metrics(paths: Paths, stage: str) -> dict:
-    return json.loads(paths.metric(stage).read_text(encoding="utf-8"))
-
-
-def parquet_schemas(paths: Paths) -> dict[str, dict[str, pl.DataType]]:
-    return {p.name: dict(pl.read_parquet_schema(p))
-            for p in sorted(paths.root.glob("data/**/*.parquet"))}
-
-
-def notes(paths: Paths) -> list[str]:
-    page = paths.report_html.read_text(encoding="utf-8")
-    return [html.unescape(re.sub("<[^>]+>", "", n))
-            for n in re.findall(r'<p class="missing">(.*?)</p>', page)]
 
 
 # --------------------------------------------------------------------------------------------------
