@@ -207,9 +207,9 @@ def copy_project(dest: Path, source: Path = PROJECT_ROOT) -> Path:
     return dest
 
 
-def _stage_env() -> dict[str, str]:
-    """What a stage process gets: this venv first on PATH, offline, no outside MLflow store."""
+def dvc(root: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedProcess[str]":
     import os
+    import subprocess
     import sys
 
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ.get('PATH', '')}",
@@ -217,15 +217,8 @@ def _stage_env() -> dict[str, str]:
            "MPLBACKEND": "Agg"}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("SCRM_ROOT", None)
-    return env
-
-
-def dvc(root: Path, *args: str, timeout: int = 1500) -> "subprocess.CompletedProcess[str]":
-    import subprocess
-    import sys
-
     r = subprocess.run([sys.executable, "-m", "dvc", *args], cwd=root, capture_output=True,
-                       text=True, env=_stage_env(), timeout=timeout)
+                       text=True, env=env, timeout=timeout)
     if r.returncode != 0:
         raise AssertionError(f"dvc {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
     return r
