@@ -26,28 +26,22 @@ import yaml
 import edge_inputs
 from conftest import copy_project, copy_run, dvc, set_params
 from test_edge_inputs import COMMANDS, metrics, notes, parquet_schemas, run_stages
+from test_edge_inputs import FAST as EDGE_INPUTS_FAST
 from scrm.config import Paths
 from scrm.data.schema import untyped_columns
 from scrm.response_time.service import PAIRWISE_COLUMNS
 
 pytestmark = pytest.mark.slow
 
-# the same code paths with less work: the fast embedding backend, an outcome measure of lexical cues
-# only, three benchmark models on one split and one repeat, one topic fit (no stability refits), no
-# MLflow tracking but the detector's, one process per stage, fewer bootstrap draws (what is checked
-# here is each stage's status and reason, not its numbers)
-FAST = {("embed", "backend"): "tfidf_svd", ("embed", "progress"): False,
-        ("response_time", "log_models"): False, ("response_time", "n_boot"): 50,
-        ("response_time", "importance_repeats"): 1,
-        ("outcome", "model", "n_boot"): 20, ("outcome", "model", "log_models"): False,
-        ("outcome", "measure", "embedding"): "none", ("outcome", "measure", "n_boot"): 100,
-        ("complaints", "n_boot"): 100, ("complaints", "track"): False,
-        ("topics", "stability_runs"): 0,
-        ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
-        ("benchmark", "splits"): ["stratified"],
-        ("benchmark", "cv_repeats"): 1, ("benchmark", "n_boot"): 100,
-        ("benchmark", "workers"): 1, ("response_time", "n_jobs"): 1, ("outcome", "n_jobs"): 1,
-        ("benchmark", "mlflow", "enabled"): False, ("detect", "n_boot"): 100}
+# the in-process edge tests' quick settings (test_edge_inputs.FAST: the fast embedding backend, three
+# benchmark models and one repeat, no MLflow tracking but the detector's, one process per stage,
+# fewer bootstrap draws) and less still: an outcome measure of lexical cues only, one split, one topic
+# fit (no stability refits), one importance shuffle (what is checked here is each stage's status and
+# reason, not its numbers)
+FAST = {**EDGE_INPUTS_FAST,
+        ("response_time", "importance_repeats"): 1, ("outcome", "measure", "embedding"): "none",
+        ("outcome", "measure", "n_boot"): 100, ("topics", "stability_runs"): 0,
+        ("benchmark", "splits"): ["stratified"]}
 NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
 # through `dvc repro` (the other derived files: the same stage commands in-process, see edge_run;
 # openings never answered: the stages that read answers, tests/test_edge_inputs.py)
