@@ -109,6 +109,9 @@ def build_model(settings: TopicsSettings, n_docs: int) -> Any:
     from hdbscan import HDBSCAN
     from umap import UMAP
 
+    from ..numba_cache import cache_numba_kernels
+
+    cache_numba_kernels()  # UMAP's kernels compiled once per machine (~20 s a process otherwise)
     s = settings
     n_neighbors = max(2, min(s.umap_n_neighbors, n_docs - 1))
     n_components = max(2, min(s.umap_n_components, n_docs - 2))
