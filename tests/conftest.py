@@ -241,12 +241,17 @@ RUN_PARAMS: dict[tuple[str, ...], Any] = {
     ("outcome", "model", "n_boot"): 20,
     ("outcome", "model", "log_models"): False,
     ("outcome", "measure", "n_boot"): 200,
+    # the measure on lexical cues only: MiniLM over the sample's threads is ~45 CPU-s, and the
+    # MiniLM measure is proven on the sample by tests/test_outcome.py (sealed test, dev-only fit)
+    ("outcome", "measure", "embedding"): "none",
     ("complaints", "n_boot"): 200,
     ("benchmark", "splits"): ["stratified"],
     ("benchmark", "models"): ["dummy", "complement_nb", "logreg"],
     ("benchmark", "cv_repeats"): 1,
     ("benchmark", "n_boot"): 200,
     ("detect", "n_boot"): 200,
+    # one topic fit, no stability refits (the stability metrics: tests/test_topics.py)
+    ("topics", "stability_runs"): 0,
     # one process per stage: the suite's two workers keep both cores busy already, and a stage's
     # own worker processes would only add their start-up (the same numbers either way: tested in
     # test_parallel.py, test_response_time.py, test_outcome.py, test_benchmark.py)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-import nbformat
 import pytest
 
 from scrm.config import PROJECT_ROOT, Paths
@@ -36,6 +36,14 @@ def _notebooks() -> list[Path]:
     return sorted(NOTEBOOK_DIR.glob("*.ipynb"))
 
 
+def _read(path: Path) -> Any:
+    """The notebook, as nbformat reads it (imported here: its schema validator costs every pytest
+    process ~1.5 s when imported at collection)."""
+    import nbformat
+
+    return nbformat.read(path, as_version=4)
+
+
 def test_the_six_notebooks_exist() -> None:
     assert [p.stem for p in _notebooks()] == list(EXPECTED)
 
@@ -43,7 +51,9 @@ def test_the_six_notebooks_exist() -> None:
 @pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.stem)
 def test_committed_without_outputs(path: Path) -> None:
     """Outputs are stripped (`nbstripout --install`, see .gitattributes / README)."""
-    nb = nbformat.read(path, as_version=4)
+    import nbformat
+
+    nb = _read(path)
     nbformat.validate(nb)
     for i, cell in enumerate(nb.cells):
         if cell.cell_type == "code":
@@ -54,7 +64,7 @@ def test_committed_without_outputs(path: Path) -> None:
 
 @pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.stem)
 def test_notebook_is_a_thin_story_over_the_package(path: Path) -> None:
-    nb = nbformat.read(path, as_version=4)
+    nb = _read(path)
     code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
     prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert re.search(r"^from scrm\b|^import scrm\b", code, re.M), "must import the package"
@@ -71,6 +81,7 @@ def test_notebook_is_a_thin_story_over_the_package(path: Path) -> None:
 def test_exported_notebook_draws_its_charts_offline(tmp_path: Path) -> None:
     """After `jupyter nbconvert --to html` every figure is a div with its drawing script, and
     plotly.js is embedded once (no CDN); JupyterLab still gets the plotly JSON."""
+    import nbformat
     from nbclient import NotebookClient
     from nbconvert import HTMLExporter
 
@@ -112,7 +123,7 @@ def test_notebook_runs_against_a_run_root(name: str, notebook_root: Paths,
     monkeypatch.setenv("SCRM_ROOT", str(notebook_root.root))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("MPLBACKEND", "Agg")
-    nb = nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+    nb = _read(NOTEBOOK_DIR / f"{name}.ipynb")
     NotebookClient(nb, timeout=600, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOK_DIR)}}).execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
