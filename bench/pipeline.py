@@ -277,6 +277,7 @@ def write_report(args: argparse.Namespace, results: list[dict], root: Path) -> N
               f"({'met' if peak < TARGETS['peak_rss_gib'] else 'MISSED'}: {peak:.2f} GiB, all "
               "processes of a stage).", ""]
     lines += where_the_time_goes(results)
+    lines += benchmark_fits(root)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -304,6 +305,49 @@ def where_the_time_goes(results: list[dict]) -> list[str]:
         lines += ["", f"### {r['stage']}", "", "| cumulative s | own s | function |",
                   "|---:|---:|---|"]
         lines += [f"| {ct:.1f} | {tt:.1f} | `{name}` |" for ct, tt, name in pr["top"]]
+    return lines
+
+
+def benchmark_fits(root: Path) -> list[str]:
+    """Where the benchmark's time goes, from its own leaderboard: per section the training rows and
+    each model's fit + predict seconds on them (the final fit; choosing the grid point fits every
+    point again on each inner fold, so the stage's CPU is a multiple of these). The TF-IDF block
+    is fitted once per training set and its seconds charged to every model that reads it."""
+    import polars as pl
+
+    csv = root / "reports" / "benchmark.csv"
+    params = yaml.safe_load((root / "params.yaml").read_text())["benchmark"]
+    if not csv.exists():
+        return []
+    lb = pl.read_csv(csv).filter(pl.col("kind") == "learned")
+    if lb.height == 0:
+        return []
+    zoo = params["zoo"]
+    lines = ["## Where the benchmark's time goes (its leaderboard)", "",
+             f"Every section fits each model once on its training rows and, to choose the grid point "
+             f"on validation folds inside them, once per grid point on each of "
+             f"{params['inner_folds']} inner folds: fits per model per section = 1 + "
+             f"{params['inner_folds']} x grid points. Seconds: the final fit + predict "
+             "(`fit_s + predict_s` of `reports/benchmark.csv`, the shared TF-IDF block charged to "
+             "each model reading it).", "",
+             "| model | grid points | fits per section | " + " | ".join(
+                 f"{v} s" for v in lb["variant"].unique(maintain_order=True)) + " |",
+             "|---|---:|---:|" + "---:|" * lb["variant"].n_unique()]
+    for model in lb["model"].unique(maintain_order=True):
+        grid = zoo.get(model, {}).get("grid") or {}
+        points = 1
+        for values in grid.values():
+            points *= len(values)
+        fits = 1 + (params["inner_folds"] * points if grid else 0)
+        cells = []
+        for variant in lb["variant"].unique(maintain_order=True):
+            row = lb.filter((pl.col("model") == model) & (pl.col("variant") == variant))
+            cells.append(f"{float(row['fit_s'][0] + row['predict_s'][0]):.1f}" if row.height else "-")
+        lines.append(f"| {model} | {points if grid else 0} | {fits} | " + " | ".join(cells) + " |")
+    n_train = ", ".join(f"{v}: {n:,}" for v, n in
+                        lb.group_by("variant", maintain_order=True).agg(pl.col("n_train").first())
+                        .iter_rows())
+    lines += ["", f"Training rows per section: {n_train}.", ""]
     return lines
 
 

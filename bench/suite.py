@@ -65,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", default=str(HERE / "results" / "suite.md"))
     ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--records", help="also write every test's record (JSON lines) to this file")
     args, pytest_args = ap.parse_known_args(argv)
     with tempfile.TemporaryDirectory(prefix="scrm-suite-") as tmp:
         env = {**os.environ, RECORDS_ENV: tmp,
@@ -82,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         records = [json.loads(line) for f in sorted(Path(tmp).glob("*.jsonl"))
                    for line in f.read_text(encoding="utf-8").splitlines()]
     rc = os.waitstatus_to_exitcode(status)
+    if args.records:
+        Path(args.records).write_text("".join(json.dumps(r) + "\n" for r in records),
+                                      encoding="utf-8")
     per_file: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0])
     for r in records:
         acc = per_file[r["test"].split("::")[0]]
