@@ -1,21 +1,19 @@
-"""The whole pipeline on real files a little unlike the sample: `dvc repro` on brand tweets only, and
+"""The whole pipeline on real files a little unlike the sample: brand tweets only through DVC, and
 the same stage commands in one process on one brand (tests/edge_inputs.py derives both from the
 sample; the third, openings never answered, goes through the stages that read answers in
 tests/test_edge_inputs.py). Each run completes, every stage's metrics carry a status (and a reason
-unless ok), and the report renders with the reasons. On brand tweets only (every stage finishes
-early), `dvc exp run -S` on a key of every params section reruns every stage, each reads DVC's
-rewrite of params.yaml, and that rewrite changes no value (the experiment against the sample run:
-tests/test_daily_loop.py).
+unless ok), and the report renders with the reasons. Brand tweets only (every stage finishes early)
+runs as `dvc exp run -S` on a key of every params section: every stage runs and succeeds, each reads
+DVC's rewrite of params.yaml, that rewrite changes no value, and every stage depends on a changed
+key (the experiment against the sample run: tests/test_daily_loop.py).
 
-Slow: a `dvc repro` and an experiment in a project copy, and the stages in-process on a second one,
-with the quick settings below (CPU time per test: `python bench/suite.py tests/test_edge_pipeline.py`).
+Slow: an experiment in a project copy, and the stages in-process on a second one, with the quick
+settings below (CPU time per test: `python bench/suite.py tests/test_edge_pipeline.py`).
 """
-
 from __future__ import annotations
 
 import json
 import re
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,7 +22,7 @@ import pytest
 import yaml
 
 import edge_inputs
-from conftest import copy_project, copy_run, dvc, set_params
+from conftest import copy_project, copy_run, dvc, git_commit_all, set_params
 from test_edge_inputs import COMMANDS, metrics, notes, parquet_schemas, run_stages
 from test_edge_inputs import FAST as EDGE_INPUTS_FAST
 from scrm.config import Paths
@@ -43,9 +41,21 @@ FAST = {**EDGE_INPUTS_FAST,
         ("outcome", "measure", "n_boot"): 100, ("topics", "stability_runs"): 0,
         ("benchmark", "splits"): ["stratified"]}
 NO_OPENINGS = "the input has no customer openings: every tweet is from a brand"
-# through `dvc repro` (the other derived files: the same stage commands in-process, see edge_run;
-# openings never answered: the stages that read answers, tests/test_edge_inputs.py)
+# through DVC (`dvc exp run`; the other derived files: the same stage commands in-process, see
+# edge_run; openings never answered: the stages that read answers, tests/test_edge_inputs.py)
 DVC_CASES = ("brand_tweets_only",)
+EXP_OUTPUT = "exp-run.out"  # what `dvc exp run` printed, beside the brand-only project
+
+# one key of every section a stage reads (fullscale is read by bench/pipeline.py only, ray only by an
+# engine set to ray), each a value unlike the file's; YAML 1.1 words ("yes"/"no" in
+# outcome.name_stopwords) stay in the file and must survive DVC's rewrite as strings
+ONE_KEY_PER_SECTION = {"seed": "7", "fetch.rows": "1000", "prepare.require_text": "false",
+                       "openings.answered_definition": "direct",
+                       "sentiment.roles": "[brand,customer]",
+                       "response_time.km_grid_points": "40", "outcome.fast_reply_minutes": "30",
+                       "complaints.min_votes": "2", "embed.tfidf_svd.n_components": "50",
+                       "topics.top_n_words": "8", "benchmark.test_size": "0.3",
+                       "detect.n_boot": "150", "report.top_brands": "10"}
 
 
 def _project_on(case: str, dest: Path) -> Path:
@@ -60,10 +70,12 @@ def _project_on(case: str, dest: Path) -> Path:
 @pytest.fixture(scope="module")
 def edge_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``edge_run(case)``: the project on that derived file after all its stages, once per module
-    (read-only: change a :func:`conftest.copy_run` of it). Brand tweets only goes through `dvc
-    repro`; one brand through the same stage commands in this process (`scrm` in-process, each
-    exit code 0), which spares eleven interpreter starts and checks what `dvc repro` would: every
-    output dvc.yaml declares exists."""
+    (read-only: change a :func:`conftest.copy_run` of it). Brand tweets only goes through DVC: its
+    committed project runs `dvc exp run` with a key of every params section changed
+    (:data:`ONE_KEY_PER_SECTION`; what DVC printed is kept in ``EXP_OUTPUT``), so one run of the
+    eleven stages proves both the no-data path through DVC and the experiment. One brand runs the
+    same stage commands in this process (`scrm` in-process, each exit code 0), which spares eleven
+    interpreter starts and checks what `dvc repro` would: every output dvc.yaml declares exists."""
     built: dict[str, Path] = {}
 
     def get(case: str) -> Path:
@@ -71,7 +83,11 @@ def edge_run(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
             return built[case]
         root = _project_on(case, tmp_path_factory.mktemp(case) / "project")
         if case in DVC_CASES:
-            dvc(root, "repro", timeout=3600)
+            git_commit_all(root, "baseline: the derived file with the quick settings")
+            (root.parent / "params.before-exp.yaml").write_bytes((root / "params.yaml").read_bytes())
+            sets = [a for k, v in ONE_KEY_PER_SECTION.items() for a in ("-S", f"{k}={v}")]
+            out = dvc(root, "exp", "run", "-n", "every-section", *sets, timeout=3600).stdout
+            (root.parent / EXP_OUTPUT).write_text(out, encoding="utf-8")
         else:
             codes = run_stages(Paths(root), root / "data" / "edge" / f"{case}.csv", COMMANDS)
             assert codes == dict.fromkeys(codes, 0), codes
@@ -119,40 +135,34 @@ def test_every_stage_completes_with_a_status_everywhere(case: str, edge_run) -> 
         assert statuses["response_time"][0] == "ok"
 
 
-# one key of every section a stage reads (fullscale is read by bench/pipeline.py only, ray only by an
-# engine set to ray), each a value unlike the file's; YAML 1.1 words ("yes"/"no" in
-# outcome.name_stopwords) stay in the file and must survive DVC's rewrite as strings
-ONE_KEY_PER_SECTION = {"seed": "7", "fetch.rows": "1000", "prepare.require_text": "false",
-                       "openings.answered_definition": "direct",
-                       "sentiment.roles": "[brand,customer]",
-                       "response_time.km_grid_points": "40", "outcome.fast_reply_minutes": "30",
-                       "complaints.min_votes": "2", "embed.tfidf_svd.n_components": "50",
-                       "topics.top_n_words": "8", "benchmark.test_size": "0.3",
-                       "detect.n_boot": "150", "report.top_brands": "10"}
-
-
 def test_dvc_exp_run_on_a_key_of_every_section_reruns_every_stage(edge_run, tmp_path) -> None:
+    """The experiment of :func:`edge_run` ran every stage and succeeded; `dvc exp show` lists it;
+    the settings the stages read after DVC's rewrite of params.yaml equal the original file with
+    exactly those changes; and each changed key is one its stages depend on: with the original
+    params back, `dvc status` finds every stage's params changed (what makes `dvc exp run` rerun
+    them after a committed run)."""
     from scrm.config import load_settings
 
-    root = copy_run(edge_run("brand_tweets_only"), tmp_path / "project")
-    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
-    subprocess.run([*git, "add", "-A"], cwd=root, check=True)
-    subprocess.run([*git, "commit", "-qm", "baseline", "--allow-empty"], cwd=root, check=True)
-    original = (root / "params.yaml").read_text(encoding="utf-8")
+    run = edge_run("brand_tweets_only")
+    out = (run.parent / EXP_OUTPUT).read_text(encoding="utf-8")
+    original = (run.parent / "params.before-exp.yaml").read_text(encoding="utf-8")
     sections = {k for k, v in yaml.safe_load(original).items() if isinstance(v, dict)}
     assert {k.split(".")[0] for k in ONE_KEY_PER_SECTION} | {"fullscale", "ray"} >= sections
-
-    sets = [a for k, v in ONE_KEY_PER_SECTION.items() for a in ("-S", f"{k}={v}")]
-    out = dvc(root, "exp", "run", "-n", "every-section", *sets, timeout=3000).stdout
-    stages = set(yaml.safe_load((root / "dvc.yaml").read_text())["stages"])
+    stages = set(yaml.safe_load((run / "dvc.yaml").read_text())["stages"])
     assert set(re.findall(r"Running stage '([^']+)'", out)) == stages, \
-        f"every stage reruns and succeeds:\n{out}"
-    table = dvc(root, "exp", "show", "--csv", "--no-pager", timeout=600).stdout
+        f"every stage runs and succeeds:\n{out}"
+    table = dvc(run, "exp", "show", "--csv", "--no-pager", timeout=600).stdout
     assert "every-section" in table, table
 
-    # what the stages read after DVC's rewrite equals the original file with exactly these changes
+    root = copy_run(run, tmp_path / "project")
     got = load_settings(root)
     (root / "params.yaml").write_text(original, encoding="utf-8")
+    assert "up to date" not in dvc(root, "status").stdout
+    changed = json.loads(dvc(root, "status", "--json").stdout)
+    for stage in stages:  # {"stage": [{"changed deps": {"params.yaml": {"topics": "modified"}}}]}
+        params = [e["changed deps"].get("params.yaml", {}) for e in changed.get(stage, [])
+                  if isinstance(e, dict) and "changed deps" in e]
+        assert any("modified" in p.values() for p in params), (stage, changed.get(stage))
     set_params(root, {tuple(k.split(".")): yaml.safe_load(v) for k, v in ONE_KEY_PER_SECTION.items()})
     assert got == load_settings(root)
 
@@ -169,7 +179,7 @@ def derived(edge_run) -> Callable[[str], Paths]:
 # brand tweets only: no opening anywhere
 # --------------------------------------------------------------------------------------------------
 def test_brand_tweets_only_every_stage_finishes_with_the_reason(derived) -> None:
-    paths = derived("brand_tweets_only")  # `dvc repro` succeeded: every stage exited 0
+    paths = derived("brand_tweets_only")  # `dvc exp run` succeeded: every stage exited 0
     prep = metrics(paths, "prepare")
     assert prep["openings"] == 0 and prep["tweets"] == prep["rows_in"] == 2222
     for stage in ("prepare", "response_time", "outcome", "complaints", "embed", "topics",
