@@ -78,8 +78,6 @@ def fit_predict(L: np.ndarray, fit_rows: np.ndarray, tax: Taxonomy, fit_kwargs: 
                 seed: int) -> LabelModelFit:
     """Fit Snorkel's LabelModel on ``L[fit_rows]`` (``fit_kwargs``: params
     ``complaints.label_model``, e.g. n_epochs, lr, l2) and label every row of ``L``."""
-    from snorkel.labeling.model import LabelModel
-
     classes = model_classes(tax)
     fitted_on = L[np.asarray(fit_rows, dtype=bool)]
     if not (fitted_on != ABSTAIN).any():  # nothing to learn rule accuracies from
@@ -88,6 +86,8 @@ def fit_predict(L: np.ndarray, fit_rows: np.ndarray, tax: Taxonomy, fit_kwargs: 
         return LabelModelFit(labels=[None] * L.shape[0], confidence=np.full(L.shape[0], np.nan),
                              weights=dict.fromkeys((lf.name for lf in tax.lfs), None),
                              classes=classes, n_fit=int(fitted_on.shape[0]), skipped=why)
+    from snorkel.labeling.model import LabelModel  # with torch: ~2 s, only when there is a fit
+
     with _one_thread():
         model = LabelModel(cardinality=len(classes), verbose=False, device="cpu")
         model.fit(L[fit_rows], **fit_kwargs, seed=seed, progress_bar=False)
