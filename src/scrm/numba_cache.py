@@ -11,6 +11,7 @@ and CPU), so the numbers are those of a fresh compilation, bit for bit.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import warnings
@@ -21,8 +22,10 @@ KERNEL_MODULES = ("umap.umap_", "umap.layouts", "umap.spectral", "umap.distances
                   "pynndescent.sparse", "pynndescent.utils", "pynndescent.rp_trees")
 
 
+@functools.cache
 def cache_numba_kernels(modules: tuple[str, ...] = KERNEL_MODULES) -> int:
-    """Enable numba's disk cache on every uncached kernel of ``modules``; how many were enabled.
+    """Enable numba's disk cache on every uncached kernel of ``modules``' packages; how many were
+    enabled. Once per process (a topic fit builds several models; the kernels stay switched on).
 
     A kernel numba cannot cache (no writable cache folder, dynamic globals) simply stays as it was.
     """
@@ -39,8 +42,9 @@ def cache_numba_kernels(modules: tuple[str, ...] = KERNEL_MODULES) -> int:
             importlib.import_module(name)
         except ImportError:
             continue
+    packages = {m.split(".")[0] for m in modules}
     for name, mod in list(sys.modules.items()):
-        if mod is None or name.split(".")[0] not in {m.split(".")[0] for m in modules}:
+        if mod is None or name.split(".")[0] not in packages:
             continue
         for obj in list(vars(mod).values()):
             if isinstance(obj, Dispatcher) and isinstance(obj._cache, NullCache):
