@@ -23,6 +23,7 @@ lifelines, MLflow): time that only a different method, not faster code, removes.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import pstats
 import shutil
@@ -323,6 +324,9 @@ def benchmark_fits(root: Path) -> list[str]:
     if lb.height == 0:
         return []
     zoo = params["zoo"]
+    variants = lb["variant"].unique(maintain_order=True).to_list()
+    seconds = {(m, v): s for m, v, s in lb.select(
+        "model", "variant", pl.col("fit_s") + pl.col("predict_s")).iter_rows()}
     lines = ["## Where the benchmark's time goes (its leaderboard)", "",
              f"Every section fits each model once on its training rows and, to choose the grid point "
              f"on validation folds inside them, once per grid point on each of "
@@ -330,20 +334,14 @@ def benchmark_fits(root: Path) -> list[str]:
              f"{params['inner_folds']} x grid points. Seconds: the final fit + predict "
              "(`fit_s + predict_s` of `reports/benchmark.csv`, the shared TF-IDF block charged to "
              "each model reading it).", "",
-             "| model | grid points | fits per section | " + " | ".join(
-                 f"{v} s" for v in lb["variant"].unique(maintain_order=True)) + " |",
-             "|---|---:|---:|" + "---:|" * lb["variant"].n_unique()]
+             "| model | grid points | fits per section | " + " | ".join(f"{v} s" for v in variants)
+             + " |", "|---|---:|---:|" + "---:|" * len(variants)]
     for model in lb["model"].unique(maintain_order=True):
         grid = zoo.get(model, {}).get("grid") or {}
-        points = 1
-        for values in grid.values():
-            points *= len(values)
-        fits = 1 + (params["inner_folds"] * points if grid else 0)
-        cells = []
-        for variant in lb["variant"].unique(maintain_order=True):
-            row = lb.filter((pl.col("model") == model) & (pl.col("variant") == variant))
-            cells.append(f"{float(row['fit_s'][0] + row['predict_s'][0]):.1f}" if row.height else "-")
-        lines.append(f"| {model} | {points if grid else 0} | {fits} | " + " | ".join(cells) + " |")
+        points = math.prod(len(values) for values in grid.values()) if grid else 0
+        fits = 1 + params["inner_folds"] * points
+        cells = [f"{seconds[(model, v)]:.1f}" if (model, v) in seconds else "-" for v in variants]
+        lines.append(f"| {model} | {points} | {fits} | " + " | ".join(cells) + " |")
     n_train = ", ".join(f"{v}: {n:,}" for v, n in
                         lb.group_by("variant", maintain_order=True).agg(pl.col("n_train").first())
                         .iter_rows())
