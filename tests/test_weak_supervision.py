@@ -15,6 +15,7 @@ from scrm.complaints import weak_labels
 from scrm.complaints.taxonomy import apply_lfs, load_taxonomy
 from scrm.config import Paths, load_settings
 from scrm.stats import paired
+from scrm.stats.intervals import finite
 
 TAX = load_taxonomy()
 
@@ -109,6 +110,40 @@ def test_label_model_never_reads_rows_outside_its_fit_rows() -> None:
     assert a.n_fit == 27
     c = lm_mod.fit_predict(L, fit_rows, TAX, settings, seed=3)
     assert c.labels == a.labels                           # seeded: same labels
+
+
+def test_blockwise_label_model_equals_snorkels_one_pass_to_the_bit(
+        prepared_root: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The memory-saving fit (overlap counts and predictions a block of rows at a time) gives
+    Snorkel's own ``LabelModel`` results on the sample's openings: labels, probabilities, weights."""
+    import torch
+    from snorkel.labeling.model import LabelModel
+
+    settings = {**load_settings().complaints.label_model, "n_epochs": 100}
+    df = weak_labels.label_openings(pl.scan_parquet(prepared_root.openings), TAX, 1)
+    L = lm_mod.label_matrix(df, TAX)
+    fit_rows = np.arange(L.shape[0]) % 5 != 0
+    assert L.shape[0] > 1000 and (L[fit_rows] != -1).any(axis=1).sum() > 300
+    monkeypatch.setattr(lm_mod, "BLOCK_ROWS", 97)        # many blocks, a ragged last one
+    ours = lm_mod.fit_predict(L, fit_rows, TAX, settings, seed=11)
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                             # as fit_predict does
+    try:
+        plain = LabelModel(cardinality=len(lm_mod.model_classes(TAX)), verbose=False, device="cpu")
+        plain.fit(L[fit_rows], **settings, seed=11, progress_bar=False)
+        pred, prob = plain.predict(L, return_probs=True, tie_break_policy="abstain")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            weights = plain.get_weights()
+    finally:
+        torch.set_num_threads(threads)
+    pred = np.where((L != -1).any(axis=1), pred, -1)
+    classes = lm_mod.model_classes(TAX)
+    assert ours.labels == [classes[p] if p != -1 else None for p in pred.tolist()]
+    assert np.array_equal(ours.confidence, np.where(pred != -1, prob.max(axis=1), np.nan),
+                          equal_nan=True)
+    assert sum(lab is not None for lab in ours.labels) > 300
+    assert list(ours.weights.values()) == [finite(w) for w in weights]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -18,6 +18,15 @@ Choices, stated once:
 * An opening where no rule fires stays unlabelled (null), exactly as with majority vote, so the
   two differ only in how they resolve rules that disagree; ties in the model's probabilities
   abstain too (Snorkel's ``tie_break_policy="abstain"``).
+
+Memory, not statistics: Snorkel builds a dense float64 one-hot copy of the label matrix (rows x
+rules x classes; 2.0 GB for 781,107 openings, 36 rules and 9 classes) to form the overlap matrix,
+and again, with a second product of the same size, to predict. :func:`_blockwise_label_model` forms
+both a block of :data:`BLOCK_ROWS` rows at a time. The overlap matrix is a matrix of counts (sums of
+0/1 products, exact in float64 in any order), so it is the same to the last bit; a prediction is a
+function of its row alone. At 2,811,774 synthetic rows the labels and probabilities were equal bit
+for bit to Snorkel's one-pass code, and the fit's peak was 1.25 GiB above its input instead of
+4.45 GiB.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ from ..stats.intervals import finite
 from .taxonomy import Taxonomy
 
 ABSTAIN = -1
+BLOCK_ROWS = 1 << 16  # rows per one-hot block: 170 MB at 36 rules x 9 classes
 
 
 @dataclass(frozen=True)
@@ -74,6 +84,32 @@ def _one_thread() -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def _blockwise_label_model() -> type:
+    """Snorkel's ``LabelModel`` whose overlap matrix ``O`` is summed over blocks of rows (see the
+    module docstring); imported here because Snorkel with torch takes ~2 s, needed only for a fit."""
+    import torch
+    from snorkel.labeling.model import LabelModel
+
+    class _BlockwiseLabelModel(LabelModel):  # type: ignore[misc]
+        def _generate_O(self, L: np.ndarray, higher_order: bool = False) -> None:
+            n = self.n
+            counts: np.ndarray | None = None
+            try:
+                for i in range(0, n, BLOCK_ROWS):
+                    block = L[i:i + BLOCK_ROWS]
+                    self.n = block.shape[0]  # Snorkel sizes its one-hot matrix by self.n
+                    aug = self._get_augmented_label_matrix(block, higher_order=higher_order)
+                    part = aug.T @ aug
+                    counts = part if counts is None else counts + part
+            finally:
+                self.n = n
+            assert counts is not None  # a fit has at least one row (see fit_predict)
+            self.d = counts.shape[1]
+            self.O = torch.from_numpy(counts / self.n).float().to(self.config.device)
+
+    return _BlockwiseLabelModel
+
+
 def fit_predict(L: np.ndarray, fit_rows: np.ndarray, tax: Taxonomy, fit_kwargs: dict[str, Any],
                 seed: int) -> LabelModelFit:
     """Fit Snorkel's LabelModel on ``L[fit_rows]`` (``fit_kwargs``: params
@@ -86,12 +122,13 @@ def fit_predict(L: np.ndarray, fit_rows: np.ndarray, tax: Taxonomy, fit_kwargs: 
         return LabelModelFit(labels=[None] * L.shape[0], confidence=np.full(L.shape[0], np.nan),
                              weights=dict.fromkeys((lf.name for lf in tax.lfs), None),
                              classes=classes, n_fit=int(fitted_on.shape[0]), skipped=why)
-    from snorkel.labeling.model import LabelModel  # with torch: ~2 s, only when there is a fit
-
     with _one_thread():
-        model = LabelModel(cardinality=len(classes), verbose=False, device="cpu")
+        model = _blockwise_label_model()(cardinality=len(classes), verbose=False, device="cpu")
         model.fit(L[fit_rows], **fit_kwargs, seed=seed, progress_bar=False)
-        pred, prob = model.predict(L, return_probs=True, tie_break_policy="abstain")
+        parts = [model.predict(L[i:i + BLOCK_ROWS], return_probs=True, tie_break_policy="abstain")
+                 for i in range(0, L.shape[0], BLOCK_ROWS)]
+    pred = np.concatenate([p for p, _ in parts])
+    prob = np.concatenate([q for _, q in parts])
     pred = np.where((L != ABSTAIN).any(axis=1), pred, ABSTAIN)
     labels = [classes[p] if p != ABSTAIN else None for p in pred.tolist()]
     conf = np.where(pred != ABSTAIN, prob.max(axis=1), np.nan)
