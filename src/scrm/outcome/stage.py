@@ -11,7 +11,7 @@ one set: ``outcome.parquet``, ``outcome_findings.parquet``, ``outcome_transition
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import polars as pl
@@ -214,12 +214,16 @@ def compute(paths: Paths, settings: OutcomeSettings, sentiment: SentimentSetting
                         "compare customer turns.")
     data = read_inputs(paths, settings)
     conv = conversation_frame(data.tweets, data.openings, data.threads, settings)
+    # the tweets and openings tables are in ``conv`` now: at full scale they are 0.6 GiB that the
+    # template features and the second process's models would otherwise sit on top of
+    data = replace(data, tweets=data.tweets.clear(), openings=data.openings.clear())
     if data.labels is None:
         measure = thresholds_measure(settings, "outcome.measure.labels_file is null: no labelled set")
     else:
         measure = fit_measure(conv, dev_part(data.labels), settings,
                               make_embedder(settings.measure, embed), settings.seed)
     outcome = outcome_table(conv, measure, settings)
+    del conv
     # the cross-validated models share nothing with the other parts: with n_jobs > 1 they run in
     # a second process meanwhile (seeded folds and models: the same numbers wherever they run)
     with beside(settings.n_jobs, cross_validate, outcome, settings, settings.seed) as cv:

@@ -47,8 +47,10 @@ class TemplateCounts:
         ids: dict[str, int] = {}
         gid: dict[str, int] = {}
         indptr = array("q", [0])
-        indices = array("q")  # machine integers: a Python list would hold an object per entry
-        values = array("q")
+        # 32-bit machine integers (a Python list would hold an object per entry): term ids and
+        # counts of one text fit, and every array built from them is half the size of int64
+        indices = array("i")
+        values = array("i")
         for text in texts:
             text = text or ""
             if text in ids:
@@ -69,8 +71,8 @@ class TemplateCounts:
         self.alpha_rank[np.array(sorted(range(len(gid)), key=self.terms.__getitem__),
                                  dtype=np.int64)] = np.arange(len(gid))
         self.indptr = np.frombuffer(indptr, dtype=np.int64)
-        self.indices = np.frombuffer(indices, dtype=np.int64)
-        self.values = np.frombuffer(values, dtype=np.int64)
+        self.indices = np.frombuffer(indices, dtype=np.intc)
+        self.values = np.frombuffer(values, dtype=np.intc)
 
     def docs(self, texts: Sequence[str | None]) -> Docs | None:
         """``texts`` as positions, or None when one of them was not counted."""
@@ -84,7 +86,8 @@ class TemplateCounts:
         pos = np.asarray(docs, dtype=np.int64)
         starts, lengths = self.indptr[pos], self.indptr[pos + 1] - self.indptr[pos]
         indptr = np.concatenate([[0], np.cumsum(lengths)])
-        flat = np.repeat(starts - indptr[:-1], lengths) + np.arange(indptr[-1])
+        flat = np.repeat(starts - indptr[:-1], lengths)
+        flat += np.arange(indptr[-1])  # in place: at full scale each of these is ~200 MB
         return indptr, self.indices[flat], self.values[flat]
 
 
@@ -95,8 +98,8 @@ def _csr(indptr: np.ndarray, indices: np.ndarray, values: np.ndarray, n_cols: in
     from sklearn.utils._sparse import _align_api_if_sparse
 
     itype = np.int64 if indptr[-1] > np.iinfo(np.int32).max else np.int32
-    X = sp.csr_array((values.astype(np.intc), indices.astype(itype), indptr.astype(itype)),
-                     shape=(len(indptr) - 1, n_cols), dtype=dtype)
+    X = sp.csr_array((values.astype(np.intc, copy=False), indices.astype(itype, copy=False),
+                      indptr.astype(itype)), shape=(len(indptr) - 1, n_cols), dtype=dtype)
     X.sort_indices()
     return _align_api_if_sparse(X)
 
@@ -116,7 +119,7 @@ class PrecountedTfidf(TfidfVectorizer):
             vocabulary = self.vocabulary_
             lookup = getattr(self, "lookup_", None)
             if lookup is None:
-                lookup = np.full(len(c.terms), -1, dtype=np.int64)
+                lookup = np.full(len(c.terms), -1, dtype=np.intc)
                 for term, idx in vocabulary.items():
                     g = c.gid.get(term)
                     if g is not None:
@@ -135,8 +138,9 @@ class PrecountedTfidf(TfidfVectorizer):
         sg = gids[by_term]
         starts = np.flatnonzero(np.r_[True, sg[1:] != sg[:-1]])
         # terms in order of first appearance (a stable sort keeps each term's first position first)
-        order = sg[starts][np.argsort(by_term[starts])]
-        app = np.full(n, -1, dtype=np.int64)
+        order = sg[starts][np.argsort(by_term[starts])].astype(np.int64)
+        del by_term, sg  # before the matrix is built: the fit's peak memory
+        app = np.full(n, -1, dtype=np.intc)
         app[order] = np.arange(len(order))
         vocabulary = _Terms(order)
         return vocabulary, _csr(indptr, app[gids], values, len(order), self.dtype)
