@@ -116,7 +116,6 @@ def test_blockwise_label_model_equals_snorkels_one_pass_to_the_bit(
         prepared_root: Paths, monkeypatch: pytest.MonkeyPatch) -> None:
     """The memory-saving fit (overlap counts and predictions a block of rows at a time) gives
     Snorkel's own ``LabelModel`` results on the sample's openings: labels, probabilities, weights."""
-    import torch
     from snorkel.labeling.model import LabelModel
 
     settings = {**load_settings().complaints.label_model, "n_epochs": 100}
@@ -127,16 +126,12 @@ def test_blockwise_label_model_equals_snorkels_one_pass_to_the_bit(
     monkeypatch.setattr(lm_mod, "BLOCK_ROWS", 97)        # many blocks, a ragged last one
     ours = lm_mod.fit_predict(L, fit_rows, TAX, settings, seed=11)
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)                             # as fit_predict does
-    try:
+    with lm_mod._one_thread():                           # as fit_predict does
         plain = LabelModel(cardinality=len(lm_mod.model_classes(TAX)), verbose=False, device="cpu")
         plain.fit(L[fit_rows], **settings, seed=11, progress_bar=False)
         pred, prob = plain.predict(L, return_probs=True, tie_break_policy="abstain")
-        with np.errstate(divide="ignore", invalid="ignore"):
-            weights = plain.get_weights()
-    finally:
-        torch.set_num_threads(threads)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        weights = plain.get_weights()
     pred = np.where((L != -1).any(axis=1), pred, -1)
     classes = lm_mod.model_classes(TAX)
     assert ours.labels == [classes[p] if p != -1 else None for p in pred.tolist()]
