@@ -23,3 +23,24 @@ def test_a_call_beside_gives_the_value_of_the_call_here() -> None:
 def test_an_error_beside_is_raised_by_the_getter(n_jobs: int) -> None:
     with beside(n_jobs, math.sqrt, -1.0) as get, pytest.raises(ValueError, match="math domain"):
         get()
+
+
+def test_a_worker_profiles_its_call_when_asked(tmp_path, monkeypatch) -> None:
+    """``bench/pipeline.py --profile`` sets SCRM_PROFILE_DIR: the worker then leaves a cProfile of
+    the call it ran (its time is otherwise invisible to the stage's profile), same value."""
+    import pstats
+
+    from scrm.parallel import PROFILE_DIR_ENV
+
+    values = [x / 7 for x in range(20_000)]
+    monkeypatch.setenv(PROFILE_DIR_ENV, str(tmp_path / "workers"))
+    with beside(2, math.fsum, values) as get:
+        assert get() == math.fsum(values)
+    profiles = list((tmp_path / "workers").glob("worker-*.prof"))
+    assert len(profiles) == 1
+    names = {func[2] for func in pstats.Stats(str(profiles[0])).stats}
+    assert "<built-in method math.fsum>" in names
+    monkeypatch.delenv(PROFILE_DIR_ENV)
+    with beside(2, math.fsum, values) as get:  # unset: nothing written
+        get()
+    assert len(list((tmp_path / "workers").glob("*.prof"))) == 1

@@ -83,11 +83,13 @@ def score_parallel(texts: list[str], name: str, n_jobs: int) -> list[float]:
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
+    from scrm.parallel import Profiled
+
     size = -(-len(texts) // (4 * n_jobs))
     chunks = [texts[i:i + size] for i in range(0, len(texts), size)]
     with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn"), initializer=_init_worker,
                              initargs=(name,)) as pool:
-        return [x for part in pool.map(_score_chunk, chunks) for x in part]
+        return [x for part in pool.map(Profiled(_score_chunk), chunks) for x in part]
 
 
 def score_frame(df: pl.DataFrame, text_col: str = "text", scorer: SentimentScorer | None = None,

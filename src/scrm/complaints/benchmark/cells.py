@@ -36,6 +36,7 @@ from ... import cluster
 from ...config import BenchmarkSettings
 from ...config_ray import RaySettings
 from ...errors import ScrmError
+from ...parallel import Profiled
 from .select import Fitted, Spec, fit_each
 from .splits import LabelSet, SplitError
 
@@ -127,7 +128,7 @@ def _pool(cells: Sequence[Cell], data: Mapping[str, LabelSet], specs: Mapping[st
     with ProcessPoolExecutor(min(s.workers, len(cells)) or 1, mp_context=get_context("spawn"),
                              initializer=_init_worker,
                              initargs=(dict(data), dict(specs), classes, s)) as pool:
-        futures = [pool.submit(_worker_cell, c) for c in cells]
+        futures = [pool.submit(Profiled(_worker_cell), c) for c in cells]
 
         def get(c: Cell, fut: Any) -> CellResult:
             try:
