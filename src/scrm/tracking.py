@@ -231,6 +231,9 @@ def log_sklearn_model(model: Any, X_example: Any, registered_name: str | None = 
     import mlflow
     from mlflow.models import infer_signature
 
+    from .lean_imports import skops_io
+
+    skops_io()  # before MLflow imports it (with PyTorch)
     example = X_example[:5] if hasattr(X_example, "__getitem__") else X_example
     if hasattr(X_example, "head"):
         example = X_example.head(5)
@@ -339,8 +342,9 @@ _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lightgbm.", "scrm.", "buil
 
 def trusted_types(model: Any) -> list[str]:
     """The types of ``model`` that skops would refuse, restricted to the libraries we use."""
-    import skops.io as skio
+    from .lean_imports import skops_io
 
+    skio = skops_io()
     untrusted = skio.get_untrusted_types(data=skio.dumps(model))
     return sorted(t for t in untrusted if t.startswith(_TRUSTED_PREFIXES))
 
@@ -412,7 +416,10 @@ def load_model(model_uri: str, root: Path | str | None = None) -> Any:
     project's store (never the one ``MLFLOW_TRACKING_URI`` names), any other scheme (a path, http,
     s3 ...) is refused, and so is a model saved with pickle or cloudpickle.
     """
+    from .lean_imports import skops_io
+
     _check_uri(model_uri)
+    skops_io()  # before MLflow imports it (with PyTorch)
     with _own_store(root) as mlflow:
         _check_skops(mlflow, model_uri)
         return mlflow.sklearn.load_model(model_uri)
@@ -429,7 +436,10 @@ def _check_uri(model_uri: str) -> None:
 
 def load_pyfunc(model_uri: str, root: Path | str | None = None) -> Any:
     """The model as an ``mlflow.pyfunc`` model (schema-checked ``predict``), from our store only."""
+    from .lean_imports import skops_io
+
     _check_uri(model_uri)
+    skops_io()  # before MLflow imports it (with PyTorch)
     with _own_store(root) as mlflow:
         import mlflow.pyfunc
 

@@ -104,13 +104,13 @@ def umap_init(settings: TopicsSettings, n_docs: int) -> str:
 
 def build_model(settings: TopicsSettings, n_docs: int) -> Any:
     """A BERTopic with seeded UMAP, HDBSCAN and our vectorizer; no embedding model (precomputed)."""
-    from bertopic import BERTopic
-    from bertopic.vectorizers import ClassTfidfTransformer
     from hdbscan import HDBSCAN
     from umap import UMAP
 
+    from ..lean_imports import bertopic
     from ..numba_cache import cache_numba_kernels
 
+    bt = bertopic()  # without PyTorch and transformers: embeddings are precomputed
     cache_numba_kernels()  # UMAP's kernels compiled once per machine (~20 s a process otherwise)
     s = settings
     n_neighbors = max(2, min(s.umap_n_neighbors, n_docs - 1))
@@ -122,12 +122,12 @@ def build_model(settings: TopicsSettings, n_docs: int) -> Any:
                             min_samples=s.min_samples, metric="euclidean",
                             cluster_selection_method=s.cluster_selection_method,
                             prediction_data=False, core_dist_n_jobs=1)
-    return BERTopic(embedding_model=None, umap_model=umap_model, hdbscan_model=hdbscan_model,
-                    vectorizer_model=make_vectorizer(s),
-                    ctfidf_model=ClassTfidfTransformer(
-                        reduce_frequent_words=s.reduce_frequent_words),
-                    top_n_words=s.top_n_words, nr_topics=s.nr_topics,
-                    calculate_probabilities=False, low_memory=True, verbose=False)
+    return bt.BERTopic(embedding_model=None, umap_model=umap_model, hdbscan_model=hdbscan_model,
+                       vectorizer_model=make_vectorizer(s),
+                       ctfidf_model=bt.vectorizers.ClassTfidfTransformer(
+                           reduce_frequent_words=s.reduce_frequent_words),
+                       top_n_words=s.top_n_words, nr_topics=s.nr_topics,
+                       calculate_probabilities=False, low_memory=True, verbose=False)
 
 
 @contextlib.contextmanager
