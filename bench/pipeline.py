@@ -25,6 +25,7 @@ processes' profiles add up.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import pstats
@@ -43,6 +44,7 @@ TARGETS = {"total_wall_s": 5 * 60, "peak_rss_gib": 4.0}
 # entry into these packages counts as model fitting (cumulative time of calls from outside them)
 MODEL_LIBS = ("sklearn", "statsmodels", "umap", "hdbscan", "lifelines", "mlflow")
 TOP_FUNCTIONS = 12
+RESULTS_FILE = "bench-results.json"  # the run's measurements, for --report-only
 
 
 def apply_overrides(params: dict, overrides: dict) -> dict:
@@ -233,7 +235,19 @@ def main() -> int:
                          "outputs must already be in ROOT")
     ap.add_argument("--profile", action="store_true",
                     help="run each stage under cProfile and report where the time goes")
+    ap.add_argument("--report-only", action="store_true",
+                    help="write the report again from ROOT's last measurements "
+                         "(bench-results.json) and profiles, running nothing")
     args = ap.parse_args()
+    if args.report_only:
+        root = args.root.resolve()
+        saved = json.loads((root / RESULTS_FILE).read_text())
+        for r in saved:
+            prof = root / "profiles" / f"{r['stage']}.prof"
+            if args.profile and prof.exists():
+                r["profile"] = profile_summary(prof)
+        write_report(args, saved, root)
+        return 0
 
     root = args.root.resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -268,6 +282,8 @@ def main() -> int:
         if prof is not None and prof.exists():
             r["profile"] = profile_summary(prof)
         results.append(r)
+        (root / RESULTS_FILE).write_text(json.dumps(
+            [{k: v for k, v in x.items() if k != "profile"} for x in results], indent=1))
         print(f"{name:>14}: {r['wall_s']:8.1f} s wall {r['cpu_s']:8.1f} s cpu "
               f"{r['cpu_s'] / max(r['wall_s'], 1e-9):5.2f} cpu/wall "
               f"{r['peak_rss_gib']:6.2f} GiB peak ({r['tree_rss_gib']:.2f} all processes)  "
