@@ -125,8 +125,9 @@ def cross_validate(outcome: pl.DataFrame, settings: OutcomeSettings, seed: int) 
     shapes a centroid or a duplicate count.
     """
     from sklearn.base import clone
-    from sklearn.model_selection import StratifiedGroupKFold
     from threadpoolctl import threadpool_limits
+
+    from ..stats.group_folds import StratifiedGroupKFold  # scikit-learn's folds, faster
 
     mp = settings.model
     pop = answered_unhappy(outcome)
