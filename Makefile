@@ -10,7 +10,7 @@ export TRANSFORMERS_OFFLINE := 1
 export DVC_NO_ANALYTICS := 1
 export MPLBACKEND := Agg
 
-.PHONY: all run venv test test-fast ui lab bench-prepare bench-pipeline bench-embeddings bench-vocabulary full strip help
+.PHONY: all run venv test test-fast ui lab bench-prepare bench-pipeline bench-profile bench-embeddings bench-vocabulary full strip help
 
 all: run
 
@@ -85,6 +85,9 @@ bench-pipeline: venv  ## full-scale pipeline benchmark -> bench/results/pipeline
 	python bench/pipeline.py
 
 full: bench-pipeline  ## the whole pipeline on 2,811,774 synthetic rows in runs/full (own root)
+
+bench-profile: venv  ## the full-scale run under cProfile (workers too): where the time goes, the floor -> bench/results/pipeline-profile.md
+	python bench/pipeline.py --reuse-raw --profile --out bench/results/pipeline-profile.md
 
 bench-vocabulary: venv  ## distinct words vs tweets, synthetic vs the real sample -> bench/results/vocabulary.md
 	python bench/vocabulary.py

@@ -29,9 +29,10 @@ def test_same_folds_as_scikit_learn(seed: int) -> None:
         assert _folds(ours, y, groups) == _folds(theirs, y, groups)
 
 
-def test_more_than_two_classes_use_scikit_learns_code() -> None:
+@pytest.mark.parametrize("n_classes", [1, 3, 5])
+def test_other_than_two_classes_use_scikit_learns_code(n_classes: int) -> None:
     rng = np.random.default_rng(3)
-    y, groups = rng.integers(0, 4, 900), rng.integers(0, 300, 900)
+    y, groups = rng.integers(0, n_classes, 900), rng.integers(0, 300, 900)
     a = StratifiedGroupKFold(n_splits=3, shuffle=True, random_state=5)
     b = SklearnSGKF(n_splits=3, shuffle=True, random_state=5)
     assert _folds(a, y, groups) == _folds(b, y, groups)

@@ -8,8 +8,9 @@ with the same arithmetic, in the same order, so every comparison, tie (``np.iscl
 fold is what scikit-learn's code computes; counting and the test indices are vectorised.
 ``tests/test_group_folds.py`` checks the folds against scikit-learn's on many random inputs.
 
-Scope: two classes (the outcome's recovered / not recovered), where the order of numpy's additions
-is checked to be reproduced; with more classes scikit-learn's own code runs.
+Scope: exactly two classes (the outcome's recovered / not recovered), where the order of numpy's
+additions is checked to be reproduced; with one class or more than two scikit-learn's own code runs
+(with more, numpy's sums over the classes associate differently).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import column_or_1d
 
-MAX_CLASSES = 2  # binary targets only (see the module's docstring)
+N_CLASSES = 2  # exactly two classes (see the module's docstring)
 _RTOL, _ATOL = 1e-05, 1e-08  # np.isclose's defaults, as scikit-learn calls it
 
 
@@ -76,7 +77,7 @@ class StratifiedGroupKFold(_SklearnStratifiedGroupKFold):
                              "instead.")
         y = column_or_1d(y)
         _, y_inv, y_cnt = np.unique(y, return_inverse=True, return_counts=True)
-        if len(y_cnt) > MAX_CLASSES:
+        if len(y_cnt) != N_CLASSES:
             yield from super()._iter_test_indices(X, y, groups)
             return
         rng = check_random_state(self.random_state)
