@@ -32,6 +32,7 @@ from typing import Any
 
 from .config import PROJECT_ROOT, default_root
 from .io import sha256_file
+from .lean_imports import skops_io
 from .secrets import known_secrets
 
 _SECRET_KEY = re.compile(r"(key|secret|token|password|passwd|credential)", re.I)
@@ -231,12 +232,9 @@ def log_sklearn_model(model: Any, X_example: Any, registered_name: str | None = 
     import mlflow
     from mlflow.models import infer_signature
 
-    from .lean_imports import skops_io
-
     skops_io()  # before MLflow imports it (with PyTorch)
-    example = X_example[:5] if hasattr(X_example, "__getitem__") else X_example
-    if hasattr(X_example, "head"):
-        example = X_example.head(5)
+    example = (X_example.head(5) if hasattr(X_example, "head") else
+               X_example[:5] if hasattr(X_example, "__getitem__") else X_example)
     try:
         prediction = model.predict(example)
     except Exception:  # noqa: BLE001 - a signature without outputs is still a signature
@@ -327,10 +325,8 @@ def model_requirements() -> list[str]:
 
     out = []
     for dist in ("scikit-learn", "numpy", "scipy", "pandas", "skops", "lightgbm"):
-        try:
+        with contextlib.suppress(PackageNotFoundError):
             out.append(f"{dist}=={version(dist)}")
-        except PackageNotFoundError:
-            continue
     return out
 
 
@@ -342,8 +338,6 @@ _TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "lightgbm.", "scrm.", "buil
 
 def trusted_types(model: Any) -> list[str]:
     """The types of ``model`` that skops would refuse, restricted to the libraries we use."""
-    from .lean_imports import skops_io
-
     skio = skops_io()
     untrusted = skio.get_untrusted_types(data=skio.dumps(model))
     return sorted(t for t in untrusted if t.startswith(_TRUSTED_PREFIXES))
@@ -416,8 +410,6 @@ def load_model(model_uri: str, root: Path | str | None = None) -> Any:
     project's store (never the one ``MLFLOW_TRACKING_URI`` names), any other scheme (a path, http,
     s3 ...) is refused, and so is a model saved with pickle or cloudpickle.
     """
-    from .lean_imports import skops_io
-
     _check_uri(model_uri)
     skops_io()  # before MLflow imports it (with PyTorch)
     with _own_store(root) as mlflow:
@@ -436,8 +428,6 @@ def _check_uri(model_uri: str) -> None:
 
 def load_pyfunc(model_uri: str, root: Path | str | None = None) -> Any:
     """The model as an ``mlflow.pyfunc`` model (schema-checked ``predict``), from our store only."""
-    from .lean_imports import skops_io
-
     _check_uri(model_uri)
     skops_io()  # before MLflow imports it (with PyTorch)
     with _own_store(root) as mlflow:
