@@ -58,7 +58,7 @@ run: venv  ## set up and run the whole pipeline on the embedded real sample
 # everything in one process.
 TEST_WORKERS ?= 3
 PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
-test: venv  ## run the test suite (what CI runs; 11.3 min on 2 cores, 19.9 CPU-min: README "How long")
+test: venv  ## run the test suite (what CI runs; 10.1 min on 2 cores, 18.1 CPU-min: README "How long")
 	python -m pytest $(PYTEST_XDIST)
 
 test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (8 CPU-min: 7.3 min on 2 shared cores)
