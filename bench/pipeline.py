@@ -17,8 +17,8 @@ the time).
 its worker processes profile each call they run, ``scrm.parallel.Profiled``, and their profiles are
 added to the stage's) and adds "where the time goes": per stage the functions with the most
 cumulative time, and the share of the stage's profiled time spent inside model-fitting libraries
-(scikit-learn, statsmodels, UMAP, HDBSCAN, lifelines, MLflow): time that only a different method,
-not faster code, removes. A stage with workers has more profiled seconds than wall seconds: the
+(scikit-learn, statsmodels, UMAP, HDBSCAN, lifelines; MLflow apart): fitting time that only a
+different method, not faster code, removes. A stage with workers has more profiled seconds than wall seconds: the
 processes' profiles add up.
 """
 
@@ -41,7 +41,7 @@ import yaml
 
 PROJECT = Path(__file__).resolve().parents[1]
 TARGETS = {"total_wall_s": 5 * 60, "peak_rss_gib": 4.0}
-# entry into these packages counts as model fitting (cumulative time of calls from outside them)
+# the model libraries: their own time and their helpers' counts as inside them (self_time_by_library)
 MODEL_LIBS = ("sklearn", "statsmodels", "umap", "hdbscan", "lifelines", "mlflow")
 TOP_FUNCTIONS = 12
 RESULTS_FILE = "bench-results.json"  # the run's measurements, for --report-only
@@ -153,6 +153,11 @@ def _lib(file: str) -> str | None:
     return next((lib for lib in MODEL_LIBS if lib in parts), None)
 
 
+def _is_wait(func: tuple[str, int, str]) -> bool:
+    """A lock wait: in a stage with workers, its own process waiting for them."""
+    return func[0] == "~" and "acquire" in func[2] and "_thread.lock" in func[2]
+
+
 def worker_profiles(profile: Path) -> Path:
     """Where the stage's worker processes leave their profiles (``<stage>.workers/``)."""
     return profile.with_suffix(".workers")
@@ -205,16 +210,15 @@ def self_time_by_library(raw: dict, classify: Any = None) -> dict[str, float]:
 
 
 def profile_summary(path: Path) -> dict:
-    """Top functions by cumulative time, and the time inside each model library: cumulative time
-    of the calls into it from code outside every model library (nested entries not counted
-    twice). The stage's own process and its workers' profiles together."""
+    """Top functions by cumulative and by own time, and the time inside each model library
+    (:func:`self_time_by_library`, all of it and model fitting only). The stage's own process and
+    its workers' profiles together."""
     workers = sorted(worker_profiles(path).glob("*.prof"))
     # the stage's process waiting for its workers is wall time the workers' profiles hold already
     waiting = 0.0
     if workers:
         own = pstats.Stats(str(path)).stats
-        waiting = sum(v[2] for f, v in own.items() if f[0] == "~" and "acquire" in f[2]
-                      and "_thread.lock" in f[2])
+        waiting = sum(v[2] for f, v in own.items() if _is_wait(f))
     st = pstats.Stats(str(path), *map(str, workers))
     raw = st.stats  # func -> (cc, nc, tt, ct, callers{func: (cc, nc, tt, ct)})
     total = max(st.total_tt - waiting, 1e-9)
@@ -228,7 +232,7 @@ def profile_summary(path: Path) -> dict:
             if not any(s in _short(f) for s in skip) and f[2] not in ("<module>", "main")]
     # the most own time: where the CPU actually goes (compiled kernels show up here by name)
     own = sorted(((v[2], v[3], func) for func, v in raw.items()
-                  if not (workers and func[0] == "~" and "acquire" in func[2])),
+                  if not (workers and _is_wait(func))),
                  key=lambda x: -x[0])
     own_rows = [(ct, tt, _short(f)) for tt, ct, f in own[:TOP_FUNCTIONS]]
     return {"total_s": total, "inside": inside, "top": rows[:TOP_FUNCTIONS], "own": own_rows,
@@ -382,7 +386,7 @@ def where_the_time_goes(results: list[dict]) -> list[str]:
         inside = sum(pr["inside"].values())
         libs = ", ".join(f"{k} {v / pr['total_s']:.0%}" for k, v in
                          sorted(pr["inside"].items(), key=lambda kv: -kv[1]) if v > 0)
-        lines.append(f"| {r['stage']} | {pr['total_s']:.1f} | {pr.get('worker_calls', 0)} | "
+        lines.append(f"| {r['stage']} | {pr['total_s']:.1f} | {pr['worker_calls']} | "
                      f"{inside / pr['total_s']:.0%} | {libs or '-'} |")
     lines += model_work_floor(profiled)
     for r in profiled:
@@ -390,10 +394,9 @@ def where_the_time_goes(results: list[dict]) -> list[str]:
         lines += ["", f"### {r['stage']}", "", "| cumulative s | own s | function |",
                   "|---:|---:|---|"]
         lines += [f"| {ct:.1f} | {tt:.1f} | `{name}` |" for ct, tt, name in pr["top"]]
-        if pr.get("own"):
-            lines += ["", "Most own time:", "", "| own s | cumulative s | function |",
-                      "|---:|---:|---|"]
-            lines += [f"| {tt:.1f} | {ct:.1f} | `{name}` |" for ct, tt, name in pr["own"]]
+        lines += ["", "Most own time:", "", "| own s | cumulative s | function |",
+                  "|---:|---:|---|"]
+        lines += [f"| {tt:.1f} | {ct:.1f} | `{name}` |" for ct, tt, name in pr["own"]]
     return lines
 
 
@@ -412,7 +415,7 @@ def model_work_floor(profiled: list[dict]) -> list[str]:
     for r in profiled:
         pr = r["profile"]
         share = sum(pr["inside"][lib] for lib in FIT_LIBS) / pr["total_s"]
-        fit_share = sum(pr.get("fitting", pr["inside"])[lib] for lib in FIT_LIBS) / pr["total_s"]
+        fit_share = sum(pr["fitting"][lib] for lib in FIT_LIBS) / pr["total_s"]
         total += share * r["cpu_s"]
         strict += fit_share * r["cpu_s"]
         rows.append(f"| {r['stage']} | {r['cpu_s']:.1f} | {share:.0%} | {share * r['cpu_s']:.1f} | "
