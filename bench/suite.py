@@ -49,7 +49,7 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None):  #
     if folder:
         worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
         rec = {"test": item.nodeid, "wall": time.perf_counter() - t0, "cpu": _cpu() - c0,
-               "worker": worker}
+               "worker": worker, "start": time.time() - (time.perf_counter() - t0)}
         with open(Path(folder) / f"{worker}.jsonl", "a", encoding="utf-8") as fh:
             fh.write(json.dumps(rec) + "\n")
 
@@ -59,6 +59,18 @@ def _table(rows: list[tuple[str, float, float]], head: str) -> list[str]:
     out = [f"| {head} | wall s | CPU s |", "|---|---:|---:|"]
     out += [f"| `{name}` | {wall:.1f} | {cpu:.1f} |" for name, wall, cpu in rows]
     return out
+
+
+def _machine_cpu() -> float | None:
+    """CPU seconds the whole machine has spent busy (Linux /proc/stat), or None elsewhere. It counts
+    what wait4 cannot: daemons a test starts and does not wait for (a local Ray's raylet, GCS and
+    workers), and anything else running on the machine."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,10 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "suite",
                *pytest_args]
         load0 = os.getloadavg()
-        t0 = time.perf_counter()
+        t0, m0 = time.perf_counter(), _machine_cpu()
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
         _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
+        wall, m1 = time.perf_counter() - t0, _machine_cpu()
         load1 = os.getloadavg()
         cpu = usage.ru_utime + usage.ru_stime
         records = [json.loads(line) for f in sorted(Path(tmp).glob("*.jsonl"))
@@ -104,6 +116,11 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"**pytest exit {rc}; {len(records)} tests; wall {wall / 60:.1f} min; CPU {cpu / 60:.1f} min "
         f"(user + system of pytest and everything it waited for; CPU/wall {cpu / wall:.2f}).**",
+        *([] if m0 is None or m1 is None else [
+            "",
+            f"The whole machine was busy {(m1 - m0) / 60:.1f} CPU-min meanwhile: the above plus what "
+            "pytest started and never waited for (a local Ray's daemons and workers) and anything "
+            "else that ran."]),
         "",
         *_table([(r["test"], r["wall"], r["cpu"]) for r in slow],
                 f"slowest {len(slow)} tests (setup to teardown)"),
