@@ -172,8 +172,10 @@ class Section:
         return replace(self, **changes)
 
 
-class _Yaml12Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false (any case) are booleans."""
+class _Yaml12Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """SafeLoader with YAML 1.2 booleans: only true/false (any case) are booleans. libyaml's parser
+    where PyYAML has it (the same documents, a tenth of the time: settings are read by every stage
+    and many tests), the pure-Python one elsewhere."""
 
 
 _Yaml12Loader.yaml_implicit_resolvers = {
