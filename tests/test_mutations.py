@@ -20,7 +20,8 @@ from mutation.breaks import BREAKS
 # run in the copy (about 2.4 CPU-min).
 SUITE = ("cloudpickle", "tfidf_fitted_on_test_rows", "git_commit_unknown", "sentiment_boundaries",
          "model_store_follows_environment", "report_text_unescaped", "yaml11_booleans",
-         "dvc_lock_makes_commit_dirty", "progress_with_carriage_return", "committed_run_stale")
+         "dvc_lock_makes_commit_dirty", "progress_with_carriage_return", "committed_run_stale",
+         "torch_cuda_build")
 
 
 @pytest.fixture(scope="module")

@@ -195,6 +195,10 @@ BREAKS: tuple[Break, ...] = (
           (Edit("Makefile", 'ALLOW_ROOT := $(shell [ "$$(id -u)" = 0 ] && echo --allow-root)',
                 "ALLOW_ROOT := --allow-root"),),
           (T + "test_daily_loop.py::test_make_lab_allows_root_only_as_root",)),
+    Break("torch_cuda_build",
+          "G21 the documented install is the CPU torch build, with no nvidia-* package",
+          (Edit("constraints-cpu.txt", "torch==2.13.0+cpu", "torch==2.13.0"),),
+          (T + "test_install.py",)),
     # ---- complaint detection and scrm classify (Guarantees rows of stage detect) ---------------
     Break("detector_trains_on_gold_ids",
           "the complaint detector never trains on a gold id",
