@@ -37,9 +37,10 @@ def skip_unless_ci(reason: str) -> None:
 # worker that needs it (``prepared_root`` and ``detect_root`` are cheap), except the shared sample run
 # (``pipeline_root``), which the first worker to need it builds under a file lock and every worker
 # then reads. Units are handed out in the order below, longest chains first: the file that builds the
-# shared run, then the edge-input pipelines, then every other file as collected, the files that only
-# read the shared run last (by then it is built). Without xdist nothing changes.
-FIRST = ("test_identical_outputs.py", "test_edge_pipeline.py")
+# shared run, the edge-input pipelines and the Ray engine (the longest wall time: started last, it
+# was the suite's tail), then every other file as collected, the files that only read the shared
+# run last (by then it is built). Without xdist nothing changes.
+FIRST = ("test_identical_outputs.py", "test_edge_pipeline.py", "test_ray_engine.py")
 LAST = ("test_pipeline.py", "test_daily_loop.py", "test_report.py", "test_browser.py",
         "test_notebooks.py")
 

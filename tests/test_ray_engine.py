@@ -121,41 +121,73 @@ def test_the_local_engine_never_imports_ray() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_a_cell_that_raises_is_recorded(complaints_root: Paths, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A whole cell failing (here: the local engine's cell function raising for one fold) records
+    that error for each of its models; the other cells and sections are scored."""
+    from scrm.complaints.benchmark import cells
+
+    real = cells.run_cell
+
+    def flaky(cell: cells.Cell, *args: Any) -> cells.CellResult:
+        if cell.key == "gold_cv/stratified/r0/f1":
+            raise MemoryError("worker ran out of memory")
+        return real(cell, *args)
+
+    monkeypatch.setattr(cells, "run_cell", flaky)
+    paths = _copy_root(complaints_root, tmp_path, {("benchmark", "protocols"): ["gold_cv"]})
+    lb, m = _benchmark(paths)
+    failed = lb.filter(pl.col("kind") == "failed")
+    assert set(failed["variant"]) == {"stratified"} and failed.height == 3
+    assert set(failed["error"]) == {"cell gold_cv/stratified/r0/f1 failed: MemoryError: worker "
+                                    "ran out of memory"}
+    brand = lb.filter(pl.col("variant") == "brand")
+    assert set(brand["kind"]) == {"rules", "label_model", "learned", "selected"}
+
+
 # --------------------------------------------------------------------------- same results, by bytes
-def test_benchmark_on_ray_equals_local(complaints_root: Paths, tmp_path: Path) -> None:
-    """Ray started by the stage itself (ray.num_cpus 2, no dashboard) and shut down after."""
-    import ray
-
-    local = _copy_root(complaints_root, tmp_path / "local", {("benchmark", "engine"): "local"})
-    on_ray = _copy_root(complaints_root, tmp_path / "ray", {("benchmark", "engine"): "ray"})
-    lb_local, m_local = _benchmark(local)
-    lb_ray, m_ray = _benchmark(on_ray)
-    assert not ray.is_initialized()
-    assert lb_local.height > 10 and lb_local.equals(lb_ray)
-    assert m_local == m_ray
-    assert (local.benchmark_md.read_text(encoding="utf-8").count("|")
-            == on_ray.benchmark_md.read_text(encoding="utf-8").count("|"))
-
-
 @pytest.fixture(scope="module")
 def local_ray() -> Any:
-    """One local Ray (2 CPUs, no dashboard) for the tests below; the engine uses it as it is.
-    Its workers can import this module (:class:`DiesOnce`)."""
+    """One local Ray for the tests below, started the way a stage starts its own: through
+    :func:`scrm.cluster.session` with ``ray.address: null`` (``num_cpus`` 2, no dashboard), which
+    shuts it down on leaving (checked after the last test). A stage finding it running uses it as
+    it is. Its workers can import this module (:class:`DiesOnce`). One start for the module: each
+    start costs ~18 CPU-s of daemons, and a running Ray keeps a fifth of a core busy."""
     import ray
 
+    from scrm import cluster
+
+    env = {k: os.environ.pop(k) for k in ("RAY_ADDRESS",) if k in os.environ}
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parent), before)
                                                if p)
+    settings = RaySettings(address=None, num_cpus=2, max_retries=1, include_dashboard=False,
+                           dashboard_host="127.0.0.1")
     try:
-        ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING",
-                 log_to_driver=False)
+        with cluster.session(settings, "benchmark.engine") as started:
+            assert started.cluster_resources()["CPU"] == 2
+            yield started
     finally:
         if before is None:
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = before
-    yield ray
-    ray.shutdown()
+        os.environ.update(env)
+    assert not ray.is_initialized(), "the session shuts down the Ray it started"
+
+
+def test_benchmark_on_ray_equals_local(complaints_root: Paths, tmp_path: Path,
+                                       local_ray: Any) -> None:
+    """Every protocol on both splits, three models (one with an inner grid search)."""
+    local = _copy_root(complaints_root, tmp_path / "local", {("benchmark", "engine"): "local"})
+    on_ray = _copy_root(complaints_root, tmp_path / "ray", {("benchmark", "engine"): "ray"})
+    lb_local, m_local = _benchmark(local)
+    lb_ray, m_ray = _benchmark(on_ray)
+    assert local_ray.is_initialized(), "a running Ray is used as it is, not shut down"
+    assert lb_local.height > 10 and lb_local.equals(lb_ray)
+    assert m_local == m_ray
+    assert (local.benchmark_md.read_text(encoding="utf-8").count("|")
+            == on_ray.benchmark_md.read_text(encoding="utf-8").count("|"))
 
 
 class DiesOnce(DummyClassifier):
@@ -221,30 +253,6 @@ def test_failing_model_is_recorded_not_fatal(complaints_root: Paths, tmp_path: P
     sections = json.loads(m)["sections"]
     assert "InvalidParameterError" in sections["weak_on_weak/stratified"]["failed_models"]["broken"]
     assert out["ray"][0].equals(lb) and out["ray"][1] == m
-
-
-def test_a_cell_that_raises_is_recorded(complaints_root: Paths, tmp_path: Path,
-                                        monkeypatch: pytest.MonkeyPatch) -> None:
-    """A whole cell failing (here: the local engine's cell function raising for one fold) records
-    that error for each of its models; the other cells and sections are scored."""
-    from scrm.complaints.benchmark import cells
-
-    real = cells.run_cell
-
-    def flaky(cell: cells.Cell, *args: Any) -> cells.CellResult:
-        if cell.key == "gold_cv/stratified/r0/f1":
-            raise MemoryError("worker ran out of memory")
-        return real(cell, *args)
-
-    monkeypatch.setattr(cells, "run_cell", flaky)
-    paths = _copy_root(complaints_root, tmp_path, {("benchmark", "protocols"): ["gold_cv"]})
-    lb, m = _benchmark(paths)
-    failed = lb.filter(pl.col("kind") == "failed")
-    assert set(failed["variant"]) == {"stratified"} and failed.height == 3
-    assert set(failed["error"]) == {"cell gold_cv/stratified/r0/f1 failed: MemoryError: worker "
-                                    "ran out of memory"}
-    brand = lb.filter(pl.col("variant") == "brand")
-    assert set(brand["kind"]) == {"rules", "label_model", "learned", "selected"}
 
 
 def test_embedding_cache_on_ray_equals_local(complaints_root: Paths, tmp_path: Path,
