@@ -58,11 +58,15 @@ run: venv  ## set up and run the whole pipeline on the embedded real sample
 # everything in one process.
 TEST_WORKERS ?= 3
 PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
+# Bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set (both ignored by git and by
+# DVC's hashing, .dvcignore): without them each worker rewrites and compiles every test module again
+# (pytest's assertion rewriting: ~11 of the 18 CPU-s that collecting the suite costs a worker).
+PYTEST = env -u PYTHONDONTWRITEBYTECODE python -m pytest
 test: venv  ## run the test suite (what CI runs; 10.1 min on 2 cores, 18.1 CPU-min: README "How long")
-	python -m pytest $(PYTEST_XDIST)
+	$(PYTEST) $(PYTEST_XDIST)
 
 test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (8 CPU-min: 7.3 min on 2 shared cores)
-	python -m pytest $(PYTEST_XDIST) -m "not slow"
+	$(PYTEST) $(PYTEST_XDIST) -m "not slow"
 
 UI_PORT ?= 5000
 # one worker and no job runner (its ~8 background consumers only serve MLflow's GenAI jobs): on 2
