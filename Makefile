@@ -62,10 +62,10 @@ PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadg
 # DVC's hashing, .dvcignore): without them each worker rewrites and compiles every test module again
 # (pytest's assertion rewriting: ~11 of the 18 CPU-s that collecting the suite costs a worker).
 PYTEST = env -u PYTHONDONTWRITEBYTECODE python -m pytest
-test: venv  ## run the test suite (what CI runs; 10.1 min on 2 cores, 18.1 CPU-min: README "How long")
+test: venv  ## run the test suite (what CI runs; 7.0 min on 2 cores, 12.1 CPU-min; 10.3-10.7 min when the machine is slow: README "How long")
 	$(PYTEST) $(PYTEST_XDIST)
 
-test-fast: venv  ## tests without the slow end-to-end pipeline, browser and install tests (8 CPU-min: 7.3 min on 2 shared cores)
+test-fast: venv  ## tests without the slow end-to-end pipeline and browser tests (8 CPU-min: 7.3 min on 2 shared cores)
 	$(PYTEST) $(PYTEST_XDIST) -m "not slow"
 
 UI_PORT ?= 5000
