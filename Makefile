@@ -59,8 +59,9 @@ run: venv  ## set up and run the whole pipeline on the embedded real sample
 TEST_WORKERS ?= 3
 PYTEST_XDIST = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder)
 # Bytecode caches are written even where PYTHONDONTWRITEBYTECODE is set (both ignored by git and by
-# DVC's hashing, .dvcignore): without them each worker rewrites and compiles every test module again
-# (pytest's assertion rewriting: ~11 of the 18 CPU-s that collecting the suite costs a worker).
+# DVC's hashing, .dvcignore): with them a pytest process collects the suite in ~6.5 CPU-s instead of
+# ~18 (pytest's assertion rewriting, compiling), which a rerun saves; in one run from a clean clone
+# the difference is within the run-to-run noise (bench/results/suite-runs.md, runs 5 and 6).
 PYTEST = env -u PYTHONDONTWRITEBYTECODE python -m pytest
 test: venv  ## run the test suite (what CI runs; 7.0 min on 2 cores, 12.1 CPU-min; 10.3-10.7 min when the machine is slow: README "How long")
 	$(PYTEST) $(PYTEST_XDIST)

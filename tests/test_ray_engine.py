@@ -157,7 +157,7 @@ def local_ray() -> Any:
 
     from scrm import cluster
 
-    env = {k: os.environ.pop(k) for k in ("RAY_ADDRESS",) if k in os.environ}
+    address = os.environ.pop("RAY_ADDRESS", None)  # a cluster named there would be joined
     before = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parent), before)
                                                if p)
@@ -172,7 +172,8 @@ def local_ray() -> Any:
             del os.environ["PYTHONPATH"]
         else:
             os.environ["PYTHONPATH"] = before
-        os.environ.update(env)
+        if address is not None:
+            os.environ["RAY_ADDRESS"] = address
     assert not ray.is_initialized(), "the session shuts down the Ray it started"
 
 
