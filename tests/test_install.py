@@ -13,6 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name as _norm
 
 from scrm.config import PROJECT_ROOT
 
@@ -41,10 +42,6 @@ def test_constraints_pin_the_cpu_build_of_the_locked_torch():
             f"{TORCH_CPU_INDEX}") in " ".join(readme.split())
 
 
-def _norm(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name.lower())
-
-
 def unmet_requirements(pins: dict[str, str],
                        requires: dict[str, list[str]]) -> list[str]:
     """Each requirement of a pinned package (``requires``: its Requires-Dist lines) that no pin
@@ -62,13 +59,14 @@ def unmet_requirements(pins: dict[str, str],
             if req.marker is not None and not any(req.marker.evaluate({"extra": e})
                                                   for e in extras[name]):
                 continue
-            dep, have = _norm(req.name), pins.get(_norm(req.name))
+            dep = _norm(req.name)
+            have = pins.get(dep)
             if have is None or not req.specifier.contains(have, prereleases=True):
                 text = (f"{name} requires {str(req)!r}; the lock has {req.name}=={have}" if have
                         else f"{name} requires {str(req)!r}, which is not in the lock")
                 if text not in out:
                     out.append(text)
-            elif not req.extras <= extras.get(dep, set()) and dep in extras:
+            elif dep in extras and not req.extras <= extras[dep]:
                 extras[dep] |= req.extras
                 todo.append(dep)
     return out
@@ -83,8 +81,7 @@ def test_the_environment_is_the_lock_with_the_cpu_torch_build():
     lock = _pins(PROJECT_ROOT / "requirements.lock.txt")
     wanted = {**lock, **_pins(PROJECT_ROOT / "constraints-cpu.txt")}
     installed = {_norm(d.metadata["Name"]): d.version for d in metadata.distributions()}
-    wrong = {n: (v, installed.get(_norm(n))) for n, v in wanted.items()
-             if installed.get(_norm(n)) != v}
+    wrong = {n: (v, have) for n, v in wanted.items() if (have := installed.get(_norm(n))) != v}
     assert not wrong, f"not the lock's environment (pin, installed): {wrong}; run `make venv`"
     assert installed["torch"].endswith("+cpu")
     assert not [n for n in installed if NVIDIA.match(n)], "an nvidia package is installed"
